@@ -1,0 +1,553 @@
+"""The catalog: every SQL statement of ds lives here, over SQLite in WAL mode.
+
+Datasets, snapshots and their range lists, tags with history, the head's staged changes,
+the import cache, and the tables later views need (tokens, grants, tasks, analytics
+cache). Keeping SQL behind this one module is what lets PostgreSQL replace SQLite for
+many hosts later. A snapshot becomes visible only when its row commits, after its
+objects and ranges are durable on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreCorrupt
+from .manifest import RangeId, RangeRef
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE datasets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        rules TEXT NOT NULL DEFAULT '{}',
+        root_mode INTEGER NOT NULL DEFAULT 493,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        base TEXT
+    );
+    CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        dataset_id TEXT NOT NULL,
+        parent TEXT,
+        created_at TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL DEFAULT '',
+        sources TEXT NOT NULL DEFAULT '[]',
+        file_count INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL
+    );
+    CREATE INDEX snapshots_by_dataset ON snapshots (dataset_id, created_at);
+    CREATE TABLE snapshot_ranges (
+        snapshot_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        range_id TEXT NOT NULL,
+        first_dir TEXT NOT NULL,
+        first_name TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (snapshot_id, seq)
+    );
+    CREATE TABLE tags (
+        dataset_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        PRIMARY KEY (dataset_id, name)
+    );
+    CREATE TABLE tag_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        dataset_id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        by TEXT NOT NULL
+    );
+    CREATE TABLE staged (
+        dataset_id TEXT NOT NULL,
+        dir TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        object TEXT,
+        size INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        meta TEXT NOT NULL DEFAULT '',
+        deleted INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (dataset_id, dir, name)
+    );
+    CREATE TABLE import_cache (
+        dataset_id TEXT NOT NULL,
+        src TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        object TEXT NOT NULL,
+        PRIMARY KEY (dataset_id, src)
+    );
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO counters VALUES ('staged_seq', 0);
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        admin INTEGER NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE grants (
+        dataset_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        permission TEXT NOT NULL,
+        PRIMARY KEY (dataset_id, principal)
+    );
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        dataset_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        status TEXT NOT NULL,
+        progress TEXT NOT NULL DEFAULT '{}',
+        errors TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE TABLE analytics_cache (
+        object TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        params TEXT NOT NULL DEFAULT '',
+        result TEXT NOT NULL,
+        PRIMARY KEY (object, kind, params)
+    );
+    """,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRow:
+    id: str
+    name: str
+    description: str
+    metadata: dict[str, Any]
+    rules: dict[str, Any]
+    root_mode: int
+    created_at: str
+    updated_at: str
+    base: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    id: str
+    dataset_id: str
+    parent: str | None
+    created_at: str
+    message: str
+    author: str
+    sources: list[dict[str, str]]
+    file_count: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class TagEvent:
+    snapshot: str
+    at: str
+    by: str
+
+
+class Catalog:
+    """One SQLite connection per thread; writers serialize with BEGIN IMMEDIATE."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def init(self) -> None:
+        self.migrate()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def migrate(self) -> None:
+        with self.write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreCorrupt(
+                    f"catalog schema {version} is newer than this ds ({SCHEMA_VERSION})"
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={step}")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front, so concurrent writers queue, never deadlock."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent view across several SELECTs."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    # datasets ---------------------------------------------------------------
+
+    def insert_dataset(self, db: sqlite3.Connection, row: DatasetRow) -> None:
+        db.execute(
+            "INSERT INTO datasets (id, name, description, metadata, rules, root_mode,"
+            " created_at, updated_at, base) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                row.id,
+                row.name,
+                row.description,
+                json.dumps(row.metadata),
+                json.dumps(row.rules),
+                row.root_mode,
+                row.created_at,
+                row.updated_at,
+                row.base,
+            ),
+        )
+
+    def dataset(self, name: str, db: sqlite3.Connection | None = None) -> DatasetRow | None:
+        row = (db or self.db).execute("SELECT * FROM datasets WHERE name=?", (name,)).fetchone()
+        return _dataset(row) if row else None
+
+    def datasets(self) -> list[DatasetRow]:
+        return [_dataset(r) for r in self.db.execute("SELECT * FROM datasets ORDER BY name")]
+
+    def update_dataset(self, db: sqlite3.Connection, dataset_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k}=?" for k in fields)
+        values = [json.dumps(v) if isinstance(v, dict) else v for v in fields.values()]
+        db.execute(f"UPDATE datasets SET {sets} WHERE id=?", (*values, dataset_id))
+
+    def delete_dataset(self, db: sqlite3.Connection, dataset_id: str) -> None:
+        snaps = "SELECT id FROM snapshots WHERE dataset_id=?"
+        db.execute(f"DELETE FROM snapshot_ranges WHERE snapshot_id IN ({snaps})", (dataset_id,))
+        for table in ("snapshots", "tags", "tag_history", "staged", "import_cache", "grants"):
+            db.execute(f"DELETE FROM {table} WHERE dataset_id=?", (dataset_id,))
+        db.execute("DELETE FROM datasets WHERE id=?", (dataset_id,))
+
+    # snapshots --------------------------------------------------------------
+
+    def insert_snapshot(
+        self, db: sqlite3.Connection, row: SnapshotRow, ranges: Sequence[RangeRef]
+    ) -> None:
+        db.execute(
+            "INSERT INTO snapshots (id, dataset_id, parent, created_at, message, author,"
+            " sources, file_count, size_bytes) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                row.id,
+                row.dataset_id,
+                row.parent,
+                row.created_at,
+                row.message,
+                row.author,
+                json.dumps(row.sources),
+                row.file_count,
+                row.size_bytes,
+            ),
+        )
+        db.executemany(
+            "INSERT INTO snapshot_ranges VALUES (?,?,?,?,?,?,?,?)",
+            [
+                (row.id, i, r.id, r.first[0], r.first[1], r.count, r.files, r.bytes)
+                for i, r in enumerate(ranges)
+            ],
+        )
+
+    def snapshot(self, snapshot_id: str) -> SnapshotRow | None:
+        row = self.db.execute("SELECT * FROM snapshots WHERE id=?", (snapshot_id,)).fetchone()
+        return _snapshot(row) if row else None
+
+    def snapshots(self, dataset_id: str) -> list[SnapshotRow]:
+        rows = self.db.execute(
+            "SELECT * FROM snapshots WHERE dataset_id=? ORDER BY created_at DESC, rowid DESC",
+            (dataset_id,),
+        )
+        return [_snapshot(r) for r in rows]
+
+    def snapshots_by_prefix(self, dataset_id: str, prefix: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT id FROM snapshots WHERE dataset_id=? AND id >= ? AND id < ? LIMIT 2",
+            (dataset_id, prefix, prefix + "g"),
+        )
+        return [r[0] for r in rows]
+
+    def snapshot_at(self, dataset_id: str, at: str) -> str | None:
+        row = self.db.execute(
+            "SELECT id FROM snapshots WHERE dataset_id=? AND created_at <= ?"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (dataset_id, at),
+        ).fetchone()
+        return row[0] if row else None
+
+    def ranges(self, snapshot_id: str) -> list[RangeRef]:
+        rows = self.db.execute(
+            "SELECT range_id, first_dir, first_name, count, files, bytes FROM snapshot_ranges"
+            " WHERE snapshot_id=? ORDER BY seq",
+            (snapshot_id,),
+        )
+        return [RangeRef(RangeId(r[0]), (r[1], r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def all_range_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT DISTINCT range_id FROM snapshot_ranges")}
+
+    def range_users(self, range_id: str) -> list[tuple[str, str]]:
+        """(dataset name, snapshot id) pairs that list a range, for fsck's report."""
+        rows = self.db.execute(
+            "SELECT d.name, s.id FROM snapshot_ranges r JOIN snapshots s ON s.id=r.snapshot_id"
+            " JOIN datasets d ON d.id=s.dataset_id WHERE r.range_id=?",
+            (range_id,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def all_snapshots(self) -> list[tuple[str, SnapshotRow]]:
+        rows = self.db.execute(
+            "SELECT d.name AS dataset_name, s.* FROM snapshots s JOIN datasets d"
+            " ON d.id=s.dataset_id ORDER BY d.name, s.created_at"
+        )
+        return [(r["dataset_name"], _snapshot(r)) for r in rows]
+
+    # tags -------------------------------------------------------------------
+
+    def tags(self, dataset_id: str) -> dict[str, str]:
+        rows = self.db.execute(
+            "SELECT name, snapshot_id FROM tags WHERE dataset_id=? ORDER BY name", (dataset_id,)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def tag(self, dataset_id: str, tag: str) -> str | None:
+        row = self.db.execute(
+            "SELECT snapshot_id FROM tags WHERE dataset_id=? AND name=?", (dataset_id, tag)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_tag(
+        self,
+        db: sqlite3.Connection,
+        dataset_id: str,
+        tag: str,
+        snapshot_id: str,
+        expected: str | None,
+        at: str,
+        by: str,
+    ) -> bool:
+        """Compare-and-set: create when ``expected`` is None, else move only from it."""
+        if expected is None:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO tags VALUES (?,?,?)", (dataset_id, tag, snapshot_id)
+            )
+        else:
+            cur = db.execute(
+                "UPDATE tags SET snapshot_id=? WHERE dataset_id=? AND name=? AND snapshot_id=?",
+                (snapshot_id, dataset_id, tag, expected),
+            )
+        if cur.rowcount != 1:
+            return False
+        db.execute(
+            "INSERT INTO tag_history (dataset_id, tag, snapshot_id, at, by) VALUES (?,?,?,?,?)",
+            (dataset_id, tag, snapshot_id, at, by),
+        )
+        return True
+
+    def delete_tag(self, db: sqlite3.Connection, dataset_id: str, tag: str) -> bool:
+        cur = db.execute("DELETE FROM tags WHERE dataset_id=? AND name=?", (dataset_id, tag))
+        db.execute("DELETE FROM tag_history WHERE dataset_id=? AND tag=?", (dataset_id, tag))
+        return cur.rowcount == 1
+
+    def tag_history(self, dataset_id: str, tag: str) -> list[TagEvent]:
+        rows = self.db.execute(
+            "SELECT snapshot_id, at, by FROM tag_history WHERE dataset_id=? AND tag=? ORDER BY id",
+            (dataset_id, tag),
+        )
+        return [TagEvent(r[0], r[1], r[2]) for r in rows]
+
+    def tags_of(self, snapshot_id: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT name FROM tags WHERE snapshot_id=? ORDER BY name", (snapshot_id,)
+        )
+        return [r[0] for r in rows]
+
+    # staged changes of the head ----------------------------------------------
+
+    def stage(self, db: sqlite3.Connection, dataset_id: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert staged rows; each gets a fresh sequence number for snapshot capture."""
+        seq = db.execute(
+            "UPDATE counters SET value=value+? WHERE name='staged_seq' RETURNING value",
+            (len(rows),),
+        ).fetchone()[0] - len(rows)
+        db.executemany(
+            "INSERT OR REPLACE INTO staged VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    dataset_id,
+                    r["dir"],
+                    r["name"],
+                    r["kind"],
+                    r["object"],
+                    r["size"],
+                    r["mode"],
+                    r["mtime_ns"],
+                    r["meta"] or "",
+                    int(r["deleted"]),
+                    seq + i + 1,
+                )
+                for i, r in enumerate(rows)
+            ],
+        )
+
+    def staged(self, dataset_id: str, db: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
+        rows = (db or self.db).execute(
+            "SELECT dir, name, kind, object, size, mode, mtime_ns, meta, deleted, seq"
+            " FROM staged WHERE dataset_id=? ORDER BY dir, name",
+            (dataset_id,),
+        )
+        return [_staged(r) for r in rows]
+
+    def staged_entry(self, dataset_id: str, d: str, n: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT dir, name, kind, object, size, mode, mtime_ns, meta, deleted, seq"
+            " FROM staged WHERE dataset_id=? AND dir=? AND name=?",
+            (dataset_id, d, n),
+        ).fetchone()
+        return _staged(row) if row else None
+
+    def staged_dir(self, dataset_id: str, d: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT dir, name, kind, object, size, mode, mtime_ns, meta, deleted, seq"
+            " FROM staged WHERE dataset_id=? AND dir=?",
+            (dataset_id, d),
+        )
+        return [_staged(r) for r in rows]
+
+    def staged_tree(self, dataset_id: str, prefix: str) -> list[dict[str, Any]]:
+        if not prefix:
+            return self.staged(dataset_id)
+        rows = self.db.execute(
+            "SELECT dir, name, kind, object, size, mode, mtime_ns, meta, deleted, seq"
+            " FROM staged WHERE dataset_id=? AND (dir=? OR substr(dir, 1, ?)=?)",
+            (dataset_id, prefix, len(prefix) + 1, prefix + "/"),
+        )
+        return [_staged(r) for r in rows]
+
+    def has_staged(self, dataset_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM staged WHERE dataset_id=? LIMIT 1", (dataset_id,))
+        return row.fetchone() is not None
+
+    def clear_staged(self, db: sqlite3.Connection, dataset_id: str, upto_seq: int) -> None:
+        """Drop what a snapshot captured; rows staged after the capture stay staged."""
+        db.execute("DELETE FROM staged WHERE dataset_id=? AND seq<=?", (dataset_id, upto_seq))
+
+    def staged_objects(self) -> set[str]:
+        rows = self.db.execute("SELECT DISTINCT object FROM staged WHERE object IS NOT NULL")
+        return {r[0] for r in rows}
+
+    def staged_object_paths(self, objects: set[str]) -> list[tuple[str, str, str]]:
+        """(dataset name, path, object) of staged rows holding any of ``objects``."""
+        rows = self.db.execute(
+            "SELECT d.name, s.dir, s.name, s.object FROM staged s JOIN datasets d"
+            " ON d.id=s.dataset_id WHERE s.object IS NOT NULL AND s.deleted=0"
+        )
+        return [
+            (r[0], f"{r[1]}/{r[2]}" if r[1] else r[2], r[3]) for r in rows if r[3] in objects
+        ]
+
+    # import cache ------------------------------------------------------------
+
+    def import_cache(self, dataset_id: str) -> dict[str, tuple[int, int, int, str]]:
+        rows = self.db.execute(
+            "SELECT src, size, mtime_ns, inode, object FROM import_cache WHERE dataset_id=?",
+            (dataset_id,),
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def remember_imports(
+        self, db: sqlite3.Connection, dataset_id: str, rows: Sequence[tuple[str, int, int, int, str]]
+    ) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO import_cache VALUES (?,?,?,?,?,?)",
+            [(dataset_id, *r) for r in rows],
+        )
+
+
+def _dataset(r: sqlite3.Row) -> DatasetRow:
+    return DatasetRow(
+        id=r["id"],
+        name=r["name"],
+        description=r["description"],
+        metadata=json.loads(r["metadata"]),
+        rules=json.loads(r["rules"]),
+        root_mode=r["root_mode"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        base=r["base"],
+    )
+
+
+def _snapshot(r: sqlite3.Row) -> SnapshotRow:
+    return SnapshotRow(
+        id=r["id"],
+        dataset_id=r["dataset_id"],
+        parent=r["parent"],
+        created_at=r["created_at"],
+        message=r["message"],
+        author=r["author"],
+        sources=json.loads(r["sources"]),
+        file_count=r["file_count"],
+        size_bytes=r["size_bytes"],
+    )
+
+
+def _staged(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "dir": r[0],
+        "name": r[1],
+        "kind": r[2],
+        "object": r[3],
+        "size": r[4],
+        "mode": r[5],
+        "mtime_ns": r[6],
+        "meta": r[7],
+        "deleted": bool(r[8]),
+        "seq": r[9],
+    }

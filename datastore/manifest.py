@@ -1,0 +1,415 @@
+"""Snapshot manifests as sorted, content-addressed Parquet ranges.
+
+Entries are sorted by (dir, name), so one directory's children sit together: listing a
+directory or looking up a path reads only the one or two ranges that cover it, found by
+bisecting the range list the catalog keeps. A new snapshot rewrites only the ranges its
+changes fall in; every other range id is carried over, which is also what lets a diff
+skip everything two versions share.
+
+A range's id is the xxh3-128 of its canonical bytes (format header, then every field of
+every row, NUL-separated), not of the Parquet file, so the same entries get the same id
+on every machine and with every Parquet writer.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NewType
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .errors import StoreCorrupt
+from .objects import HasherFactory, ObjectId, default_hasher, fsync_dir, object_relpath, syncfs
+
+RangeId = NewType("RangeId", str)
+
+FORMAT_HEADER = b"ds-manifest-range/1\n"
+TARGET_ROWS = 1024
+MAX_ROWS = 2 * TARGET_ROWS
+KIND_FILE = "file"
+KIND_DIR = "dir"
+
+SCHEMA = pa.schema(
+    [
+        ("dir", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("object", pa.string()),
+        ("size", pa.int64()),
+        ("mode", pa.int32()),
+        ("mtime_ns", pa.int64()),
+        ("meta", pa.string()),
+    ]
+)
+CHANGE_SCHEMA = SCHEMA.append(pa.field("deleted", pa.bool_()))
+Key = tuple[str, str]
+
+
+def split_path(path: str) -> Key:
+    d, _, n = path.rpartition("/")
+    return d, n
+
+
+def join_path(d: str, n: str) -> str:
+    return f"{d}/{n}" if d else n
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One row of a manifest: a file (with its object) or an explicit directory."""
+
+    path: str
+    kind: str
+    object: ObjectId | None
+    size: int
+    mode: int
+    mtime_ns: int
+    meta: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind == KIND_DIR
+
+    @property
+    def key(self) -> Key:
+        return split_path(self.path)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """description, category and user metadata, kept as one JSON text per entry."""
+        return json.loads(self.meta) if self.meta else {}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Entry:
+        return cls(
+            path=join_path(row["dir"], row["name"]),
+            kind=row["kind"],
+            object=row["object"],
+            size=row["size"],
+            mode=row["mode"],
+            mtime_ns=row["mtime_ns"],
+            meta=row["meta"] or "",
+        )
+
+    def row(self) -> dict[str, Any]:
+        d, n = self.key
+        return {
+            "dir": d,
+            "name": n,
+            "kind": self.kind,
+            "object": self.object,
+            "size": self.size,
+            "mode": self.mode,
+            "mtime_ns": self.mtime_ns,
+            "meta": self.meta,
+        }
+
+
+def encode_meta(info: dict[str, Any]) -> str:
+    """Canonical JSON for per-file info; empty values are dropped so ids stay stable."""
+    kept = {k: v for k, v in info.items() if v not in (None, "", {})}
+    return json.dumps(kept, sort_keys=True, separators=(",", ":")) if kept else ""
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRef:
+    """A range as a snapshot lists it: id, first key, rows, and the files and bytes in it.
+
+    Carrying file and byte counts per range lets a snapshot's totals be summed from its
+    range list, without reading the ranges its changes did not touch.
+    """
+
+    id: RangeId
+    first: Key
+    count: int
+    files: int
+    bytes: int
+
+
+@dataclass(slots=True)
+class PendingRange:
+    """A range computed but not (yet) written: the head's view, or a snapshot in progress."""
+
+    table: pa.Table
+    first: Key = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.first = (self.table["dir"][0].as_py(), self.table["name"][0].as_py())
+
+    @property
+    def count(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def files(self) -> int:
+        return file_totals(self.table)[0]
+
+    @property
+    def bytes(self) -> int:
+        return file_totals(self.table)[1]
+
+
+def file_totals(table: pa.Table) -> tuple[int, int]:
+    files = table.filter(pc.equal(table["kind"], KIND_FILE))
+    return files.num_rows, int(pc.sum(files["size"]).as_py() or 0)
+
+
+AnyRange = RangeRef | PendingRange
+
+
+def entries_table(entries: Iterable[Entry]) -> pa.Table:
+    return pa.Table.from_pylist([e.row() for e in entries], schema=SCHEMA)
+
+
+def changes_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Staged rows (with a ``deleted`` flag) as a sorted Arrow table."""
+    table = pa.Table.from_pylist(list(rows), schema=CHANGE_SCHEMA)
+    return sort_table(table)
+
+
+def sort_table(table: pa.Table) -> pa.Table:
+    return table.sort_by([("dir", "ascending"), ("name", "ascending")])
+
+
+def table_entries(table: pa.Table) -> list[Entry]:
+    return [Entry.from_row(r) for r in table.to_pylist()]
+
+
+def canonical_id(table: pa.Table, hasher: HasherFactory = default_hasher) -> RangeId:
+    cols = [
+        table["dir"],
+        table["name"],
+        table["kind"],
+        pc.fill_null(table["object"], ""),
+        pc.cast(table["size"], pa.string()),
+        pc.cast(table["mode"], pa.string()),
+        pc.cast(table["mtime_ns"], pa.string()),
+        pc.fill_null(table["meta"], ""),
+        pa.chunked_array([pa.array([""] * table.num_rows, pa.string())]),
+    ]
+    joined = pc.binary_join_element_wise(*cols, "\x00").combine_chunks()
+    h = hasher()
+    h.update(FORMAT_HEADER)
+    if len(joined):
+        bufs = joined.buffers()
+        offsets = pa.Array.from_buffers(
+            pa.int32(), len(joined) + 1, [None, bufs[1]], offset=joined.offset
+        )
+        start, end = offsets[0].as_py(), offsets[-1].as_py()
+        h.update(memoryview(bufs[2])[start:end])
+    return RangeId(h.hexdigest())
+
+
+class RangeCache:
+    """Immutable ranges, so a bounded LRU never needs invalidation."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, pa.Table] = OrderedDict()
+        self._index: dict[str, dict[Key, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, rid: str) -> pa.Table | None:
+        with self._lock:
+            table = self._items.get(rid)
+            if table is not None:
+                self._items.move_to_end(rid)
+            return table
+
+    def put(self, rid: str, table: pa.Table) -> None:
+        with self._lock:
+            self._items[rid] = table
+            self._items.move_to_end(rid)
+            while len(self._items) > self.capacity:
+                old, _ = self._items.popitem(last=False)
+                self._index.pop(old, None)
+
+    def index(self, rid: str, table: pa.Table) -> dict[Key, int]:
+        with self._lock:
+            idx = self._index.get(rid)
+        if idx is None:
+            idx = {k: i for i, k in enumerate(zip(table["dir"].to_pylist(), table["name"].to_pylist(), strict=True))}
+            with self._lock:
+                if rid in self._items:
+                    self._index[rid] = idx
+        return idx
+
+
+class ManifestStore:
+    """Reads and writes ranges under ``manifests/ab/cdef....parquet``."""
+
+    def __init__(self, root: Path, hasher: HasherFactory = default_hasher) -> None:
+        self.root = root
+        self.hasher = hasher
+        self.cache = RangeCache()
+
+    def init(self) -> None:
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def path(self, rid: str) -> Path:
+        return self.root / (object_relpath(rid) + ".parquet")
+
+    def exists(self, rid: str) -> bool:
+        return self.path(rid).exists()
+
+    def sync(self) -> None:
+        syncfs(self.root)
+
+    def iter_ids(self) -> Iterator[RangeId]:
+        for sub in sorted(self.root.iterdir()):
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for entry in os.scandir(sub):
+                if entry.name.endswith(".parquet") and len(entry.name) == 38:
+                    yield RangeId(sub.name + entry.name[:-8])
+
+    def write(self, table: pa.Table, *, durable: bool = True) -> RangeRef:
+        table = table.select(SCHEMA.names).cast(SCHEMA)
+        rid = canonical_id(table, self.hasher)
+        target = self.path(rid)
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            tmp = self.root / "tmp" / f"{rid}.{os.getpid()}.{threading.get_ident()}"
+            pq.write_table(table, tmp, compression="zstd", use_dictionary=["dir", "kind"])
+            if durable:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.chmod(tmp, 0o444)
+            os.rename(tmp, target)
+            if durable:
+                fsync_dir(target.parent)
+        else:
+            os.utime(target)
+        self.cache.put(rid, table)
+        first = (table["dir"][0].as_py(), table["name"][0].as_py())
+        return RangeRef(rid, first, table.num_rows, *file_totals(table))
+
+    def read(self, rng: AnyRange) -> pa.Table:
+        if isinstance(rng, PendingRange):
+            return rng.table
+        table = self.cache.get(rng.id)
+        if table is None:
+            try:
+                table = pq.read_table(self.path(rng.id), schema=SCHEMA)
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise StoreCorrupt(f"manifest range {rng.id} is missing or unreadable") from exc
+            self.cache.put(rng.id, table)
+        return table
+
+    def verify(self, rid: str) -> bool:
+        try:
+            table = pq.read_table(self.path(rid), schema=SCHEMA)
+        except (OSError, pa.ArrowInvalid):
+            return False
+        return canonical_id(table, self.hasher) == rid
+
+    def lookup(self, ranges: Sequence[AnyRange], path: str) -> Entry | None:
+        key = split_path(path)
+        i = bisect.bisect_right([r.first for r in ranges], key) - 1
+        if i < 0:
+            return None
+        rng = ranges[i]
+        table = self.read(rng)
+        if isinstance(rng, RangeRef):
+            row = self.cache.index(rng.id, table).get(key)
+        else:
+            mask = pc.and_(pc.equal(table["dir"], key[0]), pc.equal(table["name"], key[1]))
+            hits = table.filter(mask)
+            row = 0 if hits.num_rows else None
+            table = hits
+        if row is None:
+            return None
+        return Entry.from_row(table.slice(row, 1).to_pylist()[0])
+
+    def list_dir(self, ranges: Sequence[AnyRange], d: str) -> pa.Table:
+        """Direct children of directory ``d`` (``''`` is the root)."""
+        tables = []
+        for rng in self._covering(ranges, (d, ""), (d, "\U0010ffff")):
+            table = self.read(rng)
+            tables.append(table.filter(pc.equal(table["dir"], d)))
+        return concat(tables)
+
+    def list_tree(self, ranges: Sequence[AnyRange], prefix: str) -> pa.Table:
+        """Every entry at or below directory ``prefix``."""
+        if not prefix:
+            return concat([self.read(r) for r in ranges])
+        below = prefix + "/"
+        tables = []
+        for rng in self._covering(ranges, (prefix, ""), (prefix + "0", "")):
+            table = self.read(rng)
+            mask = pc.or_(pc.equal(table["dir"], prefix), pc.starts_with(table["dir"], below))
+            tables.append(table.filter(mask))
+        return concat(tables)
+
+    def _covering(self, ranges: Sequence[AnyRange], lo: Key, hi: Key) -> list[AnyRange]:
+        firsts = [r.first for r in ranges]
+        start = max(bisect.bisect_right(firsts, lo) - 1, 0)
+        end = bisect.bisect_right(firsts, hi)
+        return list(ranges[start:end])
+
+    def apply(self, ranges: Sequence[AnyRange], changes: pa.Table) -> list[AnyRange]:
+        """Overlay sorted changes (with ``deleted``) on ranges, rewriting only those touched."""
+        if changes.num_rows == 0:
+            return list(ranges)
+        keys = list(zip(changes["dir"].to_pylist(), changes["name"].to_pylist(), strict=True))
+        if not ranges:
+            return split_pending(upserts_only(changes))
+        firsts = [r.first for r in ranges]
+        buckets: dict[int, list[int]] = {}
+        for row, key in enumerate(keys):
+            buckets.setdefault(max(bisect.bisect_right(firsts, key) - 1, 0), []).append(row)
+        out: list[AnyRange] = []
+        for i, rng in enumerate(ranges):
+            rows = buckets.get(i)
+            if rows is None:
+                out.append(rng)
+                continue
+            out.extend(self._merge(rng, changes.take(rows)))
+        return out
+
+    def _merge(self, rng: AnyRange, changes: pa.Table) -> list[AnyRange]:
+        base = self.read(rng)
+        changed = pc.binary_join_element_wise(changes["dir"], changes["name"], "\x00")
+        base_keys = pc.binary_join_element_wise(base["dir"], base["name"], "\x00")
+        kept = base.filter(pc.invert(pc.is_in(base_keys, value_set=changed.combine_chunks())))
+        merged = sort_table(pa.concat_tables([kept, upserts_only(changes)]))
+        return split_pending(merged)
+
+    def write_all(self, ranges: Sequence[AnyRange], *, durable: bool = True) -> list[RangeRef]:
+        return [r if isinstance(r, RangeRef) else self.write(r.table, durable=durable) for r in ranges]
+
+    def iter_tables(self, ranges: Sequence[AnyRange]) -> Iterator[pa.Table]:
+        for rng in ranges:
+            yield self.read(rng)
+
+
+def upserts_only(changes: pa.Table) -> pa.Table:
+    return changes.filter(pc.invert(changes["deleted"])).select(SCHEMA.names)
+
+
+def split_pending(table: pa.Table) -> list[AnyRange]:
+    if table.num_rows == 0:
+        return []
+    if table.num_rows <= MAX_ROWS:
+        return [PendingRange(table)]
+    parts = -(-table.num_rows // TARGET_ROWS)
+    step = -(-table.num_rows // parts)
+    return [PendingRange(table.slice(i, step)) for i in range(0, table.num_rows, step)]
+
+
+def concat(tables: list[pa.Table]) -> pa.Table:
+    if not tables:
+        return SCHEMA.empty_table()
+    return pa.concat_tables(tables)

@@ -1,0 +1,131 @@
+"""Validation of everything a user names: datasets, tags, principals, paths and refs.
+
+Every interface funnels outside input through these functions before anything is
+written, so a bad name is refused the same way, with the same code, everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from .errors import InvalidName, InvalidPath, InvalidRequest
+
+DATASET_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+PRINCIPAL_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+SNAPSHOT_ID_RE = re.compile(r"[0-9a-f]{32}")
+ID_PREFIX_RE = re.compile(r"[0-9a-f]{8,32}")
+TIME_REF_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+RESERVED_TAGS = frozenset({"latest"})
+MAX_PATH_BYTES = 4096
+MAX_COMPONENT_BYTES = 255
+
+
+def dataset_name(name: str) -> str:
+    if not isinstance(name, str) or not DATASET_RE.fullmatch(name):
+        raise InvalidName(
+            f"invalid dataset name {name!r}: use 1-100 of a-z 0-9 . _ -, starting with a letter"
+            " or digit"
+        )
+    return name
+
+
+def tag_name(tag: str) -> str:
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
+        raise InvalidName(
+            f"invalid tag {tag!r}: use 1-100 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+        )
+    if tag in RESERVED_TAGS:
+        raise InvalidName(f"invalid tag {tag!r}: the name is reserved")
+    return tag
+
+
+def principal(user: str) -> str:
+    if not isinstance(user, str) or not PRINCIPAL_RE.fullmatch(user):
+        raise InvalidName(f"invalid user name {user!r}: use 1-64 of a-z 0-9 . _ -")
+    return user
+
+
+def file_path(path: str) -> str:
+    """A dataset-relative POSIX path; refuses rather than rewrites anything unsafe."""
+    if not isinstance(path, str) or path == "":
+        raise InvalidPath("invalid path: empty")
+    if "\x00" in path:
+        raise InvalidPath("invalid path: contains a NUL byte")
+    if path.startswith("/"):
+        raise InvalidPath(f"invalid path {path!r}: must be relative to the dataset root")
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidPath(f"invalid path {path!r}: not valid UTF-8") from exc
+    if len(encoded) > MAX_PATH_BYTES:
+        raise InvalidPath(f"invalid path: longer than {MAX_PATH_BYTES} bytes")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise InvalidPath(f"invalid path {path!r}: empty, '.' or '..' component")
+        if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
+            raise InvalidPath(f"invalid path: component longer than {MAX_COMPONENT_BYTES} bytes")
+    return path
+
+
+def dir_path(path: str) -> str:
+    """A directory inside a dataset; '' (or '/', '.') is the root."""
+    stripped = (path or "").strip("/")
+    if stripped in ("", "."):
+        return ""
+    return file_path(stripped)
+
+
+def split_ref(spec: str) -> tuple[str, str | None]:
+    """``name`` or ``name@ref`` -> (name, ref or None), both validated for shape."""
+    if not isinstance(spec, str):
+        raise InvalidName("dataset must be a string")
+    name, sep, ref = spec.partition("@")
+    dataset_name(name)
+    if not sep:
+        return name, None
+    return name, ref_text(ref)
+
+
+def split_ref_path(spec: str) -> tuple[str, str | None, str]:
+    """``name[@ref][/path]`` -> (name, ref, path), the form the CLI takes."""
+    head, _, path = spec.partition("/")
+    name, ref = split_ref(head)
+    return name, ref, dir_path(path) if path else ""
+
+
+def ref_text(ref: str) -> str:
+    if not ref:
+        raise InvalidName("empty ref after '@'")
+    if ref == "latest" or TAG_RE.fullmatch(ref) or TIME_REF_RE.fullmatch(ref):
+        return ref
+    raise InvalidName(
+        f"invalid ref {ref!r}: use a tag, a snapshot id (8+ hex), 'latest' or a UTC time"
+        " like 2026-11-01T12:00:00Z"
+    )
+
+
+def parse_time_ref(ref: str) -> datetime | None:
+    if not TIME_REF_RE.fullmatch(ref):
+        return None
+    try:
+        return datetime.strptime(ref.replace("Z", "+0000"), _time_format(ref)).astimezone(UTC)
+    except ValueError as exc:
+        raise InvalidName(f"invalid time ref {ref!r}: {exc}") from exc
+
+
+def _time_format(ref: str) -> str:
+    return "%Y-%m-%dT%H:%M:%S.%f%z" if "." in ref else "%Y-%m-%dT%H:%M:%S%z"
+
+
+def page(limit: object, offset: object) -> tuple[int, int]:
+    """List paging shared by every view: default 100, clamped at 1000, never negative."""
+    try:
+        lim = 100 if limit in (None, "") else int(str(limit))
+        off = 0 if offset in (None, "") else int(str(offset))
+    except ValueError as exc:
+        raise InvalidRequest("limit and offset must be whole numbers") from exc
+    if lim < 0 or off < 0:
+        raise InvalidRequest("limit and offset must not be negative")
+    return min(lim, 1000), off

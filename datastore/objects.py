@@ -1,0 +1,277 @@
+"""Content-addressed blobs: ``objects/ab/cdef...``, immutable, written once and durably.
+
+Placement (id <-> path) lives in two small inverse functions; hashing is a separate,
+injectable factory so a test can force a collision. Because xxh3 is not cryptographic,
+an id that already exists is only deduplicated after the stored bytes are compared with
+the incoming ones (ZFS ``dedup=verify``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO, NewType, Protocol
+
+import xxhash
+
+from .errors import FileTooLarge, HashCollision, StoreCorrupt
+
+ObjectId = NewType("ObjectId", str)
+
+CHUNK = 1 << 20
+SMALL_FILE = 4 << 20
+OBJECT_MODE = 0o444
+log = logging.getLogger("ds.objects")
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+HasherFactory = Callable[[], Hasher]
+
+
+def default_hasher() -> Hasher:
+    return xxhash.xxh3_128()
+
+
+def object_relpath(oid: str) -> str:
+    """The fan-out placement of an id; the inverse is :func:`object_id_from_relpath`."""
+    return f"{oid[:2]}/{oid[2:]}"
+
+
+def object_id_from_relpath(rel: str) -> ObjectId | None:
+    """The id a placement names, or None for anything that is not an object file."""
+    head, sep, tail = rel.partition("/")
+    oid = head + tail
+    if sep and len(head) == 2 and len(oid) == 32 and all(c in "0123456789abcdef" for c in oid):
+        return ObjectId(oid)
+    return None
+
+
+class ObjectStore:
+    """A directory of content-addressed files; every write is temp + fsync + rename."""
+
+    def __init__(self, root: Path, hasher: HasherFactory = default_hasher) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.hasher = hasher
+
+    def init(self) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        for i in range(256):
+            (self.root / f"{i:02x}").mkdir(exist_ok=True)
+
+    def path(self, oid: str) -> Path:
+        return self.root / object_relpath(oid)
+
+    def exists(self, oid: str) -> bool:
+        return self.path(oid).exists()
+
+    def size(self, oid: str) -> int:
+        return self.path(oid).stat().st_size
+
+    def open(self, oid: str) -> BinaryIO:
+        try:
+            return open(self.path(oid), "rb")
+        except FileNotFoundError as exc:
+            raise StoreCorrupt(f"object {oid} is missing from the store") from exc
+
+    def hash_bytes(self, data: bytes) -> ObjectId:
+        h = self.hasher()
+        h.update(data)
+        return ObjectId(h.hexdigest())
+
+    def hash_file(self, path: Path) -> ObjectId:
+        h = self.hasher()
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        return ObjectId(h.hexdigest())
+
+    def put_bytes(self, data: bytes, *, durable: bool = True) -> ObjectId:
+        """Store ``data``; with ``durable=False`` the caller must :meth:`sync` before use."""
+        oid = self.hash_bytes(data)
+        target = self.path(oid)
+        if target.exists() and self._same_as_stored_bytes(oid, data):
+            return oid
+        tmp = self._temp_name(oid)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._install(tmp, oid, durable)
+        return oid
+
+    def put_file(self, src: Path, *, durable: bool = True) -> tuple[ObjectId, int]:
+        size = os.stat(src).st_size
+        if size <= SMALL_FILE:
+            data = Path(src).read_bytes()
+            return self.put_bytes(data, durable=durable), len(data)
+        with open(src, "rb") as f:
+            return self.put_stream(iter(lambda: f.read(CHUNK), b""), durable=durable)
+
+    def put_stream(
+        self, chunks: Iterable[bytes], *, max_bytes: int | None = None, durable: bool = True
+    ) -> tuple[ObjectId, int]:
+        """Hash while writing to a temp file, so a stream is never held in memory."""
+        tmp = self._temp_name("stream")
+        h = self.hasher()
+        size = 0
+        try:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE), "wb") as f:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise FileTooLarge(f"upload exceeds the limit of {max_bytes} bytes")
+                    h.update(chunk)
+                    f.write(chunk)
+                f.flush()
+                if durable:
+                    os.fsync(f.fileno())
+            oid = ObjectId(h.hexdigest())
+            if self.path(oid).exists() and self._same_as_stored_file(oid, tmp):
+                tmp.unlink()
+                return oid, size
+            self._install(tmp, oid, durable)
+            return oid, size
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def adopt(self, src: Path, *, durable: bool = True) -> tuple[ObjectId, int]:
+        """Move a finished temp file (same filesystem) into the store without copying it."""
+        oid = self.hash_file(src)
+        size = os.stat(src).st_size
+        if self.path(oid).exists() and self._same_as_stored_file(oid, src):
+            src.unlink()
+            return oid, size
+        if durable:
+            fd = os.open(src, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.chmod(src, OBJECT_MODE)
+        self._install(src, oid, durable)
+        return oid, size
+
+    def temp_path(self, label: str = "staging") -> Path:
+        """A fresh path next to the objects, so a finished file can be renamed in."""
+        return self._temp_name(label)
+
+    def iter_ids(self) -> Iterator[ObjectId]:
+        for sub in sorted(self.root.iterdir()):
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for entry in os.scandir(sub):
+                oid = object_id_from_relpath(f"{sub.name}/{entry.name}")
+                if oid is not None:
+                    yield oid
+
+    def verify(self, oid: str) -> bool:
+        """True when the stored bytes still hash to their name."""
+        try:
+            return self.hash_file(self.path(oid)) == oid
+        except FileNotFoundError:
+            return False
+
+    def remove(self, oid: str) -> None:
+        self.path(oid).unlink(missing_ok=True)
+
+    def sync(self) -> None:
+        """Flush every pending batch write of this filesystem at once (syncfs)."""
+        syncfs(self.root)
+
+    def _temp_name(self, label: str) -> Path:
+        return self.tmp / f"{label}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(6)}"
+
+    def _install(self, tmp: Path, oid: ObjectId, durable: bool) -> None:
+        target = self.path(oid)
+        target.parent.mkdir(exist_ok=True)
+        os.rename(tmp, target)
+        if durable:
+            fsync_dir(target.parent)
+
+    def _same_as_stored_bytes(self, oid: ObjectId, data: bytes) -> bool:
+        """Compare before dedup; True means deduplicated, False means repair by rewrite."""
+        target = self.path(oid)
+        try:
+            stored = target.read_bytes()
+        except FileNotFoundError:
+            return False
+        if stored == data:
+            touch(target)
+            return True
+        return self._stored_is_corrupt(oid)
+
+    def _same_as_stored_file(self, oid: ObjectId, candidate: Path) -> bool:
+        target = self.path(oid)
+        try:
+            if files_equal(target, candidate):
+                touch(target)
+                return True
+        except FileNotFoundError:
+            return False
+        return self._stored_is_corrupt(oid)
+
+    def _stored_is_corrupt(self, oid: ObjectId) -> bool:
+        """Different bytes under one id: repair a damaged object, refuse a real collision."""
+        if self.verify(oid):
+            raise HashCollision(
+                f"different content hashes to existing object {oid}; refusing to merge"
+            )
+        log.warning("object %s was corrupt on disk; replacing it with intact incoming bytes", oid)
+        return False
+
+
+def files_equal(a: Path, b: Path) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        if os.fstat(fa.fileno()).st_size != os.fstat(fb.fileno()).st_size:
+            return False
+        while True:
+            ca, cb = fa.read(CHUNK), fb.read(CHUNK)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
+
+
+def touch(path: Path) -> None:
+    """Refresh an object's mtime so gc's grace period covers a write that deduplicated."""
+    try:
+        os.utime(path)
+    except OSError:
+        log.debug("could not refresh mtime of %s", path)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def syncfs(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)

@@ -1,0 +1,971 @@
+"""The Store facade: the only thing views (CLI, API, mount, fsspec) call.
+
+It validates every outside input at the boundary, then moves data one way: bytes into
+objects, entries into staged rows, staged rows into manifest ranges, ranges into a
+snapshot row, and names onto snapshots as tags. See docs/design.md for the format and
+the write ordering this code keeps.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import stat as statmod
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from . import names
+from .catalog import Catalog, DatasetRow, SnapshotRow, TagEvent
+from .categories import categorize
+from .errors import (
+    AmbiguousRef,
+    Conflict,
+    DatasetExists,
+    DatasetNotFound,
+    FileNotFound,
+    InvalidPath,
+    InvalidRequest,
+    PreconditionFailed,
+    ReadOnlyRef,
+    RefNotFound,
+    StoreCorrupt,
+    TagExists,
+)
+from .locks import flock
+from .manifest import (
+    KIND_DIR,
+    KIND_FILE,
+    AnyRange,
+    Entry,
+    ManifestStore,
+    RangeRef,
+    changes_table,
+    encode_meta,
+    join_path,
+    split_path,
+    table_entries,
+)
+from .objects import HasherFactory, ObjectId, ObjectStore, default_hasher
+
+FORMAT_NAME = "ds-store"
+FORMAT_VERSION = 1
+DEFAULT_DIR_MODE = 0o755
+DEFAULT_FILE_MODE = 0o644
+log = logging.getLogger("ds.store")
+
+Progress = Callable[[int, int], None]
+
+
+def default_store_path() -> Path:
+    env = os.environ.get("DS_STORE")
+    if env:
+        return Path(env)
+    return Path.home() / ".local" / "share" / "ds"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_from_ns(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _no_progress(done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A resolved ``name[@ref]``: the head when ``snapshot`` is None."""
+
+    dataset: DatasetRow
+    snapshot: str | None
+    ref: str | None
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.snapshot}" if self.snapshot else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    row: SnapshotRow
+    dataset: str
+    tags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    added: list[str]
+    modified: list[str]
+    unchanged: int
+    bytes_hashed: int
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInfo:
+    row: DatasetRow
+    file_count: int
+    size_bytes: int
+    latest_snapshot: str | None
+    tags: dict[str, str]
+    dirty: bool
+
+
+class Store:
+    """A store root: objects, manifests, catalog, locks. Safe to share across threads."""
+
+    def __init__(self, root: Path, hasher: HasherFactory = default_hasher) -> None:
+        self.root = Path(root)
+        self.objects = ObjectStore(self.root / "objects", hasher)
+        self.manifests = ManifestStore(self.root / "manifests", hasher)
+        self.catalog = Catalog(self.root / "catalog.db")
+        self.locks = self.root / "locks"
+
+    @classmethod
+    def open(cls, root: str | Path | None = None, hasher: HasherFactory = default_hasher) -> Store:
+        """Open a store, creating it on first use (the embedded default store needs no init)."""
+        store = cls(Path(root) if root is not None else default_store_path(), hasher)
+        store.init()
+        return store
+
+    def init(self) -> None:
+        fmt = self.root / "FORMAT"
+        if fmt.exists():
+            self._check_format(fmt)
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+        self.objects.init()
+        self.manifests.init()
+        self.locks.mkdir(exist_ok=True)
+        self.catalog.init()
+        if not fmt.exists():
+            tmp = fmt.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION}) + "\n")
+            os.replace(tmp, fmt)
+
+    def _check_format(self, fmt: Path) -> None:
+        try:
+            info = json.loads(fmt.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreCorrupt(f"{fmt} is unreadable: {exc}") from exc
+        if info.get("format") != FORMAT_NAME or info.get("version", 0) > FORMAT_VERSION:
+            raise StoreCorrupt(f"{self.root} holds store format {info}, newer than this ds")
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # datasets ----------------------------------------------------------------
+
+    def create_dataset(
+        self, name: str, description: str = "", metadata: dict[str, Any] | None = None
+    ) -> DatasetInfo:
+        names.dataset_name(name)
+        _check_metadata(metadata)
+        now = utc_now()
+        row = DatasetRow(
+            id=uuid.uuid4().hex,
+            name=name,
+            description=description or "",
+            metadata=metadata or {},
+            rules={},
+            root_mode=DEFAULT_DIR_MODE,
+            created_at=now,
+            updated_at=now,
+            base=None,
+        )
+        with self.catalog.write() as db:
+            if self.catalog.dataset(name, db) is not None:
+                raise DatasetExists(f"dataset {name!r} already exists")
+            self.catalog.insert_dataset(db, row)
+        return self.info(name)
+
+    def list_datasets(self) -> list[DatasetRow]:
+        return self.catalog.datasets()
+
+    def dataset(self, name: str) -> DatasetRow:
+        names.dataset_name(name)
+        row = self.catalog.dataset(name)
+        if row is None:
+            raise DatasetNotFound(f"dataset {name!r} not found")
+        return row
+
+    def info(self, spec: str) -> DatasetInfo:
+        version = self.resolve(spec)
+        row = version.dataset
+        ranges = self.ranges(version)
+        latest = self._latest(row)
+        dirty = version.snapshot is None and self._head_differs(row, ranges)
+        return DatasetInfo(
+            row=row,
+            file_count=sum(r.files for r in ranges),
+            size_bytes=sum(r.bytes for r in ranges),
+            latest_snapshot=latest,
+            tags=self.catalog.tags(row.id),
+            dirty=dirty,
+        )
+
+    def update_dataset(
+        self,
+        name: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        rules: dict[str, Any] | None = None,
+    ) -> DatasetInfo:
+        self._writable(name)
+        _check_metadata(metadata)
+        fields: dict[str, Any] = {"updated_at": utc_now()}
+        if description is not None:
+            fields["description"] = description
+        if metadata is not None:
+            fields["metadata"] = metadata
+        if rules is not None:
+            fields["rules"] = rules
+        with self.catalog.write() as db:
+            row = self._dataset_in(db, name)
+            self.catalog.update_dataset(db, row.id, **fields)
+        return self.info(name)
+
+    def delete_dataset(self, name: str) -> None:
+        self._writable(name)
+        with self.catalog.write() as db:
+            row = self._dataset_in(db, name)
+            self.catalog.delete_dataset(db, row.id)
+
+    # refs --------------------------------------------------------------------
+
+    def resolve(self, spec: str) -> Version:
+        """``name`` (the head) or ``name@ref`` (a snapshot), SPEC's ref rules in order."""
+        name, ref = names.split_ref(spec)
+        row = self.dataset(name)
+        if ref is None:
+            return Version(row, None, None)
+        return Version(row, self._resolve_ref(row, ref), ref)
+
+    def _resolve_ref(self, row: DatasetRow, ref: str) -> str:
+        if ref == "latest":
+            latest = self._latest(row)
+            if latest is None:
+                raise RefNotFound(f"dataset {row.name!r} has no snapshot yet")
+            return latest
+        tagged = self.catalog.tag(row.id, ref)
+        if tagged is not None:
+            return tagged
+        when = names.parse_time_ref(ref)
+        if when is not None:
+            found = self.catalog.snapshot_at(row.id, when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            if found is None:
+                raise RefNotFound(f"{row.name} has no snapshot at or before {ref}")
+            return found
+        if names.ID_PREFIX_RE.fullmatch(ref):
+            hits = self.catalog.snapshots_by_prefix(row.id, ref)
+            if len(hits) > 1:
+                raise AmbiguousRef(f"{ref!r} matches more than one snapshot of {row.name}")
+            if hits:
+                return hits[0]
+        raise RefNotFound(f"no tag or snapshot {ref!r} in dataset {row.name!r}")
+
+    def ranges(self, version: Version) -> list[AnyRange]:
+        """The manifest of a version; for the head, the base with staged changes laid on."""
+        if version.snapshot is not None:
+            return list(self.catalog.ranges(version.snapshot))
+        return self._head_ranges(version.dataset)[0]
+
+    def _head_ranges(self, row: DatasetRow) -> tuple[list[AnyRange], int]:
+        with self.catalog.read() as db:
+            fresh = self.catalog.dataset(row.name, db)
+            if fresh is None or fresh.id != row.id:
+                raise DatasetNotFound(f"dataset {row.name!r} not found")
+            staged = self.catalog.staged(row.id, db)
+            base = self.catalog.ranges(fresh.base) if fresh.base else []
+        upto = max((r["seq"] for r in staged), default=0)
+        return self.manifests.apply(base, changes_table(staged)), upto
+
+    def _head_differs(self, row: DatasetRow, ranges: Sequence[AnyRange]) -> bool:
+        if not self.catalog.has_staged(row.id):
+            return False
+        base = self.catalog.ranges(row.base) if row.base else []
+        return not _same_ranges(base, ranges, self.manifests)
+
+    def _latest(self, row: DatasetRow) -> str | None:
+        snaps = self.catalog.snapshots(row.id)
+        return snaps[0].id if snaps else None
+
+    # reading -----------------------------------------------------------------
+
+    def stat(self, spec: str, path: str) -> Entry:
+        version = self.resolve(spec)
+        entry = self._lookup(version, names.dir_path(path))
+        if entry is None:
+            raise FileNotFound(f"{path!r} not found in {spec}")
+        return entry
+
+    def _lookup(self, version: Version, path: str) -> Entry | None:
+        if path == "":
+            return Entry("", KIND_DIR, None, 0, version.dataset.root_mode, 0, "")
+        if version.snapshot is None:
+            d, n = split_path(path)
+            staged = self.catalog.staged_entry(version.dataset.id, d, n)
+            if staged is not None:
+                return None if staged["deleted"] else Entry.from_row(staged)
+            base = version.dataset.base
+            ranges: list[AnyRange] = list(self.catalog.ranges(base)) if base else []
+        else:
+            ranges = list(self.catalog.ranges(version.snapshot))
+        return self.manifests.lookup(ranges, path)
+
+    def ls(self, spec: str, path: str = "", recursive: bool = False) -> list[Entry]:
+        """Entries below a directory (or the one file a path names)."""
+        version = self.resolve(spec)
+        path = names.dir_path(path)
+        entry = self._lookup(version, path)
+        if entry is None:
+            raise FileNotFound(f"{path!r} not found in {spec}")
+        if not entry.is_dir:
+            return [entry]
+        if version.snapshot is not None:
+            ranges = self.catalog.ranges(version.snapshot)
+            table = (
+                self.manifests.list_tree(ranges, path)
+                if recursive
+                else self.manifests.list_dir(ranges, path)
+            )
+            return table_entries(table)
+        return self._head_listing(version.dataset, path, recursive)
+
+    def _head_listing(self, row: DatasetRow, path: str, recursive: bool) -> list[Entry]:
+        base: list[AnyRange] = list(self.catalog.ranges(row.base)) if row.base else []
+        if recursive:
+            table = self.manifests.list_tree(base, path)
+            staged = self.catalog.staged_tree(row.id, path)
+        else:
+            table = self.manifests.list_dir(base, path)
+            staged = self.catalog.staged_dir(row.id, path)
+        merged = {e.key: e for e in table_entries(table)}
+        for s in staged:
+            key = (s["dir"], s["name"])
+            if s["deleted"]:
+                merged.pop(key, None)
+            else:
+                merged[key] = Entry.from_row(s)
+        return [merged[k] for k in sorted(merged)]
+
+    def open_file(self, spec: str, path: str) -> BinaryIO:
+        entry = self.stat(spec, path)
+        if entry.is_dir or entry.object is None:
+            raise InvalidPath(f"{path!r} is a directory")
+        return self.objects.open(entry.object)
+
+    def object_path(self, oid: str) -> Path:
+        """Where an object's bytes are, for views that serve them (sendfile, DuckDB, FUSE)."""
+        return self.objects.path(oid)
+
+    def read_bytes(self, spec: str, path: str) -> bytes:
+        with self.open_file(spec, path) as f:
+            return f.read()
+
+    # writing the head --------------------------------------------------------
+
+    def _writable(self, spec: str) -> str:
+        name, ref = names.split_ref(spec)
+        if ref is not None:
+            raise ReadOnlyRef(f"{spec} is a read-only version; write to {name}")
+        return name
+
+    def _dataset_in(self, db: Any, name: str) -> DatasetRow:
+        row = self.catalog.dataset(name, db)
+        if row is None:
+            raise DatasetNotFound(f"dataset {name!r} not found")
+        return row
+
+    def put(
+        self,
+        spec: str,
+        sources: Sequence[str | Path],
+        to: str = "",
+        progress: Progress = _no_progress,
+    ) -> PutResult:
+        """Import files and directories (rsync ``SRC/ DIR/`` semantics) into the head.
+
+        Files whose (size, mtime, inode) match the last import are not read again, and the
+        whole batch is flushed with one syncfs before the catalog commit that makes it
+        visible (SPEC promise 4 allows one fsync per batch).
+        """
+        name = self._writable(spec)
+        row = self.dataset(name)
+        to = names.dir_path(to)
+        plan = _plan_import(sources, to)
+        cache = self.catalog.import_cache(row.id)
+        current = {e.path: e for e in self._head_listing(row, to, True)}
+        staged_rows: list[dict[str, Any]] = []
+        remembered: list[tuple[str, int, int, int, str]] = []
+        added: list[str] = []
+        modified: list[str] = []
+        unchanged = 0
+        hashed = 0
+        total = len(plan.files)
+        with flock(self.locks / "gc.lock", exclusive=False):
+            for i, (src, dest, st) in enumerate(plan.files):
+                oid = self._cached_object(cache.get(src), st)
+                if oid is None:
+                    oid, _ = self.objects.put_file(Path(src), durable=False)
+                    hashed += st.st_size
+                remembered.append((src, st.st_size, st.st_mtime_ns, st.st_ino, oid))
+                old = current.get(dest)
+                mode = statmod.S_IMODE(st.st_mode)
+                if old is not None and old.object == oid and old.mode == mode:
+                    unchanged += 1
+                else:
+                    meta = old.meta if old is not None else self._file_meta(dest, oid)
+                    entry = Entry(dest, KIND_FILE, oid, st.st_size, mode, st.st_mtime_ns, meta)
+                    staged_rows.append({**entry.row(), "deleted": False})
+                    (modified if old is not None else added).append(dest)
+                if total and (i % 256 == 0 or i == total - 1):
+                    progress(i + 1, total)
+            dirs = plan.dirs | _ancestors([r for r in added], to)
+            staged_rows.extend(self._new_dirs(row, dirs, current))
+            self._check_shapes(row, staged_rows, current)
+            self.objects.sync()
+            with self.catalog.write() as db:
+                self._dataset_in(db, name)
+                if staged_rows:
+                    self.catalog.stage(db, row.id, staged_rows)
+                    self.catalog.update_dataset(db, row.id, updated_at=utc_now())
+                self.catalog.remember_imports(db, row.id, remembered)
+        return PutResult(added, modified, unchanged, hashed)
+
+    def _cached_object(self, cached: tuple[int, int, int, str] | None, st: os.stat_result) -> ObjectId | None:
+        if cached is None:
+            return None
+        size, mtime_ns, inode, oid = cached
+        if (size, mtime_ns, inode) == (st.st_size, st.st_mtime_ns, st.st_ino) and self.objects.exists(oid):
+            return ObjectId(oid)
+        return None
+
+    def _file_meta(self, path: str, oid: str, info: dict[str, Any] | None = None) -> str:
+        with self.objects.open(oid) as f:
+            head = f.read(512)
+        return encode_meta({**(info or {}), "category": categorize(path, head)})
+
+    def _new_dirs(
+        self, row: DatasetRow, dirs: Iterable[str], current: dict[str, Entry] | None = None
+    ) -> list[dict[str, Any]]:
+        """Explicit directory entries for every directory the head does not have yet."""
+        out = []
+        now = time.time_ns()
+        for d in sorted(dirs):
+            if not d:
+                continue
+            existing = current.get(d) if current is not None else None
+            if existing is None:
+                existing = self._lookup(Version(row, None, None), d)
+            if existing is None:
+                entry = Entry(d, KIND_DIR, None, 0, DEFAULT_DIR_MODE, now, "")
+                out.append({**entry.row(), "deleted": False})
+            elif not existing.is_dir:
+                raise Conflict(f"{d!r} is a file in {row.name}, not a directory")
+        return out
+
+    def _check_shapes(
+        self, row: DatasetRow, rows: list[dict[str, Any]], current: dict[str, Entry] | None
+    ) -> None:
+        """A file may not replace a directory (or the reverse) by a plain write."""
+        for r in rows:
+            if r["kind"] != KIND_FILE:
+                continue
+            path = join_path(r["dir"], r["name"])
+            old = current.get(path) if current is not None else None
+            if old is None and current is None:
+                old = self._lookup(Version(row, None, None), path)
+            if old is not None and old.is_dir:
+                raise Conflict(f"{path!r} is a directory in {row.name}")
+
+    def put_stream(
+        self,
+        spec: str,
+        path: str,
+        chunks: Iterable[bytes],
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        mode: int = DEFAULT_FILE_MODE,
+        mtime_ns: int | None = None,
+        if_absent: bool = False,
+        max_bytes: int | None = None,
+        before_commit: Callable[[str, str], None] | None = None,
+    ) -> tuple[Entry, bool]:
+        """Stream one file into the head, durably; returns (entry, created).
+
+        ``before_commit(path, category)`` lets a caller refuse the file (a type rule) after
+        its category is known and before anything becomes visible.
+        """
+        name = self._writable(spec)
+        path = names.file_path(path)
+        _check_metadata(metadata)
+        row = self.dataset(name)
+        if if_absent and self._lookup(Version(row, None, None), path) is not None:
+            raise PreconditionFailed(f"{path!r} already exists in {name}")
+        with flock(self.locks / "gc.lock", exclusive=False):
+            oid, size = self.objects.put_stream(chunks, max_bytes=max_bytes)
+            return self._stage_file(
+                name, path, oid, size, mode, mtime_ns, description, metadata, if_absent,
+                before_commit,
+            )
+
+    def put_bytes(self, spec: str, path: str, data: bytes, **kwargs: Any) -> tuple[Entry, bool]:
+        return self.put_stream(spec, path, [data], **kwargs)
+
+    def put_file_at(
+        self,
+        spec: str,
+        path: str,
+        src: Path,
+        *,
+        mode: int = DEFAULT_FILE_MODE,
+        mtime_ns: int | None = None,
+        adopt: bool = False,
+    ) -> Entry:
+        """Store a finished local file as ``path``; ``adopt`` moves a temp file in (no copy).
+
+        The mount uses this on close: ``adopt`` for a file it wrote under
+        :meth:`temp_path`, a copy while the file may still be written.
+        """
+        name = self._writable(spec)
+        path = names.file_path(path)
+        with flock(self.locks / "gc.lock", exclusive=False):
+            if adopt:
+                oid, size = self.objects.adopt(src)
+            else:
+                oid, size = self.objects.put_file(src)
+            return self._stage_file(name, path, oid, size, mode, mtime_ns, None, None, False, None)[0]
+
+    def temp_path(self) -> Path:
+        """A scratch file path on the store's filesystem that gc leaves alone while fresh."""
+        return self.objects.temp_path()
+
+    def _stage_file(
+        self,
+        name: str,
+        path: str,
+        oid: ObjectId,
+        size: int,
+        mode: int,
+        mtime_ns: int | None,
+        description: str | None,
+        metadata: dict[str, Any] | None,
+        if_absent: bool,
+        before_commit: Callable[[str, str], None] | None,
+    ) -> tuple[Entry, bool]:
+        row = self.dataset(name)
+        head = Version(row, None, None)
+        old = self._lookup(head, path)
+        info = old.info if old is not None else {}
+        if description is not None:
+            info["description"] = description
+        if metadata is not None:
+            info["metadata"] = metadata
+        meta = self._file_meta(path, oid, info)
+        if before_commit is not None:
+            before_commit(path, json.loads(meta)["category"])
+        entry = Entry(path, KIND_FILE, oid, size, mode, mtime_ns or time.time_ns(), meta)
+        rows = [{**entry.row(), "deleted": False}]
+        rows.extend(self._new_dirs(row, _ancestors([path], "")))
+        self._check_shapes(row, rows, None)
+        with self.catalog.write() as db:
+            self._dataset_in(db, name)
+            current = self.catalog.staged_entry(row.id, *split_path(path))
+            exists_now = old is not None if current is None else not current["deleted"]
+            if if_absent and exists_now:
+                raise PreconditionFailed(f"{path!r} already exists in {name}")
+            self.catalog.stage(db, row.id, rows)
+            self.catalog.update_dataset(db, row.id, updated_at=utc_now())
+        return entry, old is None
+
+    def rm(self, spec: str, paths: Sequence[str]) -> list[str]:
+        """Remove files or whole directories from the head; all paths must exist."""
+        name = self._writable(spec)
+        row = self.dataset(name)
+        head = Version(row, None, None)
+        removed: list[Entry] = []
+        for path in paths:
+            path = names.file_path(path.strip("/"))
+            entry = self._lookup(head, path)
+            if entry is None:
+                raise FileNotFound(f"{path!r} not found in {name}")
+            removed.append(entry)
+            if entry.is_dir:
+                removed.extend(self._head_listing(row, path, True))
+        rows = [{**e.row(), "deleted": True} for e in removed]
+        with self.catalog.write() as db:
+            self._dataset_in(db, name)
+            self.catalog.stage(db, row.id, rows)
+            self.catalog.update_dataset(db, row.id, updated_at=utc_now())
+        return [e.path for e in removed if not e.is_dir]
+
+    def rename(self, spec: str, src: str, dst: str) -> None:
+        """Move a file or directory within one head; replaces a file or empty dir at ``dst``."""
+        name = self._writable(spec)
+        src, dst = names.file_path(src), names.file_path(dst)
+        row = self.dataset(name)
+        head = Version(row, None, None)
+        entry = self._lookup(head, src)
+        if entry is None:
+            raise FileNotFound(f"{src!r} not found in {name}")
+        if dst == src:
+            return
+        if dst.startswith(src + "/"):
+            raise InvalidRequest(f"cannot move {src!r} into itself")
+        target = self._lookup(head, dst)
+        rows: list[dict[str, Any]] = []
+        if target is not None:
+            if target.is_dir != entry.is_dir:
+                raise Conflict(f"{dst!r} exists and is not the same kind as {src!r}")
+            if target.is_dir and self._head_listing(row, dst, False):
+                raise Conflict(f"directory {dst!r} is not empty")
+        moving = [entry] + (self._head_listing(row, src, True) if entry.is_dir else [])
+        for e in moving:
+            rows.append({**e.row(), "deleted": True})
+            new_path = dst + e.path[len(src) :]
+            rows.append({**replace(e, path=new_path).row(), "deleted": False})
+        rows.extend(self._new_dirs(row, _ancestors([dst], "")))
+        with self.catalog.write() as db:
+            self._dataset_in(db, name)
+            self.catalog.stage(db, row.id, _last_wins(rows))
+            self.catalog.update_dataset(db, row.id, updated_at=utc_now())
+
+    def mkdir(self, spec: str, path: str, mode: int = DEFAULT_DIR_MODE) -> Entry:
+        name = self._writable(spec)
+        path = names.file_path(path)
+        row = self.dataset(name)
+        if self._lookup(Version(row, None, None), path) is not None:
+            raise Conflict(f"{path!r} already exists in {name}")
+        entry = Entry(path, KIND_DIR, None, 0, mode, time.time_ns(), "")
+        rows = [{**entry.row(), "deleted": False}, *self._new_dirs(row, _ancestors([path], ""))]
+        with self.catalog.write() as db:
+            self._dataset_in(db, name)
+            self.catalog.stage(db, row.id, rows)
+        return entry
+
+    def rmdir(self, spec: str, path: str) -> None:
+        name = self._writable(spec)
+        path = names.file_path(path)
+        row = self.dataset(name)
+        entry = self._lookup(Version(row, None, None), path)
+        if entry is None:
+            raise FileNotFound(f"{path!r} not found in {name}")
+        if not entry.is_dir:
+            raise Conflict(f"{path!r} is not a directory")
+        if self._head_listing(row, path, False):
+            raise Conflict(f"directory {path!r} is not empty")
+        with self.catalog.write() as db:
+            self.catalog.stage(db, row.id, [{**entry.row(), "deleted": True}])
+
+    def set_attrs(
+        self, spec: str, path: str, *, mode: int | None = None, mtime_ns: int | None = None
+    ) -> Entry:
+        """chmod and utimens on a head entry (or the dataset root when ``path`` is '')."""
+        name = self._writable(spec)
+        path = names.dir_path(path)
+        row = self.dataset(name)
+        if path == "":
+            if mode is not None:
+                with self.catalog.write() as db:
+                    self.catalog.update_dataset(db, row.id, root_mode=statmod.S_IMODE(mode))
+            return self.stat(name, "")
+        entry = self._lookup(Version(row, None, None), path)
+        if entry is None:
+            raise FileNotFound(f"{path!r} not found in {name}")
+        changed = replace(
+            entry,
+            mode=statmod.S_IMODE(mode) if mode is not None else entry.mode,
+            mtime_ns=mtime_ns if mtime_ns is not None else entry.mtime_ns,
+        )
+        with self.catalog.write() as db:
+            self.catalog.stage(db, row.id, [{**changed.row(), "deleted": False}])
+        return changed
+
+    # snapshots ---------------------------------------------------------------
+
+    def snapshot(
+        self,
+        spec: str,
+        tag: str | None = None,
+        message: str = "",
+        sources: Sequence[str] = (),
+        author: str | None = None,
+    ) -> tuple[Snapshot, bool]:
+        """Freeze the head; returns (snapshot, created). A clean head makes no new one.
+
+        Order: ranges written and flushed, then one transaction inserts the snapshot,
+        moves the base, clears exactly the staged rows it captured and creates the tag.
+        Rows staged while it ran keep a higher sequence number and stay staged.
+        """
+        name = self._writable(spec)
+        row = self.dataset(name)
+        if tag is not None:
+            names.tag_name(tag)
+        resolved_sources = [self._source(s) for s in sources]
+        who = author or _os_user()
+        with flock(self.locks / f"dataset-{row.id}.lock", exclusive=True):
+            row = self.dataset(name)
+            if tag is not None and self.catalog.tag(row.id, tag) is not None:
+                raise TagExists(f"tag {tag!r} already exists in {name}")
+            ranges, upto = self._head_ranges(row)
+            base = self.catalog.ranges(row.base) if row.base else []
+            if row.base and _same_ranges(base, ranges, self.manifests):
+                return self._clean_snapshot(row, tag, upto, who), False
+            with flock(self.locks / "gc.lock", exclusive=False):
+                written = self.manifests.write_all(ranges, durable=False)
+                self.manifests.sync()
+                snap = SnapshotRow(
+                    id=uuid.uuid4().hex,
+                    dataset_id=row.id,
+                    parent=row.base,
+                    created_at=utc_now(),
+                    message=message or "",
+                    author=who,
+                    sources=resolved_sources,
+                    file_count=sum(r.files for r in written),
+                    size_bytes=sum(r.bytes for r in written),
+                )
+                with self.catalog.write() as db:
+                    current = self._dataset_in(db, name)
+                    if current.id != row.id or current.base != row.base:
+                        raise Conflict(f"{name} changed while the snapshot was taken; retry")
+                    self.catalog.insert_snapshot(db, snap, written)
+                    self.catalog.update_dataset(db, row.id, base=snap.id)
+                    self.catalog.clear_staged(db, row.id, upto)
+                    if tag is not None and not self.catalog.set_tag(
+                        db, row.id, tag, snap.id, None, snap.created_at, who
+                    ):
+                        raise TagExists(f"tag {tag!r} already exists in {name}")
+        return Snapshot(snap, name, [tag] if tag else []), True
+
+    def _clean_snapshot(self, row: DatasetRow, tag: str | None, upto: int, who: str) -> Snapshot:
+        latest = self._latest(row) or ""
+        with self.catalog.write() as db:
+            self.catalog.clear_staged(db, row.id, upto)
+            if tag is not None and not self.catalog.set_tag(db, row.id, tag, latest, None, utc_now(), who):
+                raise TagExists(f"tag {tag!r} already exists in {row.name}")
+        return self.get_snapshot(row.name, latest)
+
+    def _source(self, spec: str) -> dict[str, str]:
+        version = self.resolve(spec)
+        if version.snapshot is None:
+            raise InvalidRequest(f"source {spec!r} must name a version: NAME@REF")
+        return {"dataset": version.name, "snapshot": version.snapshot}
+
+    def get_snapshot(self, name: str, ref: str) -> Snapshot:
+        version = self.resolve(f"{name}@{ref}")
+        assert version.snapshot is not None
+        row = self.catalog.snapshot(version.snapshot)
+        if row is None:
+            raise RefNotFound(f"snapshot {ref!r} not found in {name}")
+        return Snapshot(row, name, self.catalog.tags_of(row.id))
+
+    def log(self, name: str) -> list[Snapshot]:
+        row = self.dataset(names.split_ref(name)[0])
+        tags: dict[str, list[str]] = {}
+        for tag, sid in self.catalog.tags(row.id).items():
+            tags.setdefault(sid, []).append(tag)
+        return [Snapshot(s, row.name, tags.get(s.id, [])) for s in self.catalog.snapshots(row.id)]
+
+    # tags --------------------------------------------------------------------
+
+    def tag(
+        self, name: str, ref: str, tag: str, force: bool = False, by: str | None = None
+    ) -> tuple[str, bool]:
+        """Point ``tag`` at ``ref``; returns (snapshot id, created). Moves need ``force``."""
+        names.tag_name(tag)
+        version = self.resolve(f"{names.dataset_name(name)}@{names.ref_text(ref)}")
+        assert version.snapshot is not None
+        row = version.dataset
+        who = by or _os_user()
+        current = self.catalog.tag(row.id, tag)
+        if current == version.snapshot:
+            return current, False
+        if current is not None and not force:
+            raise TagExists(f"tag {tag!r} already points at {current}; use force to move it")
+        with self.catalog.write() as db:
+            if not self.catalog.set_tag(db, row.id, tag, version.snapshot, current, utc_now(), who):
+                raise Conflict(f"tag {tag!r} moved concurrently; retry")
+        return version.snapshot, current is None
+
+    def untag(self, name: str, tag: str) -> None:
+        row = self.dataset(name)
+        names.tag_name(tag)
+        with self.catalog.write() as db:
+            if not self.catalog.delete_tag(db, row.id, tag):
+                raise RefNotFound(f"no tag {tag!r} in {name}")
+
+    def tag_history(self, name: str, tag: str) -> tuple[str, list[TagEvent]]:
+        row = self.dataset(name)
+        names.tag_name(tag)
+        current = self.catalog.tag(row.id, tag)
+        if current is None:
+            raise RefNotFound(f"no tag {tag!r} in {name}")
+        return current, self.catalog.tag_history(row.id, tag)
+
+    # comparing, materializing -------------------------------------------------
+
+    def diff(self, a: str, b: str | None = None) -> dict[str, Any]:
+        """Files added, removed, modified and renamed from version ``a`` to ``b`` (or head)."""
+        from .diff import diff_ranges
+
+        va = self.resolve(a)
+        vb = self.resolve(b if b is not None else va.name)
+        result = diff_ranges(self.manifests, self.ranges(va), self.ranges(vb))
+        return {"from": va.label, "to": vb.label, **result}
+
+    def status(self, name: str) -> dict[str, Any]:
+        row = self.dataset(self._writable(name))
+        from .diff import diff_ranges
+
+        base = list(self.catalog.ranges(row.base)) if row.base else []
+        head = self._head_ranges(row)[0]
+        changes = diff_ranges(self.manifests, base, head)
+        staged = {
+            "added": [e["path"] for e in changes["added"]],
+            "modified": [e["path"] for e in changes["modified"]],
+            "removed": [e["path"] for e in changes["removed"]],
+            "renamed": [{"from": e["from"], "to": e["to"]} for e in changes["renamed"]],
+        }
+        dirty = not _same_ranges(base, head, self.manifests) if row.base else True
+        return {"dataset": row.name, "base": row.base, "dirty": dirty, "staged": staged}
+
+    def entries(self, spec: str) -> list[Entry]:
+        """Every entry of a version, in manifest order."""
+        version = self.resolve(spec)
+        out: list[Entry] = []
+        for table in self.manifests.iter_tables(self.ranges(version)):
+            out.extend(table_entries(table))
+        return out
+
+    def checkout(self, spec: str, dest: str | Path, progress: Progress = _no_progress) -> int:
+        from .checkout import materialize
+
+        version = self.resolve(spec)
+        return materialize(self, self.ranges(version), Path(dest), progress)
+
+    def du(self, name: str | None = None) -> list[dict[str, Any]]:
+        from .usage import disk_usage
+
+        if name is not None:
+            self.dataset(name)
+        return disk_usage(self, name)
+
+    def gc(
+        self, grace_seconds: float = 900, dry_run: bool = False, progress: Progress = _no_progress
+    ) -> dict[str, Any]:
+        from .gc import collect
+
+        return collect(self, grace_seconds, dry_run, progress)
+
+    def fsck(self, progress: Progress = _no_progress) -> dict[str, Any]:
+        from .fsck import check
+
+        return check(self, progress)
+
+
+@dataclass
+class _ImportPlan:
+    files: list[tuple[str, str, os.stat_result]]
+    dirs: set[str]
+
+
+def _plan_import(sources: Sequence[str | Path], to: str) -> _ImportPlan:
+    """Walk sources into (absolute source, dataset path, stat); validate every path first."""
+    if not sources:
+        raise InvalidRequest("nothing to put: give at least one file or directory")
+    plan = _ImportPlan([], set())
+    for src in sources:
+        src_path = Path(src)
+        if not src_path.exists():
+            raise FileNotFound(f"source {str(src)!r} does not exist")
+        if src_path.is_dir():
+            _walk_dir(src_path, to, plan)
+        else:
+            dest = names.file_path(join_path(to, src_path.name))
+            plan.files.append((str(src_path.resolve()), dest, src_path.stat()))
+    seen: set[str] = set()
+    for _, dest, _ in plan.files:
+        if dest in seen:
+            raise InvalidRequest(f"two sources map to {dest!r}")
+        seen.add(dest)
+    return plan
+
+
+def _walk_dir(root: Path, to: str, plan: _ImportPlan) -> None:
+    root = root.resolve()
+    stack = [(root, to)]
+    while stack:
+        folder, dest_dir = stack.pop()
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        if not entries and dest_dir:
+            plan.dirs.add(dest_dir)
+        for e in entries:
+            dest = names.file_path(join_path(dest_dir, e.name))
+            if e.is_dir(follow_symlinks=False):
+                plan.dirs.add(dest)
+                stack.append((Path(e.path), dest))
+            elif e.is_file():
+                plan.files.append((e.path, dest, e.stat()))
+
+
+def _ancestors(paths: Iterable[str], to: str) -> set[str]:
+    out: set[str] = set()
+    for p in paths:
+        d = split_path(p)[0]
+        while d and d not in out:
+            out.add(d)
+            d = split_path(d)[0]
+    d = to
+    while d:
+        out.add(d)
+        d = split_path(d)[0]
+    return out
+
+
+def _last_wins(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_key = {(r["dir"], r["name"]): r for r in rows}
+    return list(by_key.values())
+
+
+def _same_ranges(base: Sequence[AnyRange], head: Sequence[AnyRange], manifests: ManifestStore) -> bool:
+    """True when the head's entries equal the base's: same range ids, in the same order."""
+    from .manifest import canonical_id
+
+    if len(base) != len(head):
+        return False
+    for b, h in zip(base, head, strict=True):
+        hid = h.id if isinstance(h, RangeRef) else canonical_id(h.table, manifests.hasher)
+        bid = b.id if isinstance(b, RangeRef) else canonical_id(b.table, manifests.hasher)
+        if hid != bid:
+            return False
+    return True
+
+
+def _check_metadata(metadata: Any) -> None:
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidRequest("metadata must be a JSON object")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
