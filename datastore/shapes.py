@@ -1,0 +1,79 @@
+"""The JSON documents ds answers with, shared by the REST API and ``--json`` in the CLI.
+
+SPEC section 11 promises that ``ds ... --json`` prints the same object the API returns
+for the same thing, so both views build their output here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .catalog import TagEvent
+from .manifest import Entry
+from .store import DatasetInfo, Snapshot, iso_from_ns
+
+
+def dataset(info: DatasetInfo) -> dict[str, Any]:
+    row = info.row
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "metadata": row.metadata,
+        "rules": row.rules,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "file_count": info.file_count,
+        "size_bytes": info.size_bytes,
+        "latest_snapshot": info.latest_snapshot,
+        "tags": info.tags,
+        "dirty": info.dirty,
+    }
+
+
+def entry(e: Entry) -> dict[str, Any]:
+    info = e.info
+    return {
+        "path": e.path,
+        "type": "dir" if e.is_dir else "file",
+        "size": e.size,
+        "object": e.object,
+        "mode": f"{e.mode:04o}",
+        "mtime": iso_from_ns(e.mtime_ns),
+        "category": info.get("category"),
+        "description": info.get("description"),
+        "metadata": info.get("metadata", {}),
+    }
+
+
+def snapshot(s: Snapshot) -> dict[str, Any]:
+    row = s.row
+    return {
+        "id": row.id,
+        "dataset": s.dataset,
+        "parent": row.parent,
+        "created_at": row.created_at,
+        "message": row.message,
+        "author": row.author,
+        "tags": s.tags,
+        "file_count": row.file_count,
+        "size_bytes": row.size_bytes,
+        "sources": row.sources,
+    }
+
+
+def tag(name: str, snapshot_id: str, history: list[TagEvent]) -> dict[str, Any]:
+    return {
+        "tag": name,
+        "snapshot": snapshot_id,
+        "history": [{"snapshot": h.snapshot, "at": h.at, "by": h.by} for h in history],
+    }
+
+
+def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
+    return {
+        "items": items[offset : offset + limit],
+        "total": len(items),
+        "limit": limit,
+        "offset": offset,
+    }
