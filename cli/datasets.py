@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -112,7 +113,7 @@ def delete_cmd(out: Output, name: str, yes: bool) -> None:
       ds delete scratch --yes
     """
     out.store.dataset(name)
-    if not yes and not out.as_json:
+    if not yes and not out.as_json and sys.stdin.isatty():
         click.confirm(f"delete dataset {name} and all its snapshots?", abort=True)
     out.store.delete_dataset(name)
     out.emit({"deleted": name}, f"deleted {name}")

@@ -1,0 +1,186 @@
+"""File commands on a head or a version: put, get, ls, cat, rm, status."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from datastore import names, shapes
+from datastore.errors import InvalidRequest
+
+from .common import Output, common_options, human_size, table
+
+
+@click.command("put")
+@click.argument("name")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--to", "to", default="", help="Directory inside the dataset (default: root).")
+@common_options
+def put_cmd(out: Output, name: str, sources: tuple[str, ...], to: str) -> None:
+    """Add files and directories to the head (a directory's contents go under --to).
+
+    Re-importing a directory reads only files whose size, mtime or inode changed.
+
+    \b
+    Example:
+      ds put sales ./exports/2026-11 --to raw/2026-11
+    """
+    with out.progress("put") as progress:
+        result = out.store.put(name, list(sources), to, progress)
+    doc = {
+        "dataset": name,
+        "added": result.added,
+        "modified": result.modified,
+        "unchanged": result.unchanged,
+        "bytes_hashed": result.bytes_hashed,
+    }
+    out.emit(
+        doc,
+        f"{name}: {len(result.added)} added, {len(result.modified)} modified,"
+        f" {result.unchanged} unchanged ({human_size(result.bytes_hashed)} read)",
+    )
+
+
+@click.command("get")
+@click.argument("spec", metavar="NAME[@REF]/PATH")
+@click.argument("dest", type=click.Path())
+@common_options
+def get_cmd(out: Output, spec: str, dest: str) -> None:
+    """Copy a file or directory out of a version.
+
+    \b
+    Example:
+      ds get sales@v1.0/raw/2026-11.csv ./2026-11.csv
+    """
+    name, ref, path = names.split_ref_path(spec)
+    version = f"{name}@{ref}" if ref else name
+    entry = out.store.stat(version, path)
+    target = Path(dest)
+    if entry.is_dir:
+        count = _get_tree(out, version, path, target)
+    else:
+        if target.is_dir():
+            target = target / Path(path).name
+        with out.store.open_file(version, path) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        count = 1
+    out.emit({"spec": spec, "dest": str(target), "files": count}, f"wrote {count} file(s) to {target}")
+
+
+def _get_tree(out: Output, version: str, path: str, target: Path) -> int:
+    entries = out.store.ls(version, path, recursive=True)
+    count = 0
+    for e in entries:
+        rel = e.path[len(path) + 1 :] if path else e.path
+        dst = target / rel
+        if e.is_dir:
+            dst.mkdir(parents=True, exist_ok=True)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with out.store.open_file(version, e.path) as src, open(dst, "wb") as f:
+            shutil.copyfileobj(src, f, 1 << 20)
+        count += 1
+    return count
+
+
+@click.command("ls")
+@click.argument("spec", metavar="NAME[@REF][/PATH]")
+@click.option("-R", "--recursive", is_flag=True, help="Everything below, not just children.")
+@common_options
+def ls_cmd(out: Output, spec: str, recursive: bool) -> None:
+    """List a directory of a head or a version.
+
+    \b
+    Example:
+      ds ls sales@v1.0/raw -R
+    """
+    name, ref, path = names.split_ref_path(spec)
+    entries = out.store.ls(f"{name}@{ref}" if ref else name, path, recursive)
+    docs = [shapes.entry(e) for e in entries]
+
+    def human() -> None:
+        table(
+            [
+                [
+                    d["mode"],
+                    human_size(d["size"]) if d["type"] == "file" else "-",
+                    d["mtime"][:19].replace("T", " "),
+                    d["path"] + ("/" if d["type"] == "dir" else ""),
+                ]
+                for d in docs
+            ]
+        )
+
+    out.emit(shapes.page(docs, len(docs) or 1, 0), human)
+
+
+@click.command("cat")
+@click.argument("spec", metavar="NAME[@REF]/PATH")
+@common_options
+def cat_cmd(out: Output, spec: str) -> None:
+    """Write a file's bytes to standard output.
+
+    \b
+    Example:
+      ds cat sales@latest/raw/2026-11.csv | head
+    """
+    name, ref, path = names.split_ref_path(spec)
+    if not path:
+        raise InvalidRequest("name a file: NAME[@REF]/PATH")
+    with out.store.open_file(f"{name}@{ref}" if ref else name, path) as f:
+        shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+    sys.stdout.buffer.flush()
+
+
+@click.command("rm")
+@click.argument("specs", nargs=-1, required=True, metavar="NAME/PATH...")
+@common_options
+def rm_cmd(out: Output, specs: tuple[str, ...]) -> None:
+    """Remove files or directories from the head.
+
+    \b
+    Example:
+      ds rm sales/raw/bad.csv sales/tmp
+    """
+    parsed = [names.split_ref_path(s) for s in specs]
+    datasets = {(n, r) for n, r, _ in parsed}
+    if len(datasets) != 1:
+        raise InvalidRequest("ds rm takes paths of one dataset at a time")
+    (name, ref), = datasets
+    if any(not p for _, _, p in parsed):
+        raise InvalidRequest("name a path inside the dataset: NAME/PATH")
+    removed = out.store.rm(f"{name}@{ref}" if ref else name, [p for _, _, p in parsed])
+    out.emit({"dataset": name, "removed": removed}, f"{name}: removed {len(removed)} file(s)")
+
+
+@click.command("status")
+@click.argument("name")
+@common_options
+def status_cmd(out: Output, name: str) -> None:
+    """Staged changes of the head against its base snapshot.
+
+    \b
+    Example:
+      ds status sales
+    """
+    doc = out.store.status(name)
+
+    def human() -> None:
+        staged = doc["staged"]
+        if not doc["dirty"]:
+            click.echo(f"{name}: clean (base {doc['base'] or 'none'})")
+            return
+        click.echo(f"{name}: changes since {doc['base'] or 'the start'}")
+        for label, mark in (("added", "A"), ("modified", "M"), ("removed", "D")):
+            for p in staged[label]:
+                click.echo(f"  {mark} {p}")
+        for r in staged["renamed"]:
+            click.echo(f"  R {r['from']} -> {r['to']}")
+
+    out.emit(doc, human)
+
+
+COMMANDS = [put_cmd, get_cmd, ls_cmd, cat_cmd, rm_cmd, status_cmd]

@@ -1,0 +1,104 @@
+"""Store upkeep: gc, fsck, du."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from datastore.errors import InvalidRequest
+
+from .common import Output, common_options, human_size, table
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise InvalidRequest(f"invalid duration {text!r}: use e.g. 0, 90, 15m, 2h")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--grace", default="15m", show_default=True, help="Spare anything younger.")
+@common_options
+def gc_cmd(out: Output, dry_run: bool, grace: str) -> None:
+    """Delete objects and ranges that no snapshot, head or staged file references.
+
+    Safe while the daemon, mounts and uploads run.
+
+    \b
+    Example:
+      ds gc --dry-run
+      ds gc --grace 1h
+    """
+    with out.progress("gc") as progress:
+        report = out.store.gc(parse_duration(grace), dry_run, progress)
+    verb = "would remove" if dry_run else "removed"
+    out.emit(
+        report,
+        f"{verb} {report['objects_removed']} objects and {report['ranges_removed']} ranges,"
+        f" {human_size(report['bytes_freed'])}",
+    )
+
+
+@click.command("fsck")
+@common_options
+def fsck_cmd(out: Output) -> None:
+    """Re-hash every object and range; name the datasets, snapshots and paths damage affects.
+
+    Exits non-zero when anything is missing or corrupt.
+
+    \b
+    Example:
+      ds fsck
+    """
+    with out.progress("fsck") as progress:
+        report = out.store.fsck(progress)
+
+    def human() -> None:
+        click.echo(
+            f"checked {report['objects_checked']} objects, {report['ranges_checked']} ranges:"
+            f" {'ok' if report['ok'] else str(len(report['problems'])) + ' problem(s)'}"
+        )
+        for p in report["problems"]:
+            click.echo(f"  {p['problem']} {p['kind']} {p['id']}")
+            for a in p["affected"]:
+                where = a["snapshot"] or "head"
+                click.echo(f"    {a['dataset']}@{where} {a['path'] or ''}".rstrip())
+
+    out.emit(report, human)
+    if not report["ok"]:
+        sys.exit(1)
+
+
+@click.command("du")
+@click.argument("name", required=False)
+@common_options
+def du_cmd(out: Output, name: str | None) -> None:
+    """Logical, physical and exclusive bytes per dataset and snapshot.
+
+    \b
+    Example:
+      ds du sales
+    """
+    rows = out.store.du(name)
+
+    def human() -> None:
+        lines = [["DATASET/SNAPSHOT", "LOGICAL", "PHYSICAL", "EXCLUSIVE"]]
+        for d in rows:
+            lines.append([d["dataset"], *(human_size(d[k]) for k in _KEYS)])
+            for s in d["snapshots"]:
+                lines.append(["  " + s["id"][:12], *(human_size(s[k]) for k in _KEYS)])
+        table(lines)
+
+    out.emit({"items": rows}, human)
+
+
+_KEYS = ("logical_bytes", "physical_bytes", "exclusive_bytes")
+
+COMMANDS = [gc_cmd, fsck_cmd, du_cmd]

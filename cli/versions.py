@@ -1,0 +1,163 @@
+"""Version commands: snapshot, log, tag, untag, diff, checkout."""
+
+from __future__ import annotations
+
+import click
+
+from datastore import shapes
+from datastore.errors import InvalidRequest
+
+from .common import Output, common_options, human_size, table
+
+
+@click.command("snapshot")
+@click.argument("name")
+@click.option("--tag", default=None, help="Tag the new (or, on a clean head, latest) snapshot.")
+@click.option("-m", "--message", default="", help="What changed.")
+@click.option("--source", "sources", multiple=True, metavar="OTHER@REF", help="An upstream version.")
+@common_options
+def snapshot_cmd(
+    out: Output, name: str, tag: str | None, message: str, sources: tuple[str, ...]
+) -> None:
+    """Freeze the head as an immutable snapshot.
+
+    \b
+    Example:
+      ds snapshot sales --tag v1.0 -m "November close" --source raw@v3
+    """
+    snap, created = out.store.snapshot(name, tag, message, sources)
+    doc = {**shapes.snapshot(snap), "created": created}
+    if created:
+        text = f"{name}: snapshot {snap.row.id} ({snap.row.file_count} files)"
+    else:
+        text = f"{name}: nothing changed; latest snapshot is {snap.row.id}"
+    if tag:
+        text += f", tagged {tag}"
+    out.emit(doc, text)
+
+
+@click.command("log")
+@click.argument("name")
+@common_options
+def log_cmd(out: Output, name: str) -> None:
+    """Snapshots of a dataset, newest first.
+
+    \b
+    Example:
+      ds log sales
+    """
+    docs = [shapes.snapshot(s) for s in out.store.log(name)]
+
+    def human() -> None:
+        table(
+            [
+                [
+                    d["id"][:12],
+                    d["created_at"][:19].replace("T", " "),
+                    str(d["file_count"]),
+                    human_size(d["size_bytes"]),
+                    ",".join(d["tags"]),
+                    d["message"],
+                ]
+                for d in docs
+            ]
+        )
+
+    out.emit(shapes.page(docs, len(docs) or 1, 0), human)
+
+
+@click.command("tag")
+@click.argument("name")
+@click.argument("args", nargs=-1, required=True, metavar="REF TAG | TAG --history")
+@click.option("--force", is_flag=True, help="Move an existing tag (the move is kept in history).")
+@click.option("--history", is_flag=True, help="Show every move of TAG.")
+@common_options
+def tag_cmd(out: Output, name: str, args: tuple[str, ...], force: bool, history: bool) -> None:
+    """Name a snapshot, move a tag, or show a tag's history.
+
+    \b
+    Example:
+      ds tag sales latest v1.1
+      ds tag sales 3f9c2a1b v1.0 --force
+      ds tag sales v1.0 --history
+    """
+    if history:
+        if len(args) != 1:
+            raise InvalidRequest("usage: ds tag NAME TAG --history")
+        current, events = out.store.tag_history(name, args[0])
+        doc = shapes.tag(args[0], current, events)
+        out.emit(doc, lambda: table([[e["at"], e["snapshot"], e["by"]] for e in doc["history"]]))
+        return
+    if len(args) != 2:
+        raise InvalidRequest("usage: ds tag NAME REF TAG [--force]")
+    ref, tag = args
+    snapshot_id, created = out.store.tag(name, ref, tag, force)
+    current, events = out.store.tag_history(name, tag)
+    verb = "created" if created else "moved"
+    out.emit({**shapes.tag(tag, current, events), "created": created}, f"{name}: {tag} {verb} -> {snapshot_id}")
+
+
+@click.command("untag")
+@click.argument("name")
+@click.argument("tag")
+@common_options
+def untag_cmd(out: Output, name: str, tag: str) -> None:
+    """Remove a tag (the snapshot stays).
+
+    \b
+    Example:
+      ds untag sales v1.0-rc1
+    """
+    out.store.untag(name, tag)
+    out.emit({"dataset": name, "untagged": tag}, f"{name}: removed tag {tag}")
+
+
+@click.command("diff")
+@click.argument("a", metavar="NAME@REF")
+@click.argument("b", required=False, metavar="[NAME@REF]")
+@common_options
+def diff_cmd(out: Output, a: str, b: str | None) -> None:
+    """Files added, removed, modified and renamed between two versions (or one and the head).
+
+    \b
+    Example:
+      ds diff sales@v1.0 sales@v1.1
+    """
+    doc = out.store.diff(a, b)
+
+    def human() -> None:
+        for e in doc["added"]:
+            click.echo(f"A {e['path']}")
+        for e in doc["removed"]:
+            click.echo(f"D {e['path']}")
+        for e in doc["modified"]:
+            click.echo(f"M {e['path']}")
+        for e in doc["renamed"]:
+            click.echo(f"R {e['from']} -> {e['to']}")
+        s = doc["summary"]
+        click.echo(
+            f"{s['added']} added, {s['removed']} removed, {s['modified']} modified,"
+            f" {s['renamed']} renamed",
+            err=True,
+        )
+
+    out.emit(doc, human)
+
+
+@click.command("checkout")
+@click.argument("spec", metavar="NAME@REF")
+@click.argument("dest", type=click.Path(file_okay=False))
+@common_options
+def checkout_cmd(out: Output, spec: str, dest: str) -> None:
+    """Materialize a version as plain files (reflink, hardlink to read-only objects, or copy).
+
+    \b
+    Example:
+      ds checkout sales@v1.0 /scratch/sales-v1
+    """
+    with out.progress("checkout") as progress:
+        count = out.store.checkout(spec, dest, progress)
+    out.emit({"spec": spec, "dest": dest, "files": count}, f"checked out {count} files to {dest}")
+
+
+COMMANDS = [snapshot_cmd, log_cmd, tag_cmd, untag_cmd, diff_cmd, checkout_cmd]
