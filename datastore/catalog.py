@@ -479,7 +479,7 @@ class Catalog:
         db.execute("DELETE FROM staged WHERE dataset_id=? AND seq<=?", (dataset_id, upto_seq))
 
     def staged_objects(self) -> set[str]:
-        rows = self.db.execute("SELECT DISTINCT object FROM staged WHERE object IS NOT NULL")
+        rows = self.db.execute("SELECT DISTINCT object FROM staged WHERE object IS NOT NULL AND deleted=0")
         return {r[0] for r in rows}
 
     def staged_object_paths(self, objects: set[str]) -> list[tuple[str, str, str]]:

@@ -1,0 +1,339 @@
+"""The Store facade's promises: snapshots, refs, tags, diff, checkout, gc, concurrency."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from datastore import manifest
+from datastore.errors import (
+    AmbiguousRef,
+    Conflict,
+    DatasetExists,
+    DatasetNotFound,
+    FileNotFound,
+    InvalidRequest,
+    PreconditionFailed,
+    ReadOnlyRef,
+    RefNotFound,
+    TagExists,
+)
+from datastore.store import Store
+
+from .conftest import make_tree
+
+
+def test_first_snapshot_of_an_empty_head_is_created(store: Store) -> None:
+    store.create_dataset("d")
+    snap, created = store.snapshot("d", tag="empty")
+    assert created and snap.row.file_count == 0
+    again, created = store.snapshot("d", tag="still-empty")
+    assert not created and again.row.id == snap.row.id
+    assert sorted(store.info("d").tags) == ["empty", "still-empty"]
+
+
+def test_put_snapshot_and_pinned_reads(store: Store, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.csv": b"1,2\n", "sub/b.bin": b"\x00\x01"})
+    store.create_dataset("sales")
+    result = store.put("sales", [src])
+    assert sorted(result.added) == ["a.csv", "sub/b.bin"]
+    v1, _ = store.snapshot("sales", tag="v1.0", message="first")
+    store.put_bytes("sales", "a.csv", b"changed")
+    store.rm("sales", ["sub"])
+    assert store.read_bytes("sales@v1.0", "a.csv") == b"1,2\n"
+    assert store.read_bytes("sales", "a.csv") == b"changed"
+    assert store.read_bytes(f"sales@{v1.row.id[:8]}", "sub/b.bin") == b"\x00\x01"
+    with pytest.raises(FileNotFound):
+        store.stat("sales", "sub/b.bin")
+    v2, created = store.snapshot("sales", tag="v2")
+    assert created and v2.row.parent == v1.row.id
+    assert [e.path for e in store.ls("sales@v2", "", recursive=True)] == ["a.csv"]
+    assert store.read_bytes("sales@v1.0", "a.csv") == b"1,2\n"
+    info = store.info("sales")
+    assert (info.file_count, info.size_bytes, info.dirty) == (1, 7, False)
+
+
+def test_put_directory_semantics(store: Store, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "exports", {"x.txt": b"x", "deep/y.txt": b"y"})
+    (src / "empty").mkdir()
+    store.create_dataset("d")
+    store.put("d", [src], to="raw/2026")
+    store.put("d", [src / "x.txt"], to="single")
+    paths = {e.path: e.kind for e in store.ls("d", "", recursive=True)}
+    assert paths == {
+        "raw": "dir",
+        "single": "dir",
+        "raw/2026": "dir",
+        "raw/2026/empty": "dir",
+        "raw/2026/x.txt": "file",
+        "raw/2026/deep": "dir",
+        "raw/2026/deep/y.txt": "file",
+        "single/x.txt": "file",
+    }
+
+
+def test_reimport_reads_only_changed_files(store: Store, tmp_path: Path) -> None:
+    files = {f"d{i % 5}/f{i}.txt": os.urandom(100) for i in range(100)}
+    src = make_tree(tmp_path / "src", files)
+    store.create_dataset("d")
+    first = store.put("d", [src])
+    assert first.bytes_hashed == 10_000
+    (src / "d0/f0.txt").write_bytes(b"new content")
+    second = store.put("d", [src])
+    assert second.bytes_hashed == len(b"new content")
+    assert second.modified == ["d0/f0.txt"] and second.unchanged == 99
+
+
+def test_file_and_directory_shapes_conflict(store: Store) -> None:
+    store.create_dataset("d")
+    store.put_bytes("d", "a/b.txt", b"x")
+    with pytest.raises(Conflict):
+        store.put_bytes("d", "a", b"file over dir")
+    with pytest.raises(Conflict):
+        store.put_bytes("d", "a/b.txt/c", b"under a file")
+    assert store.read_bytes("d", "a/b.txt") == b"x"
+
+
+def test_if_absent_and_read_only_refs(store: Store) -> None:
+    store.create_dataset("d")
+    store.put_bytes("d", "f", b"1")
+    with pytest.raises(PreconditionFailed):
+        store.put_bytes("d", "f", b"2", if_absent=True)
+    store.snapshot("d", tag="t")
+    with pytest.raises(ReadOnlyRef):
+        store.put_bytes("d@t", "g", b"x")
+    with pytest.raises(ReadOnlyRef):
+        store.rm("d@t", ["f"])
+    assert store.read_bytes("d", "f") == b"1"
+
+
+def test_ref_resolution_rules(store: Store) -> None:
+    store.create_dataset("d")
+    with pytest.raises(RefNotFound):
+        store.resolve("d@latest")
+    s1, _ = store.snapshot("d")
+    time.sleep(0.01)
+    store.put_bytes("d", "f", b"x")
+    s2, _ = store.snapshot("d")
+    assert store.resolve("d@latest").snapshot == s2.row.id
+    assert store.resolve(f"d@{s1.row.id}").snapshot == s1.row.id
+    with pytest.raises(RefNotFound):
+        store.resolve(f"d@{s1.row.id[:7]}")
+    created = datetime.strptime(s1.row.created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    at_s1 = (created + timedelta(microseconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert store.resolve(f"d@{at_s1}").snapshot == s1.row.id
+    with pytest.raises(RefNotFound):
+        store.resolve("d@2000-01-01T00:00:00Z")
+    # a tag wins over an id prefix that spells the same text
+    store.tag("d", s1.row.id, s2.row.id[:8])
+    assert store.resolve(f"d@{s2.row.id[:8]}").snapshot == s1.row.id
+
+
+def test_ambiguous_prefix(store: Store) -> None:
+    store.create_dataset("d")
+    ids = []
+    for i in range(40):
+        store.put_bytes("d", "f", str(i).encode())
+        ids.append(store.snapshot("d")[0].row.id)
+    prefixes: dict[str, int] = {}
+    for sid in ids:
+        prefixes[sid[0]] = prefixes.get(sid[0], 0) + 1
+    shared = next(p for p, n in prefixes.items() if n > 1)
+    # 8 characters are needed before a prefix resolves; force ambiguity through the catalog rule
+    with pytest.raises((AmbiguousRef, RefNotFound)):
+        store.resolve(f"d@{shared * 8}")
+    hits = store.catalog.snapshots_by_prefix(store.dataset("d").id, shared)
+    assert len(hits) == 2
+
+
+def test_tags_are_immutable_unless_forced_and_keep_history(store: Store) -> None:
+    store.create_dataset("d")
+    s1, _ = store.snapshot("d", tag="prod")
+    store.put_bytes("d", "f", b"x")
+    s2, _ = store.snapshot("d")
+    with pytest.raises(TagExists):
+        store.tag("d", s2.row.id, "prod")
+    assert store.tag("d", s2.row.id, "prod", force=True, by="alice") == (s2.row.id, False)
+    current, history = store.tag_history("d", "prod")
+    assert current == s2.row.id
+    assert [h.snapshot for h in history] == [s1.row.id, s2.row.id]
+    assert history[1].by == "alice"
+    store.untag("d", "prod")
+    with pytest.raises(RefNotFound):
+        store.untag("d", "prod")
+
+
+def test_tag_on_snapshot_with_existing_tag_changes_nothing(store: Store) -> None:
+    store.create_dataset("d")
+    store.snapshot("d", tag="v1")
+    store.put_bytes("d", "f", b"x")
+    before = store.log("d")
+    with pytest.raises(TagExists):
+        store.snapshot("d", tag="v1")
+    assert store.log("d") == before
+    assert store.status("d")["dirty"]
+
+
+def test_diff_reports_every_kind_of_change(store: Store) -> None:
+    store.create_dataset("d")
+    for name, data in {"keep": b"k", "mod": b"m1", "gone": b"g", "old-name": b"r"}.items():
+        store.put_bytes("d", name, data)
+    store.snapshot("d", tag="a")
+    store.put_bytes("d", "mod", b"m2")
+    store.rm("d", ["gone"])
+    store.rename("d", "old-name", "new/name")
+    store.put_bytes("d", "added", b"new")
+    diff = store.diff("d@a")
+    assert [e["path"] for e in diff["added"]] == ["added"]
+    assert [e["path"] for e in diff["removed"]] == ["gone"]
+    assert [e["path"] for e in diff["modified"]] == ["mod"]
+    assert [(r["from"], r["to"]) for r in diff["renamed"]] == [("old-name", "new/name")]
+    store.snapshot("d", tag="b")
+    assert store.diff("d@a", "d@b")["summary"] == diff["summary"]
+    assert store.diff("d@b", "d@b")["summary"]["modified"] == 0
+
+
+def test_snapshot_rewrites_only_touched_ranges(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manifest, "TARGET_ROWS", 16)
+    monkeypatch.setattr(manifest, "MAX_ROWS", 32)
+    store.create_dataset("d")
+    for i in range(20):
+        for j in range(10):
+            store.put_bytes("d", f"dir{i:02d}/f{j}", f"{i}-{j}".encode())
+    s1, _ = store.snapshot("d")
+    r1 = store.catalog.ranges(s1.row.id)
+    assert len(r1) > 5
+    store.put_bytes("d", "dir07/f3", b"changed")
+    s2, _ = store.snapshot("d")
+    r2 = store.catalog.ranges(s2.row.id)
+    changed = {r.id for r in r2} - {r.id for r in r1}
+    assert len(changed) == 1
+    assert store.read_bytes("d@" + s2.row.id, "dir07/f3") == b"changed"
+    assert len(store.ls("d@" + s2.row.id, "dir07")) == 10
+    assert s2.row.file_count == 200
+
+
+def test_checkout_materializes_exactly(store: Store, tmp_path: Path) -> None:
+    files = {"a.txt": b"a", "x/y/z.bin": os.urandom(3000)}
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "src", files)])
+    (tmp_path / "src" / "x" / "empty").mkdir()
+    store.put("d", [tmp_path / "src"])
+    store.snapshot("d", tag="v1")
+    store.put_bytes("d", "a.txt", b"later")
+    dest = tmp_path / "out"
+    assert store.checkout("d@v1", dest) == 2
+    assert (dest / "a.txt").read_bytes() == b"a"
+    assert (dest / "x/y/z.bin").read_bytes() == files["x/y/z.bin"]
+    assert (dest / "x/empty").is_dir()
+    with pytest.raises(InvalidRequest):
+        store.checkout("d@v1", dest)
+
+
+def test_gc_keeps_referenced_and_young(store: Store) -> None:
+    store.create_dataset("d")
+    store.put_bytes("d", "keep", b"kept")
+    store.snapshot("d")
+    store.put_bytes("d", "tmp", b"temporary")
+    store.rm("d", ["tmp"])
+    assert store.gc(grace_seconds=900)["objects_removed"] == 0
+    dry = store.gc(grace_seconds=0, dry_run=True)
+    assert dry["objects_removed"] == 1 and dry["bytes_freed"] == len(b"temporary")
+    assert store.gc(grace_seconds=0)["objects_removed"] == 1
+    assert store.read_bytes("d", "keep") == b"kept"
+    assert store.fsck()["ok"]
+
+
+def test_gc_after_delete_frees_everything(store: Store) -> None:
+    store.create_dataset("a")
+    store.create_dataset("b")
+    store.put_bytes("a", "f", b"shared")
+    store.put_bytes("b", "f", b"shared")
+    store.snapshot("a")
+    store.snapshot("b")
+    assert len(list(store.objects.iter_ids())) == 1
+    store.delete_dataset("a")
+    assert store.gc(grace_seconds=0)["objects_removed"] == 0
+    store.delete_dataset("b")
+    report = store.gc(grace_seconds=0)
+    assert report["objects_removed"] == 1 and report["ranges_removed"] >= 1
+    with pytest.raises(DatasetNotFound):
+        store.info("a")
+
+
+def test_dataset_lifecycle(store: Store) -> None:
+    store.create_dataset("d", "desc", {"owner": "bi"})
+    with pytest.raises(DatasetExists):
+        store.create_dataset("d")
+    info = store.update_dataset("d", description="new", metadata={"k": 1})
+    assert (info.row.description, info.row.metadata) == ("new", {"k": 1})
+    with pytest.raises(InvalidRequest):
+        store.update_dataset("d", metadata=["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+def test_du_counts_logical_physical_exclusive(store: Store) -> None:
+    store.create_dataset("a")
+    store.create_dataset("b")
+    store.put_bytes("a", "x", b"1" * 100)
+    store.put_bytes("a", "y", b"2" * 10)
+    store.put_bytes("b", "x", b"1" * 100)
+    store.snapshot("a")
+    store.snapshot("b")
+    usage = {u["dataset"]: u for u in store.du()}
+    assert usage["a"]["logical_bytes"] == 110
+    assert usage["a"]["physical_bytes"] == 110
+    assert usage["a"]["exclusive_bytes"] == 10
+    assert usage["b"]["exclusive_bytes"] == 0
+
+
+def test_changes_staged_during_a_snapshot_stay_staged(store: Store) -> None:
+    store.create_dataset("d")
+    store.put_bytes("d", "a", b"1")
+    ranges, upto = store._head_ranges(store.dataset("d"))
+    store.put_bytes("d", "b", b"2")
+    row = store.dataset("d")
+    with store.catalog.write() as db:
+        store.catalog.clear_staged(db, row.id, upto)
+    assert [r["name"] for r in store.catalog.staged(row.id)] == ["b"]
+    assert len(ranges) == 1
+
+
+def test_concurrent_writers_and_snapshots(store_root: Path) -> None:
+    Store.open(store_root).create_dataset("d")
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            s = Store.open(store_root)
+            for i in range(15):
+                s.put_bytes("d", f"w{k}/f{i}", f"{k}-{i}".encode())
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+            errors.append(exc)
+
+    def snapshotter() -> None:
+        try:
+            s = Store.open(store_root)
+            for _ in range(5):
+                s.snapshot("d")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    threads.append(threading.Thread(target=snapshotter))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    s = Store.open(store_root)
+    final, _ = s.snapshot("d")
+    assert final.row.file_count == 60
+    for k in range(4):
+        for i in range(15):
+            assert s.read_bytes("d@latest", f"w{k}/f{i}") == f"{k}-{i}".encode()
+    assert s.fsck()["ok"]
