@@ -1,0 +1,42 @@
+"""A writer for the crash tests: puts, snapshots and gcs forever, printing what was acknowledged.
+
+Run as ``python -m tests.crash_worker STORE SEED``; each line on stdout is printed only after
+the operation returned, so the parent knows exactly what ds acknowledged before the kill.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+from datastore.store import Store
+
+
+def main(root: str, seed: int) -> None:
+    rng = random.Random(seed)
+    store = Store.open(Path(root))
+    if not any(r.name == "c" for r in store.list_datasets()):
+        try:
+            store.create_dataset("c")
+        except Exception:  # noqa: BLE001 - a previous run may have created it concurrently
+            pass
+    i = 0
+    while True:
+        i += 1
+        op = rng.random()
+        if op < 0.7:
+            path = f"s{seed}/d{i % 7}/f{i}"
+            data = rng.randbytes(rng.randint(0, 70_000))
+            store.put_bytes("c", path, data)
+            print(f"PUT {path} {store.objects.hash_bytes(data)}", flush=True)
+        elif op < 0.9:
+            snap, _ = store.snapshot("c")
+            print(f"SNAP {snap.row.id} {snap.row.file_count}", flush=True)
+        else:
+            store.gc(grace_seconds=0)
+            print("GC", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

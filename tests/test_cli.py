@@ -1,0 +1,90 @@
+"""The CLI end to end: in-process through click's runner and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from cli.main import ds
+
+from .conftest import make_tree, parse
+
+
+def test_quickstart_through_the_runner(cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "exports", {"2026-11.csv": b"a,b\n1,2\n", "notes/readme.txt": b"hi"})
+    assert parse(cli("create", "sales", "-d", "daily", "--json"))["name"] == "sales"
+    put = parse(cli("put", "sales", str(src), "--json"))
+    assert sorted(put["added"]) == ["2026-11.csv", "notes/readme.txt"]
+    status = parse(cli("status", "sales", "--json"))
+    assert status["dirty"] and len(status["staged"]["added"]) == 2
+    snap = parse(cli("snapshot", "sales", "--tag", "v1.0", "-m", "first", "--json"))
+    assert snap["created"] and snap["tags"] == ["v1.0"] and snap["file_count"] == 2
+    again = parse(cli("snapshot", "sales", "--tag", "v1.0b", "--json"))
+    assert not again["created"] and again["id"] == snap["id"]
+    (src / "2026-11.csv").write_bytes(b"a,b\n1,2\n3,4\n")
+    cli("put", "sales", str(src))
+    assert cli("cat", "sales@v1.0/2026-11.csv").stdout_bytes == b"a,b\n1,2\n"
+    diff = parse(cli("diff", "sales@v1.0", "--json"))
+    assert [m["path"] for m in diff["modified"]] == ["2026-11.csv"]
+    log = parse(cli("log", "sales", "--json"))
+    assert [s["id"] for s in log["items"]] == [snap["id"]]
+    listing = parse(cli("ls", "sales@v1.0", "-R", "--json"))
+    assert {i["path"] for i in listing["items"]} == {"2026-11.csv", "notes", "notes/readme.txt"}
+    info = parse(cli("info", "sales", "--json"))
+    assert info["dirty"] and info["tags"]["v1.0"] == snap["id"]
+
+
+def test_tags_history_and_untag(cli) -> None:
+    cli("create", "d")
+    first = parse(cli("snapshot", "d", "--json"))["id"]
+    assert cli("tag", "d", first, "prod").exit_code == 0
+    result = cli("tag", "d", "latest", "prod")
+    assert result.exit_code == 0  # already there: nothing to move
+    doc = parse(cli("tag", "d", "prod", "--history", "--json"))
+    assert doc["tag"] == "prod" and doc["history"][0]["snapshot"] == first
+    assert cli("untag", "d", "prod").exit_code == 0
+    assert "[ref_not_found]" in cli("untag", "d", "prod").output
+
+
+def test_get_checkout_rm_and_maintenance(cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a/b.txt": b"bee", "c.txt": b"sea"})
+    cli("create", "d")
+    cli("put", "d", str(src))
+    cli("snapshot", "d", "--tag", "v1")
+    out = tmp_path / "got"
+    out.mkdir()
+    assert cli("get", "d@v1/a/b.txt", str(out)).exit_code == 0
+    assert (out / "b.txt").read_bytes() == b"bee"
+    assert cli("get", "d@v1/a", str(tmp_path / "tree")).exit_code == 0
+    assert (tmp_path / "tree" / "b.txt").read_bytes() == b"bee"
+    assert parse(cli("checkout", "d@v1", str(tmp_path / "co"), "--json"))["files"] == 2
+    assert parse(cli("rm", "d/a", "--json"))["removed"] == ["a/b.txt"]
+    assert parse(cli("gc", "--dry-run", "--grace", "0", "--json"))["objects_removed"] == 0
+    assert "[invalid_request]" in cli("gc", "--grace", "soon").output
+    assert parse(cli("fsck", "--json"))["ok"]
+    assert parse(cli("du", "d", "--json"))["items"][0]["dataset"] == "d"
+    assert cli("delete", "d", "--yes").exit_code == 0
+    assert parse(cli("list", "--json"))["items"] == []
+
+
+def test_subprocess_round_trip_and_exit_codes(ds_run, tmp_path: Path) -> None:
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"\x00\x01binary")
+    ds_run("create", "bin")
+    ds_run("put", "bin", str(f), "--to", "raw")
+    snap = json.loads(ds_run("snapshot", "bin", "--tag", "v1", "--json").stdout)
+    assert ds_run("cat", "bin@v1/raw/x.bin").stdout == b"\x00\x01binary"
+    assert ds_run("cat", f"bin@{snap['id'][:10]}/raw/x.bin").stdout == b"\x00\x01binary"
+    missing = ds_run("cat", "bin@v9/raw/x.bin", check=False)
+    assert missing.returncode == 4
+    assert missing.stderr.decode().count("\n") == 1 and "ref_not_found" in missing.stderr.decode()
+    assert ds_run("create", "Bad", check=False).returncode == 2
+
+
+def test_every_command_is_in_the_readme_with_an_example() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    documented = set(re.findall(r"`ds ([a-z]+)", readme))
+    for name, cmd in ds.commands.items():
+        assert name in documented, f"ds {name} is missing from the README"
+        assert "Example:" in (cmd.help or ""), f"ds {name} has no Example: in its help"

@@ -1,0 +1,107 @@
+"""A hypothesis state machine drives random put/overwrite/rm/rename/snapshot/tag/gc
+sequences against a dict model: every snapshot reads back exactly; the head equals the model."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from datastore import manifest
+from datastore.errors import TagExists
+from datastore.store import Store
+
+PATHS = st.sampled_from([f"f{j}" for j in range(3)] + [f"d{i}/f{j}" for i in range(3) for j in range(3)])
+DATA = st.binary(max_size=64)
+
+
+class StoreMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved = (manifest.TARGET_ROWS, manifest.MAX_ROWS)
+        manifest.TARGET_ROWS, manifest.MAX_ROWS = 2, 4
+        self.tmp = Path(tempfile.mkdtemp(prefix="ds-stateful-"))
+        self.store = Store.open(self.tmp / "store")
+        self.store.create_dataset("m")
+        self.head: dict[str, bytes] = {}
+        self.snapshots: list[tuple[str, dict[str, bytes]]] = []
+        self.tags: dict[str, str] = {}
+
+    def teardown(self) -> None:
+        manifest.TARGET_ROWS, manifest.MAX_ROWS = self.saved
+        self.store.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @rule(path=PATHS, data=DATA)
+    def put(self, path: str, data: bytes) -> None:
+        self.store.put_bytes("m", path, data)
+        self.head[path] = data
+
+    @precondition(lambda self: bool(self.head))
+    @rule(data=st.data())
+    def rm(self, data: st.DataObject) -> None:
+        path = data.draw(st.sampled_from(sorted(self.head)))
+        self.store.rm("m", [path])
+        del self.head[path]
+
+    @precondition(lambda self: bool(self.head))
+    @rule(data=st.data(), dst=PATHS)
+    def rename(self, data: st.DataObject, dst: str) -> None:
+        src = data.draw(st.sampled_from(sorted(self.head)))
+        self.store.rename("m", src, dst)
+        self.head[dst] = self.head.pop(src)
+
+    @rule(tag=st.none() | st.sampled_from(["t1", "t2", "t3"]))
+    def snapshot(self, tag: str | None) -> None:
+        try:
+            snap, created = self.store.snapshot("m", tag=tag)
+        except TagExists:
+            assert tag in self.tags
+            return
+        if created or not self.snapshots:
+            self.snapshots.append((snap.row.id, dict(self.head)))
+        else:
+            assert self.snapshots[-1][1] == self.head
+        if tag:
+            self.tags[tag] = snap.row.id
+
+    @precondition(lambda self: bool(self.snapshots))
+    @rule(data=st.data(), tag=st.sampled_from(["t1", "t2", "t3"]))
+    def move_tag(self, data: st.DataObject, tag: str) -> None:
+        sid, _ = data.draw(st.sampled_from(self.snapshots))
+        self.store.tag("m", sid, tag, force=True)
+        self.tags[tag] = sid
+
+    @rule()
+    def gc(self) -> None:
+        self.store.gc(grace_seconds=0)
+
+    @invariant()
+    def head_matches_model(self) -> None:
+        files = {e.path for e in self.store.ls("m", "", recursive=True) if not e.is_dir}
+        assert files == set(self.head)
+        for path, data in self.head.items():
+            assert self.store.read_bytes("m", path) == data
+
+    @invariant()
+    def snapshots_read_back(self) -> None:
+        for sid, files in self.snapshots:
+            listed = {e.path for e in self.store.ls(f"m@{sid}", "", recursive=True) if not e.is_dir}
+            assert listed == set(files)
+            for path, data in files.items():
+                assert self.store.read_bytes(f"m@{sid}", path) == data
+        for tag, sid in self.tags.items():
+            assert self.store.resolve(f"m@{tag}").snapshot == sid
+
+
+TestStoreMachine = StoreMachine.TestCase
+TestStoreMachine.settings = settings(
+    max_examples=40,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
