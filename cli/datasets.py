@@ -82,7 +82,12 @@ def info_cmd(out: Output, name: str) -> None:
       ds info sales
     """
     doc = shapes.dataset(out.store.info(name))
-    out.emit(doc, lambda: table([[k, json.dumps(v) if isinstance(v, dict) else str(v)] for k, v in doc.items()]))
+    out.emit(
+        doc,
+        lambda: table(
+            [[k, json.dumps(v) if isinstance(v, dict) else str(v)] for k, v in doc.items()]
+        ),
+    )
 
 
 @click.command("update")

@@ -67,7 +67,9 @@ def get_cmd(out: Output, spec: str, dest: str) -> None:
         with out.store.open_file(version, path) as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         count = 1
-    out.emit({"spec": spec, "dest": str(target), "files": count}, f"wrote {count} file(s) to {target}")
+    out.emit(
+        {"spec": spec, "dest": str(target), "files": count}, f"wrote {count} file(s) to {target}"
+    )
 
 
 def _get_tree(out: Output, version: str, path: str, target: Path) -> int:
@@ -149,7 +151,7 @@ def rm_cmd(out: Output, specs: tuple[str, ...]) -> None:
     datasets = {(n, r) for n, r, _ in parsed}
     if len(datasets) != 1:
         raise InvalidRequest("ds rm takes paths of one dataset at a time")
-    (name, ref), = datasets
+    ((name, ref),) = datasets
     if any(not p for _, _, p in parsed):
         raise InvalidRequest("name a path inside the dataset: NAME/PATH")
     removed = out.store.rm(f"{name}@{ref}" if ref else name, [p for _, _, p in parsed])

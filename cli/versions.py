@@ -14,7 +14,9 @@ from .common import Output, common_options, human_size, table
 @click.argument("name")
 @click.option("--tag", default=None, help="Tag the new (or, on a clean head, latest) snapshot.")
 @click.option("-m", "--message", default="", help="What changed.")
-@click.option("--source", "sources", multiple=True, metavar="OTHER@REF", help="An upstream version.")
+@click.option(
+    "--source", "sources", multiple=True, metavar="OTHER@REF", help="An upstream version."
+)
 @common_options
 def snapshot_cmd(
     out: Output, name: str, tag: str | None, message: str, sources: tuple[str, ...]
@@ -94,7 +96,10 @@ def tag_cmd(out: Output, name: str, args: tuple[str, ...], force: bool, history:
     snapshot_id, created = out.store.tag(name, ref, tag, force)
     current, events = out.store.tag_history(name, tag)
     verb = "created" if created else "moved"
-    out.emit({**shapes.tag(tag, current, events), "created": created}, f"{name}: {tag} {verb} -> {snapshot_id}")
+    out.emit(
+        {**shapes.tag(tag, current, events), "created": created},
+        f"{name}: {tag} {verb} -> {snapshot_id}",
+    )
 
 
 @click.command("untag")

@@ -410,7 +410,9 @@ class Catalog:
 
     # staged changes of the head ----------------------------------------------
 
-    def stage(self, db: sqlite3.Connection, dataset_id: str, rows: Sequence[dict[str, Any]]) -> None:
+    def stage(
+        self, db: sqlite3.Connection, dataset_id: str, rows: Sequence[dict[str, Any]]
+    ) -> None:
         """Upsert staged rows; each gets a fresh sequence number for snapshot capture."""
         seq = db.execute(
             "UPDATE counters SET value=value+? WHERE name='staged_seq' RETURNING value",
@@ -479,7 +481,9 @@ class Catalog:
         db.execute("DELETE FROM staged WHERE dataset_id=? AND seq<=?", (dataset_id, upto_seq))
 
     def staged_objects(self) -> set[str]:
-        rows = self.db.execute("SELECT DISTINCT object FROM staged WHERE object IS NOT NULL AND deleted=0")
+        rows = self.db.execute(
+            "SELECT DISTINCT object FROM staged WHERE object IS NOT NULL AND deleted=0"
+        )
         return {r[0] for r in rows}
 
     def staged_object_paths(self, objects: set[str]) -> list[tuple[str, str, str]]:
@@ -488,9 +492,7 @@ class Catalog:
             "SELECT d.name, s.dir, s.name, s.object FROM staged s JOIN datasets d"
             " ON d.id=s.dataset_id WHERE s.object IS NOT NULL AND s.deleted=0"
         )
-        return [
-            (r[0], f"{r[1]}/{r[2]}" if r[1] else r[2], r[3]) for r in rows if r[3] in objects
-        ]
+        return [(r[0], f"{r[1]}/{r[2]}" if r[1] else r[2], r[3]) for r in rows if r[3] in objects]
 
     # import cache ------------------------------------------------------------
 
@@ -502,7 +504,10 @@ class Catalog:
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def remember_imports(
-        self, db: sqlite3.Connection, dataset_id: str, rows: Sequence[tuple[str, int, int, int, str]]
+        self,
+        db: sqlite3.Connection,
+        dataset_id: str,
+        rows: Sequence[tuple[str, int, int, int, str]],
     ) -> None:
         db.executemany(
             "INSERT OR REPLACE INTO import_cache VALUES (?,?,?,?,?,?)",

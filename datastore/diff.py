@@ -42,7 +42,9 @@ def _is_shared(rng: AnyRange, shared: set[str]) -> bool:
 
 def _files(manifests: ManifestStore, ranges: Sequence[AnyRange]) -> pa.Table:
     table = concat([manifests.read(r) for r in ranges])
-    return table.filter(pc.equal(table["kind"], KIND_FILE)).select(["dir", "name", "object", "size"])
+    return table.filter(pc.equal(table["kind"], KIND_FILE)).select(
+        ["dir", "name", "object", "size"]
+    )
 
 
 def _changed_rows(left: pa.Table, right: pa.Table) -> list[tuple[Any, ...]]:
@@ -107,7 +109,9 @@ def _pair_renames(
         candidates = gone.get(e["object"])
         if candidates:
             old = candidates.pop(0)
-            renamed.append({"from": old["path"], "to": e["path"], "object": e["object"], "size": e["size"]})
+            renamed.append(
+                {"from": old["path"], "to": e["path"], "object": e["object"], "size": e["size"]}
+            )
         else:
             kept_added.append(e)
     paired = {r["from"] for r in renamed}

@@ -23,9 +23,11 @@ def check(store: Store, progress: Callable[[int, int], None]) -> dict[str, Any]:
         if state == "ok":
             good_ranges.add(rid)
             continue
-        affected = [{"dataset": d, "snapshot": s, "path": None} for d, s in store.catalog.range_users(rid)]
+        affected = [
+            {"dataset": d, "snapshot": s, "path": None} for d, s in store.catalog.range_users(rid)
+        ]
         problems.append({"kind": "range", "id": rid, "problem": state, "affected": affected})
-    present = set(store.objects.iter_ids())
+    present: set[str] = set(store.objects.iter_ids())
     corrupt: set[str] = set()
     for i, oid in enumerate(sorted(present)):
         if not store.objects.verify(oid):

@@ -37,7 +37,7 @@ def collect(
             for rid in store.manifests.iter_ids()
             if rid not in live_ranges and _older(store.manifests.path(rid), cutoff)
         ]
-        candidates = list(store.objects.iter_ids())
+        candidates: list[str] = list(store.objects.iter_ids())
         dead_objects: list[tuple[str, int]] = []
         for i, oid in enumerate(candidates):
             path = store.objects.path(oid)

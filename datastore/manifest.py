@@ -237,7 +237,12 @@ class RangeCache:
         with self._lock:
             idx = self._index.get(rid)
         if idx is None:
-            idx = {k: i for i, k in enumerate(zip(table["dir"].to_pylist(), table["name"].to_pylist(), strict=True))}
+            idx = {
+                k: i
+                for i, k in enumerate(
+                    zip(table["dir"].to_pylist(), table["name"].to_pylist(), strict=True)
+                )
+            }
             with self._lock:
                 if rid in self._items:
                     self._index[rid] = idx
@@ -388,7 +393,9 @@ class ManifestStore:
         return split_pending(merged)
 
     def write_all(self, ranges: Sequence[AnyRange], *, durable: bool = True) -> list[RangeRef]:
-        return [r if isinstance(r, RangeRef) else self.write(r.table, durable=durable) for r in ranges]
+        return [
+            r if isinstance(r, RangeRef) else self.write(r.table, durable=durable) for r in ranges
+        ]
 
     def iter_tables(self, ranges: Sequence[AnyRange]) -> Iterator[pa.Table]:
         for rng in ranges:

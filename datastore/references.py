@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 def range_files(store: Store, rid: str) -> pa.Table:
     """The files (dir, name, object, size) one range lists."""
     table = store.manifests.read(RangeRef(RangeId(rid), ("", ""), 0, 0, 0))
-    return table.filter(pc.equal(table["kind"], KIND_FILE)).select(["dir", "name", "object", "size"])
+    return table.filter(pc.equal(table["kind"], KIND_FILE)).select(
+        ["dir", "name", "object", "size"]
+    )
 
 
 def iter_range_objects(store: Store, range_ids: set[str]) -> Iterator[tuple[str, set[str]]]:

@@ -446,11 +446,17 @@ class Store:
                 self.catalog.remember_imports(db, row.id, remembered)
         return PutResult(added, modified, unchanged, hashed)
 
-    def _cached_object(self, cached: tuple[int, int, int, str] | None, st: os.stat_result) -> ObjectId | None:
+    def _cached_object(
+        self, cached: tuple[int, int, int, str] | None, st: os.stat_result
+    ) -> ObjectId | None:
         if cached is None:
             return None
         size, mtime_ns, inode, oid = cached
-        if (size, mtime_ns, inode) == (st.st_size, st.st_mtime_ns, st.st_ino) and self.objects.exists(oid):
+        if (size, mtime_ns, inode) == (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+        ) and self.objects.exists(oid):
             return ObjectId(oid)
         return None
 
@@ -520,7 +526,15 @@ class Store:
         with flock(self.locks / "gc.lock", exclusive=False):
             oid, size = self.objects.put_stream(chunks, max_bytes=max_bytes)
             return self._stage_file(
-                name, path, oid, size, mode, mtime_ns, description, metadata, if_absent,
+                name,
+                path,
+                oid,
+                size,
+                mode,
+                mtime_ns,
+                description,
+                metadata,
+                if_absent,
                 before_commit,
             )
 
@@ -549,7 +563,9 @@ class Store:
                 oid, size = self.objects.adopt(src)
             else:
                 oid, size = self.objects.put_file(src)
-            return self._stage_file(name, path, oid, size, mode, mtime_ns, None, None, False, None)[0]
+            return self._stage_file(name, path, oid, size, mode, mtime_ns, None, None, False, None)[
+                0
+            ]
 
     def temp_path(self) -> Path:
         """A scratch file path on the store's filesystem that gc leaves alone while fresh."""
@@ -757,7 +773,9 @@ class Store:
         latest = self._latest(row) or ""
         with self.catalog.write() as db:
             self.catalog.clear_staged(db, row.id, upto)
-            if tag is not None and not self.catalog.set_tag(db, row.id, tag, latest, None, utc_now(), who):
+            if tag is not None and not self.catalog.set_tag(
+                db, row.id, tag, latest, None, utc_now(), who
+            ):
                 raise TagExists(f"tag {tag!r} already exists in {row.name}")
         return self.get_snapshot(row.name, latest)
 
@@ -944,7 +962,9 @@ def _last_wins(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(by_key.values())
 
 
-def _same_ranges(base: Sequence[AnyRange], head: Sequence[AnyRange], manifests: ManifestStore) -> bool:
+def _same_ranges(
+    base: Sequence[AnyRange], head: Sequence[AnyRange], manifests: ManifestStore
+) -> bool:
     """True when the head's entries equal the base's: same range ids, in the same order."""
     from .manifest import canonical_id
 
@@ -968,4 +988,3 @@ def _os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
-

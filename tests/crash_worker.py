@@ -16,11 +16,6 @@ from datastore.store import Store
 def main(root: str, seed: int) -> None:
     rng = random.Random(seed)
     store = Store.open(Path(root))
-    if not any(r.name == "c" for r in store.list_datasets()):
-        try:
-            store.create_dataset("c")
-        except Exception:  # noqa: BLE001 - a previous run may have created it concurrently
-            pass
     i = 0
     while True:
         i += 1

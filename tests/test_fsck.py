@@ -33,7 +33,9 @@ def _damage(path: Path, how: str) -> None:
         path.unlink()
 
 
-@pytest.mark.parametrize(("how", "problem"), [("flip", "corrupt"), ("truncate", "corrupt"), ("remove", "missing")])
+@pytest.mark.parametrize(
+    ("how", "problem"), [("flip", "corrupt"), ("truncate", "corrupt"), ("remove", "missing")]
+)
 def test_damaged_object_is_reported_with_its_place(store: Store, how: str, problem: str) -> None:
     ids = _setup(store)
     _damage(store.objects.path(ids["dir/b.txt"]), how)

@@ -8,7 +8,17 @@ import sys
 from cli.errors import EXIT_CODES
 from datastore.errors import all_error_classes
 
-VIEW_MODULES = ("click", "aiohttp", "watchdog", "mfusepy", "fuse", "pyfuse3", "cli", "httpapi", "mount")
+VIEW_MODULES = (
+    "click",
+    "aiohttp",
+    "watchdog",
+    "mfusepy",
+    "fuse",
+    "pyfuse3",
+    "cli",
+    "httpapi",
+    "mount",
+)
 
 
 def test_datastore_imports_no_view() -> None:

@@ -15,7 +15,9 @@ from datastore import manifest
 from datastore.errors import TagExists
 from datastore.store import Store
 
-PATHS = st.sampled_from([f"f{j}" for j in range(3)] + [f"d{i}/f{j}" for i in range(3) for j in range(3)])
+PATHS = st.sampled_from(
+    [f"f{j}" for j in range(3)] + [f"d{i}/f{j}" for i in range(3) for j in range(3)]
+)
 DATA = st.binary(max_size=64)
 
 

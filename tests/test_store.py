@@ -198,7 +198,9 @@ def test_diff_reports_every_kind_of_change(store: Store) -> None:
     assert store.diff("d@b", "d@b")["summary"]["modified"] == 0
 
 
-def test_snapshot_rewrites_only_touched_ranges(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_snapshot_rewrites_only_touched_ranges(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(manifest, "TARGET_ROWS", 16)
     monkeypatch.setattr(manifest, "MAX_ROWS", 32)
     store.create_dataset("d")
