@@ -514,6 +514,115 @@ class Catalog:
             [(dataset_id, *r) for r in rows],
         )
 
+    # tokens and grants ---------------------------------------------------------
+    # API tokens (secrets stored only as sha256 hashes), per-dataset grants, and the
+    # cached checksums the API hands out; datastore.access is the only caller.
+
+    def insert_token(
+        self, token_id: str, user: str, admin: bool, secret_hash: str, created_at: str
+    ) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO tokens (id, user, admin, secret_hash, created_at) VALUES (?,?,?,?,?)",
+                (token_id, user, int(admin), secret_hash, created_at),
+            )
+
+    def insert_first_token(
+        self, token_id: str, user: str, admin: bool, secret_hash: str, created_at: str
+    ) -> bool:
+        """Insert only when no token exists yet (the first start of a daemon); True if done."""
+        with self.write() as db:
+            if db.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is not None:
+                return False
+            db.execute(
+                "INSERT INTO tokens (id, user, admin, secret_hash, created_at) VALUES (?,?,?,?,?)",
+                (token_id, user, int(admin), secret_hash, created_at),
+            )
+        return True
+
+    def token(self, token_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT id, user, admin, secret_hash, created_at FROM tokens WHERE id=?", (token_id,)
+        ).fetchone()
+        return self._token_row(row) if row else None
+
+    def tokens(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, user, admin, secret_hash, created_at FROM tokens ORDER BY created_at, id"
+        )
+        return [self._token_row(r) for r in rows]
+
+    def delete_token(self, token_id: str) -> bool:
+        with self.write() as db:
+            return db.execute("DELETE FROM tokens WHERE id=?", (token_id,)).rowcount == 1
+
+    def grant(self, dataset_id: str, principal: str) -> str | None:
+        row = self.db.execute(
+            "SELECT permission FROM grants WHERE dataset_id=? AND principal=?",
+            (dataset_id, principal),
+        ).fetchone()
+        return row[0] if row else None
+
+    def grants(self, dataset_id: str) -> list[tuple[str, str]]:
+        rows = self.db.execute(
+            "SELECT principal, permission FROM grants WHERE dataset_id=? ORDER BY principal",
+            (dataset_id,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def grants_of(self, principal: str) -> dict[str, str]:
+        """dataset id -> permission for every grant a principal holds."""
+        rows = self.db.execute(
+            "SELECT dataset_id, permission FROM grants WHERE principal=?", (principal,)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def set_grant(self, dataset_id: str, principal: str, permission: str) -> bool:
+        """Create or replace a grant; True when it is new."""
+        with self.write() as db:
+            existed = db.execute(
+                "SELECT 1 FROM grants WHERE dataset_id=? AND principal=?", (dataset_id, principal)
+            ).fetchone()
+            db.execute(
+                "INSERT OR REPLACE INTO grants (dataset_id, principal, permission) VALUES (?,?,?)",
+                (dataset_id, principal, permission),
+            )
+        return existed is None
+
+    def delete_grant(self, dataset_id: str, principal: str) -> bool:
+        with self.write() as db:
+            cur = db.execute(
+                "DELETE FROM grants WHERE dataset_id=? AND principal=?", (dataset_id, principal)
+            )
+            return cur.rowcount == 1
+
+    def cached_checksum(self, oid: str, kind: str) -> str | None:
+        row = self.db.execute(
+            "SELECT result FROM analytics_cache WHERE object=? AND kind=? AND params=''",
+            (oid, f"checksum:{kind}"),
+        ).fetchone()
+        return row[0] if row else None
+
+    def cache_checksum(self, oid: str, kind: str, digest: str) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO analytics_cache (object, kind, params, result)"
+                " VALUES (?,?,'',?)",
+                (oid, f"checksum:{kind}", digest),
+            )
+
+    @staticmethod
+    def _token_row(r: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "id": r[0],
+            "user": r[1],
+            "admin": bool(r[2]),
+            "secret_hash": r[3],
+            "created_at": r[4],
+        }
+
+    # end of tokens and grants --------------------------------------------------
+
 
 def _dataset(r: sqlite3.Row) -> DatasetRow:
     return DatasetRow(
