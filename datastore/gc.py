@@ -45,12 +45,8 @@ def collect(
                 dead_objects.append((oid, _size(path)))
             if i % 1024 == 0 or i == len(candidates) - 1:
                 progress(i + 1, len(candidates))
-        stale_tmp = [
-            p
-            for folder in (store.objects.tmp, store.manifests.root / "tmp")
-            for p in folder.iterdir()
-            if _older(p, cutoff)
-        ]
+        temps = [*store.objects.iter_temp(), *(store.manifests.root / "tmp").iterdir()]
+        stale_tmp = [p for p in temps if _older(p, cutoff)]
         if not dry_run:
             for oid, _ in dead_objects:
                 store.objects.remove(oid)

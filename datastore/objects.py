@@ -26,6 +26,8 @@ ObjectId = NewType("ObjectId", str)
 
 CHUNK = 1 << 20
 SMALL_FILE = 4 << 20
+HEAD_BYTES = 512
+TEMP_PREFIX = ".tmp-"
 OBJECT_MODE = 0o444
 log = logging.getLogger("ds.objects")
 
@@ -63,6 +65,8 @@ class ObjectStore:
         self.root = root
         self.tmp = root / "tmp"
         self.hasher = hasher
+        self._root = str(root)
+        self._tmp = str(self.tmp)
 
     def init(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -70,17 +74,21 @@ class ObjectStore:
             (self.root / f"{i:02x}").mkdir(exist_ok=True)
 
     def path(self, oid: str) -> Path:
-        return self.root / object_relpath(oid)
+        return Path(self._place(oid))
+
+    def _place(self, oid: str) -> str:
+        """The placement as a plain string: the import hot path avoids pathlib's overhead."""
+        return f"{self._root}/{oid[:2]}/{oid[2:]}"
 
     def exists(self, oid: str) -> bool:
-        return self.path(oid).exists()
+        return os.path.exists(self._place(oid))
 
     def size(self, oid: str) -> int:
-        return self.path(oid).stat().st_size
+        return os.stat(self._place(oid)).st_size
 
     def open(self, oid: str) -> BinaryIO:
         try:
-            return open(self.path(oid), "rb")
+            return open(self._place(oid), "rb")
         except FileNotFoundError as exc:
             raise StoreCorrupt(f"object {oid} is missing from the store") from exc
 
@@ -89,7 +97,7 @@ class ObjectStore:
         h.update(data)
         return ObjectId(h.hexdigest())
 
-    def hash_file(self, path: Path) -> ObjectId:
+    def hash_file(self, path: Path | str) -> ObjectId:
         h = self.hasher()
         with open(path, "rb") as f:
             while chunk := f.read(CHUNK):
@@ -99,10 +107,9 @@ class ObjectStore:
     def put_bytes(self, data: bytes, *, durable: bool = True) -> ObjectId:
         """Store ``data``; with ``durable=False`` the caller must :meth:`sync` before use."""
         oid = self.hash_bytes(data)
-        target = self.path(oid)
-        if target.exists() and self._same_as_stored_bytes(oid, data):
+        if os.path.exists(self._place(oid)) and self._same_as_stored_bytes(oid, data):
             return oid
-        tmp = self._temp_name(oid)
+        tmp = f"{self._root}/{oid[:2]}/{TEMP_PREFIX}{oid[2:]}.{os.getpid()}.{secrets.token_hex(4)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
         try:
             view = memoryview(data)
@@ -115,13 +122,21 @@ class ObjectStore:
         self._install(tmp, oid, durable)
         return oid
 
-    def put_file(self, src: Path, *, durable: bool = True) -> tuple[ObjectId, int]:
-        size = os.stat(src).st_size
-        if size <= SMALL_FILE:
-            data = Path(src).read_bytes()
-            return self.put_bytes(data, durable=durable), len(data)
+    def put_file(self, src: Path | str, *, durable: bool = True) -> tuple[ObjectId, int]:
+        oid, size, _ = self.import_file(src, durable=durable)
+        return oid, size
+
+    def import_file(self, src: Path | str, *, durable: bool = True) -> tuple[ObjectId, int, bytes]:
+        """Store a local file; also returns its first bytes, for categorizing without a reread."""
         with open(src, "rb") as f:
-            return self.put_stream(iter(lambda: f.read(CHUNK), b""), durable=durable)
+            size = os.fstat(f.fileno()).st_size
+            if size <= SMALL_FILE:
+                data = f.read()
+                return self.put_bytes(data, durable=durable), len(data), data[:HEAD_BYTES]
+            head = f.read(HEAD_BYTES)
+            f.seek(0)
+            oid, size = self.put_stream(iter(lambda: f.read(CHUNK), b""), durable=durable)
+            return oid, size, head
 
     def put_stream(
         self, chunks: Iterable[bytes], *, max_bytes: int | None = None, durable: bool = True
@@ -181,6 +196,16 @@ class ObjectStore:
                 if oid is not None:
                     yield oid
 
+    def iter_temp(self) -> Iterator[Path]:
+        """Temp files: streams in ``tmp/``, small writes beside their final place (a rename
+        within one directory is an order of magnitude cheaper than across directories)."""
+        yield from self.tmp.iterdir()
+        for sub in self.root.iterdir():
+            if len(sub.name) == 2 and sub.is_dir():
+                for entry in os.scandir(sub):
+                    if entry.name.startswith(TEMP_PREFIX):
+                        yield Path(entry.path)
+
     def verify(self, oid: str) -> bool:
         """True when the stored bytes still hash to their name."""
         try:
@@ -196,20 +221,27 @@ class ObjectStore:
         syncfs(self.root)
 
     def _temp_name(self, label: str) -> Path:
-        return self.tmp / f"{label}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(6)}"
+        return Path(self._temp_str(label))
 
-    def _install(self, tmp: Path, oid: ObjectId, durable: bool) -> None:
-        target = self.path(oid)
-        target.parent.mkdir(exist_ok=True)
-        os.rename(tmp, target)
+    def _temp_str(self, label: str) -> str:
+        return f"{self._tmp}/{label}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(6)}"
+
+    def _install(self, tmp: Path | str, oid: ObjectId, durable: bool) -> None:
+        target = self._place(oid)
+        try:
+            os.rename(tmp, target)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.rename(tmp, target)
         if durable:
-            fsync_dir(target.parent)
+            fsync_dir(Path(os.path.dirname(target)))
 
     def _same_as_stored_bytes(self, oid: ObjectId, data: bytes) -> bool:
         """Compare before dedup; True means deduplicated, False means repair by rewrite."""
         target = self.path(oid)
         try:
-            stored = target.read_bytes()
+            with open(target, "rb") as f:
+                stored = f.read()
         except FileNotFoundError:
             return False
         if stored == data:

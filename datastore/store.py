@@ -16,6 +16,7 @@ import stat as statmod
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,7 @@ FORMAT_NAME = "ds-store"
 FORMAT_VERSION = 1
 DEFAULT_DIR_MODE = 0o755
 DEFAULT_FILE_MODE = 0o644
+IMPORT_THREADS = 4
 log = logging.getLogger("ds.store")
 
 Progress = Callable[[int, int], None]
@@ -416,19 +418,27 @@ class Store:
         unchanged = 0
         hashed = 0
         total = len(plan.files)
-        with flock(self.locks / "gc.lock", exclusive=False):
-            for i, (src, dest, st) in enumerate(plan.files):
-                oid = self._cached_object(cache.get(src), st)
-                if oid is None:
-                    oid, _ = self.objects.put_file(Path(src), durable=False)
-                    hashed += st.st_size
+        with (
+            flock(self.locks / "gc.lock", exclusive=False),
+            ThreadPoolExecutor(IMPORT_THREADS) as pool,
+        ):
+            stored = pool.map(lambda item: self._import_one(item, cache), plan.files)
+            for i, ((src, dest, st), (oid, head, read)) in enumerate(
+                zip(plan.files, stored, strict=True)
+            ):
+                hashed += read
                 remembered.append((src, st.st_size, st.st_mtime_ns, st.st_ino, oid))
                 old = current.get(dest)
                 mode = statmod.S_IMODE(st.st_mode)
                 if old is not None and old.object == oid and old.mode == mode:
                     unchanged += 1
                 else:
-                    meta = old.meta if old is not None else self._file_meta(dest, oid)
+                    if old is not None:
+                        meta = old.meta
+                    elif head is not None:
+                        meta = encode_meta({"category": categorize(dest, head)})
+                    else:
+                        meta = self._file_meta(dest, oid)
                     entry = Entry(dest, KIND_FILE, oid, st.st_size, mode, st.st_mtime_ns, meta)
                     staged_rows.append({**entry.row(), "deleted": False})
                     (modified if old is not None else added).append(dest)
@@ -445,6 +455,17 @@ class Store:
                     self.catalog.update_dataset(db, row.id, updated_at=utc_now())
                 self.catalog.remember_imports(db, row.id, remembered)
         return PutResult(added, modified, unchanged, hashed)
+
+    def _import_one(
+        self, item: tuple[str, str, os.stat_result], cache: dict[str, tuple[int, int, int, str]]
+    ) -> tuple[ObjectId, bytes | None, int]:
+        """(object, first bytes or None when unread, bytes read) for one planned file."""
+        src, _, st = item
+        oid = self._cached_object(cache.get(src), st)
+        if oid is not None:
+            return oid, None, 0
+        oid, size, head = self.objects.import_file(src, durable=False)
+        return oid, head, size
 
     def _cached_object(
         self, cached: tuple[int, int, int, str] | None, st: os.stat_result

@@ -1,0 +1,159 @@
+"""The store core's workloads through the real CLI: import, re-import + snapshot, checkout,
+diff, storage, peak RSS; and a 1,000,000-entry dataset for snapshot, diff, ls and lookup."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import workloads
+from .measure import DS, drop_caches, row, run, tree_bytes
+
+TOOL = "ds"
+
+
+def run_files_workload(name: str, quick: bool, work: Path) -> list[dict[str, Any]]:
+    """small-many or mixed: every figure through `ds` subprocesses, as a user would run it."""
+    scale = 0.1 if quick else 1.0
+    data = work / "data"
+    data.mkdir()
+    (workloads.small_many if name == "small-many" else workloads.mixed)(data, scale)
+    env = {"DS_STORE": str(work / "store")}
+    rss: list[float] = []
+
+    def ds(*args: str) -> float:
+        r = run([DS, *args], env=env)
+        rss.append(r.peak_rss_mb)
+        return r.seconds
+
+    ds("create", "bench")
+    drop_caches()
+    import_v1 = ds("put", "bench", str(data)) + ds("snapshot", "bench", "--tag", "v1")
+    workloads.mutate(data)
+    snapshot_v2 = ds("put", "bench", str(data)) + ds("snapshot", "bench", "--tag", "v2")
+    checkout_v1 = ds("checkout", "bench@v1", str(work / "checkout"))
+    diff = ds("diff", "bench@v1", "bench@v2", "--json")
+    apparent, disk = tree_bytes(work / "store")
+    return [
+        row(name, TOOL, "import_v1_s", import_v1, "s"),
+        row(name, TOOL, "snapshot_v2_s", snapshot_v2, "s"),
+        row(name, TOOL, "checkout_v1_s", checkout_v1, "s"),
+        row(name, TOOL, "diff_s", diff, "s"),
+        row(name, TOOL, "storage_after_v2_bytes", apparent, "B"),
+        row(name, TOOL, "storage_after_v2_disk_bytes", disk, "B"),
+        row(name, TOOL, "peak_rss_mb", max(rss), "MB"),
+    ]
+
+
+def scale_child(root: str, entries: int, changes: int) -> None:
+    """Runs in its own process so its peak RSS is the figure; prints JSON metrics."""
+    import random
+    import resource
+
+    from datastore.store import Store
+
+    store = Store.open(root)
+    store.create_dataset("scale")
+    _seed_entries(store, entries)
+    store.snapshot("scale", tag="v1")
+    rng = random.Random(1)
+    picks = rng.sample(range(entries), changes)
+    for i in picks:
+        store.put_bytes("scale", _path(i), f"changed {i}".encode())
+    t = time.perf_counter()
+    store.snapshot("scale", tag="v2")
+    snap_s = time.perf_counter() - t
+    t = time.perf_counter()
+    diff = store.diff("scale@v1", "scale@v2")
+    diff_s = time.perf_counter() - t
+    assert diff["summary"]["modified"] == changes
+    fresh = Store.open(root)
+    t = time.perf_counter()
+    listing = fresh.ls("scale@v2", "d0500")
+    ls_s = time.perf_counter() - t
+    assert len(listing) == 1000
+    t = time.perf_counter()
+    for i in rng.sample(range(entries), 100):
+        fresh.stat("scale@v2", _path(i))
+    lookup_s = (time.perf_counter() - t) / 100
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "snapshot_1000_changes_s": snap_s,
+                "diff_s": diff_s,
+                "ls_dir_s": ls_s,
+                "lookup_s": lookup_s,
+                "peak_rss_mb": peak,
+            }
+        )
+    )
+
+
+def _path(i: int) -> str:
+    return f"d{i // 1000:04d}/f{i % 1000:03d}.txt"
+
+
+def _seed_entries(store: Any, entries: int) -> None:
+    """Stage one tiny shared object under many paths, as a big import would (setup only)."""
+    from datastore.manifest import Entry, split_path
+
+    oid = store.objects.put_bytes(b"tiny shared content\n")
+    row_ = store.dataset("scale")
+    now = time.time_ns()
+    dirs = {split_path(_path(i))[0] for i in range(0, entries, 1000)}
+    rows = [
+        {**Entry(d, "dir", None, 0, 0o755, now, "").row(), "deleted": False} for d in sorted(dirs)
+    ]
+    rows += [
+        {**Entry(_path(i), "file", oid, 20, 0o644, now, "").row(), "deleted": False}
+        for i in range(entries)
+    ]
+    with store.catalog.write() as db:
+        store.catalog.stage(db, row_.id, rows)
+
+
+def run_scale(quick: bool, work: Path) -> list[dict[str, Any]]:
+    entries = 100_000 if quick else 1_000_000
+    r = run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_store",
+            "scale-child",
+            str(work / "store"),
+            str(entries),
+            "1000",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    figures = json.loads(r.stdout)
+    units = {"peak_rss_mb": "MB"}
+    return [row("scale", TOOL, k, v, units.get(k, "s")) for k, v in figures.items()]
+
+
+def run_workload(name: str, quick: bool) -> list[dict[str, Any]]:
+    work = Path(tempfile.mkdtemp(prefix=f"ds-bench-{name}-"))
+    try:
+        if name == "scale":
+            return run_scale(quick, work)
+        return run_files_workload(name, quick, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+WORKLOADS = ("small-many", "mixed", "scale")
+
+
+def run_all(quick: bool) -> list[dict[str, Any]]:
+    return [r for name in WORKLOADS for r in run_workload(name, quick)]
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "scale-child":
+        scale_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
