@@ -571,6 +571,8 @@ class Store:
         mode: int = DEFAULT_FILE_MODE,
         mtime_ns: int | None = None,
         adopt: bool = False,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Entry:
         """Store a finished local file as ``path``; ``adopt`` moves a temp file in (no copy).
 
@@ -579,14 +581,15 @@ class Store:
         """
         name = self._writable(spec)
         path = names.file_path(path)
+        _check_metadata(metadata)
         with flock(self.locks / "gc.lock", exclusive=False):
             if adopt:
                 oid, size = self.objects.adopt(src)
             else:
                 oid, size = self.objects.put_file(src)
-            return self._stage_file(name, path, oid, size, mode, mtime_ns, None, None, False, None)[
-                0
-            ]
+            return self._stage_file(
+                name, path, oid, size, mode, mtime_ns, description, metadata, False, None
+            )[0]
 
     def temp_path(self) -> Path:
         """A scratch file path on the store's filesystem that gc leaves alone while fresh."""
@@ -897,6 +900,10 @@ class Store:
 
         version = self.resolve(spec)
         return materialize(self, self.ranges(version), Path(dest), progress)
+
+    def physical_bytes(self) -> int:
+        """Bytes the object store holds, every object counted once (for store totals)."""
+        return sum(self.objects.size(oid) for oid in self.objects.iter_ids())
 
     def du(self, name: str | None = None) -> list[dict[str, Any]]:
         from .usage import disk_usage
