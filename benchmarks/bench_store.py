@@ -74,7 +74,7 @@ def scale_child(root: str, entries: int, changes: int) -> None:
     assert diff["summary"]["modified"] == changes
     fresh = Store.open(root)
     t = time.perf_counter()
-    listing = fresh.ls("scale@v2", "d0500")
+    listing = fresh.ls("scale@v2", f"d{entries // 2000:04d}")
     ls_s = time.perf_counter() - t
     assert len(listing) == 1000
     t = time.perf_counter()

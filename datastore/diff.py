@@ -41,7 +41,7 @@ def _is_shared(rng: AnyRange, shared: set[str]) -> bool:
 
 
 def _files(manifests: ManifestStore, ranges: Sequence[AnyRange]) -> pa.Table:
-    table = concat([manifests.read(r) for r in ranges])
+    table = concat(manifests.read_many(ranges))
     return table.filter(pc.equal(table["kind"], KIND_FILE)).select(
         ["dir", "name", "object", "size"]
     )

@@ -46,7 +46,6 @@ from .manifest import (
     AnyRange,
     Entry,
     ManifestStore,
-    RangeRef,
     changes_table,
     encode_meta,
     join_path,
@@ -994,16 +993,11 @@ def _same_ranges(
     base: Sequence[AnyRange], head: Sequence[AnyRange], manifests: ManifestStore
 ) -> bool:
     """True when the head's entries equal the base's: same range ids, in the same order."""
-    from .manifest import canonical_id
-
     if len(base) != len(head):
         return False
-    for b, h in zip(base, head, strict=True):
-        hid = h.id if isinstance(h, RangeRef) else canonical_id(h.table, manifests.hasher)
-        bid = b.id if isinstance(b, RangeRef) else canonical_id(b.table, manifests.hasher)
-        if hid != bid:
-            return False
-    return True
+    return all(
+        manifests.range_id(b) == manifests.range_id(h) for b, h in zip(base, head, strict=True)
+    )
 
 
 def _check_metadata(metadata: Any) -> None:
