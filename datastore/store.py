@@ -146,8 +146,9 @@ class Store:
         fmt = self.root / "FORMAT"
         if fmt.exists():
             self._check_format(fmt)
-        else:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.catalog.init()
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
         self.objects.init()
         self.manifests.init()
         self.locks.mkdir(exist_ok=True)

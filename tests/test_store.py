@@ -339,3 +339,29 @@ def test_concurrent_writers_and_snapshots(store_root: Path) -> None:
         for i in range(15):
             assert s.read_bytes("d@latest", f"w{k}/f{i}") == f"{k}-{i}".encode()
     assert s.fsck()["ok"]
+
+
+def test_processes_put_snapshot_and_gc_at_once(ds_run, store_root: Path, tmp_path: Path) -> None:
+    """Two `ds put`, a `ds snapshot` and a `ds gc` as separate processes on one store."""
+    import os as _os
+    import subprocess
+
+    from .conftest import DS_BIN
+
+    ds_run("create", "d")
+    srcs = []
+    for k in range(2):
+        srcs.append(
+            make_tree(tmp_path / f"src{k}", {f"p{k}/f{i}": _os.urandom(2000) for i in range(300)})
+        )
+    env = {**_os.environ, "DS_STORE": str(store_root)}
+    procs = [subprocess.Popen([DS_BIN, "put", "d", str(s)], env=env) for s in srcs]
+    procs.append(subprocess.Popen([DS_BIN, "snapshot", "d"], env=env))
+    procs.append(subprocess.Popen([DS_BIN, "gc", "--grace", "0"], env=env))
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    store = Store.open(store_root)
+    store.snapshot("d", tag="all")
+    for k, src in enumerate(srcs):
+        for i in range(300):
+            assert store.read_bytes("d@all", f"p{k}/f{i}") == (src / f"p{k}/f{i}").read_bytes()
+    assert store.fsck()["ok"]
