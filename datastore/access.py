@@ -159,9 +159,9 @@ class Access:
             return None
         return set(self.catalog.grants_of(who.user))
 
-    def grants(self, name: str) -> list[dict[str, str]]:
+    def grants(self, name: str) -> list[tuple[str, str]]:
         row = self.store.dataset(name)
-        return [grant_doc(p, perm) for p, perm in self.catalog.grants(row.id)]
+        return [(p, perm) for p, perm in self.catalog.grants(row.id)]
 
     def grant(self, name: str, user: str, perm: str) -> bool:
         """Give ``user`` ``perm`` on a dataset, replacing any grant it had; True when new."""
@@ -189,18 +189,6 @@ class Access:
         digest = h.hexdigest()
         self.catalog.cache_checksum(oid, "sha256", digest)
         return digest
-
-
-def grant_doc(principal: str, perm: str) -> dict[str, str]:
-    return {"principal": principal, "permission": perm}
-
-
-def token_doc(t: Token) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": t.id, "user": t.user, "admin": t.admin}
-    if t.secret is not None:
-        doc["token"] = t.secret
-    doc["created_at"] = t.created_at
-    return doc
 
 
 def _token(row: dict[str, Any]) -> Token:

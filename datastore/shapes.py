@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .access import Token
 from .catalog import TagEvent
 from .manifest import Entry
 from .store import DatasetInfo, Snapshot, iso_from_ns
@@ -77,3 +78,16 @@ def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
         "limit": limit,
         "offset": offset,
     }
+
+
+def token(t: Token) -> dict[str, Any]:
+    """An API token; ``token`` (the secret) only in the answer that created it."""
+    doc: dict[str, Any] = {"id": t.id, "user": t.user, "admin": t.admin}
+    if t.secret is not None:
+        doc["token"] = t.secret
+    doc["created_at"] = t.created_at
+    return doc
+
+
+def grant(principal: str, permission: str) -> dict[str, str]:
+    return {"principal": principal, "permission": permission}

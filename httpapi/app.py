@@ -1,0 +1,77 @@
+"""The aiohttp application: ``create_app(store, settings)`` and the one route table.
+
+Routes come from the modules in :data:`ROUTE_MODULES`, each with ``add_routes(app)``
+registering its :class:`~httpapi.routes.Route` list; the table they fill is what the
+guard enforces and what ``/v1/openapi.json`` describes. Modules in
+:data:`OPTIONAL_ROUTE_MODULES` (table analytics, processing tasks) join the same table
+when they are present.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from datastore.access import Access
+from datastore.store import Store
+
+from .errors import error_middleware
+from .metrics import METRICS, Metrics, metrics_middleware
+from .openapi import OPENAPI_DOC
+from .routes import ROUTES_KEY
+from .state import ACCESS, EXECUTOR, SETTINGS, STORE, TASK_LOOKUP, Settings
+
+log = logging.getLogger("ds.api")
+
+# The route table, in order. Each module has add_routes(app).
+ROUTE_MODULES = (
+    "httpapi.metrics",  # /healthz, /metrics
+    "httpapi.openapi",  # /v1/openapi.json
+    "httpapi.datasets",  # /v1/datasets, summary, lineage, /v1/stats
+    "httpapi.files",  # files, uploads, downloads, status
+    "httpapi.archive",  # archive
+    "httpapi.versions",  # snapshots, tags, diff
+    "httpapi.auth",  # grants, tokens
+)
+# Built alongside: schema/preview/stats/quality/compare/export, actions and tasks.
+OPTIONAL_ROUTE_MODULES = ("httpapi.tables", "httpapi.tasks")
+
+
+def _no_task(name: str) -> dict[str, Any] | None:
+    return None
+
+
+def create_app(store: Store, settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    app = web.Application(middlewares=[metrics_middleware, error_middleware])
+    app[STORE] = store
+    app[SETTINGS] = settings
+    app[ACCESS] = Access(store)
+    app[METRICS] = Metrics()
+    app[TASK_LOOKUP] = _no_task
+    app[ROUTES_KEY] = []
+    for module in ROUTE_MODULES:
+        importlib.import_module(module).add_routes(app)
+    for module in OPTIONAL_ROUTE_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.add_routes(app)
+    # threads start on first use; the cleanup context joins them when the app stops
+    app[EXECUTOR] = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="ds-api")
+    app[OPENAPI_DOC] = {}
+    app.cleanup_ctx.append(_executor_ctx)
+    return app
+
+
+async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    app[EXECUTOR].shutdown(wait=True, cancel_futures=True)

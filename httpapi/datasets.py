@@ -1,0 +1,384 @@
+"""Dataset routes: list, create, details, update, delete, summary, lineage, store totals."""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from datastore import names, shapes
+from datastore.access import LEVELS, Access, Principal
+from datastore.errors import DatasetNotFound
+from datastore.store import Store
+
+from . import routes as r
+from .state import (
+    ACCESS,
+    blocking,
+    choice,
+    field_of,
+    json_object,
+    paging,
+    principal,
+    store,
+)
+
+SORTS = ("name", "created_at", "size_bytes")
+
+
+async def list_datasets(request: web.Request) -> web.Response:
+    limit, offset = paging(request)
+    search = request.query.get("search", "").lower()
+    sort = choice(request, "sort", SORTS, "name")
+    order = choice(request, "order", ("asc", "desc"), "asc")
+    doc = await blocking(
+        request,
+        _list,
+        store(request),
+        request.app[ACCESS],
+        principal(request),
+        search,
+        sort,
+        order == "desc",
+        limit,
+        offset,
+    )
+    return web.json_response(doc)
+
+
+def _list(
+    st: Store,
+    access: Access,
+    who: Principal,
+    search: str,
+    sort: str,
+    reverse: bool,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    readable = access.readable(who)
+    rows = [
+        row
+        for row in st.list_datasets()
+        if (readable is None or row.id in readable)
+        and (not search or search in row.name.lower() or search in row.description.lower())
+    ]
+    if sort == "size_bytes":
+        docs = _infos(st, [row.name for row in rows])
+        docs.sort(key=lambda d: (d["size_bytes"], d["name"]), reverse=reverse)
+        return {"items": docs[offset : offset + limit], "total": len(docs), **_lo(limit, offset)}
+    rows.sort(key=lambda row: (getattr(row, sort), row.name), reverse=reverse)
+    window = rows[offset : offset + limit]
+    return {
+        "items": _infos(st, [row.name for row in window]),
+        "total": len(rows),
+        **_lo(limit, offset),
+    }
+
+
+def _lo(limit: int, offset: int) -> dict[str, int]:
+    return {"limit": limit, "offset": offset}
+
+
+def _infos(st: Store, dataset_names: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for name in dataset_names:
+        try:
+            out.append(shapes.dataset(st.info(name)))
+        except DatasetNotFound:  # deleted while listing
+            continue
+    return out
+
+
+async def create_dataset(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    name = field_of(body, "name", str, required=True)
+    description = field_of(body, "description", str) or ""
+    metadata = field_of(body, "metadata", dict)
+    doc = await blocking(
+        request,
+        _create,
+        store(request),
+        request.app[ACCESS],
+        principal(request),
+        name,
+        description,
+        metadata,
+    )
+    return web.json_response(doc, status=201)
+
+
+def _create(
+    st: Store,
+    access: Access,
+    who: Principal,
+    name: str,
+    description: str,
+    metadata: dict[str, Any] | None,
+) -> dict[str, Any]:
+    info = st.create_dataset(name, description, metadata)
+    if not who.admin:
+        access.grant(name, who.user, "admin")  # whoever creates a dataset administers it
+    return shapes.dataset(info)
+
+
+async def get_dataset(request: web.Request) -> web.Response:
+    info = await blocking(request, store(request).info, request.match_info["name"])
+    return web.json_response(shapes.dataset(info))
+
+
+async def update_dataset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    body = await json_object(request)
+    description = field_of(body, "description", str)
+    metadata = field_of(body, "metadata", dict)
+    rules = field_of(body, "rules", dict)
+    access = request.app[ACCESS]
+    who = principal(request)
+
+    def work() -> dict[str, Any]:
+        if rules is not None:
+            access.require(who, name, "admin")  # rules restrict every writer: admin only
+        return shapes.dataset(
+            store(request).update_dataset(
+                name, description=description, metadata=metadata, rules=rules
+            )
+        )
+
+    return web.json_response(await blocking(request, work))
+
+
+async def delete_dataset(request: web.Request) -> web.Response:
+    await blocking(request, store(request).delete_dataset, request.match_info["name"])
+    return web.Response(status=204)
+
+
+async def summary(request: web.Request) -> web.Response:
+    doc = await blocking(request, _summary, store(request), request.match_info["name"])
+    return web.json_response(doc)
+
+
+def _summary(st: Store, spec: str) -> dict[str, Any]:
+    version = st.resolve(spec)
+    files = [e for e in st.entries(spec) if not e.is_dir]
+    by_category: dict[str, dict[str, int]] = {}
+    by_extension: dict[str, dict[str, int]] = {}
+    for e in files:
+        cat = e.info.get("category") or "binary"
+        ext = _extension(e.path)
+        for bucket, key in ((by_category, cat), (by_extension, ext)):
+            slot = bucket.setdefault(key, {"count": 0, "size_bytes": 0})
+            slot["count"] += 1
+            slot["size_bytes"] += e.size
+    return {
+        "dataset": version.name,
+        "version": version.snapshot,
+        "file_count": len(files),
+        "size_bytes": sum(e.size for e in files),
+        "by_category": dict(sorted(by_category.items())),
+        "by_extension": dict(sorted(by_extension.items())),
+        "snapshot_count": len(st.log(version.name)),
+    }
+
+
+def _extension(path: str) -> str:
+    base = posixpath.basename(path).lower()
+    for double in (".csv.gz", ".tsv.gz", ".tar.gz"):
+        if base.endswith(double):
+            return double[1:]
+    ext = posixpath.splitext(base)[1]
+    return ext[1:] if ext else ""
+
+
+async def lineage(request: web.Request) -> web.Response:
+    doc = await blocking(
+        request,
+        _lineage,
+        store(request),
+        request.app[ACCESS],
+        principal(request),
+        request.match_info["name"],
+    )
+    return web.json_response(doc)
+
+
+def _lineage(st: Store, access: Access, who: Principal, spec: str) -> dict[str, Any]:
+    """Parents of a version, its upstream sources, and the readable datasets built from it."""
+    version = st.resolve(spec)
+    log = st.log(version.name)
+    by_id = {s.row.id: s for s in log}
+    start = version.snapshot or (log[0].row.id if log else None)
+    parents: list[dict[str, Any]] = []
+    sources: list[dict[str, str]] = []
+    seen_sources: set[tuple[str, str]] = set()
+    current = start
+    while current is not None and current in by_id:
+        snap = by_id[current]
+        parents.append({"id": snap.row.id, "created_at": snap.row.created_at, "tags": snap.tags})
+        for src in snap.row.sources:
+            key = (src["dataset"], src["snapshot"])
+            if key not in seen_sources:
+                seen_sources.add(key)
+                sources.append({**src, "via": snap.row.id})
+        current = snap.row.parent
+    own = set(by_id)
+    consumers = []
+    for row in st.list_datasets():
+        if row.name == version.name or access.level(who, row) < LEVELS["read"]:
+            continue
+        for snap in st.log(row.name):
+            for src in snap.row.sources:
+                if src["dataset"] == version.name and src["snapshot"] in own:
+                    consumers.append(
+                        {"dataset": row.name, "snapshot": snap.row.id, "source": src["snapshot"]}
+                    )
+    return {
+        "dataset": version.name,
+        "snapshot": start,
+        "parents": parents,
+        "sources": sources,
+        "consumers": consumers,
+    }
+
+
+async def store_stats(request: web.Request) -> web.Response:
+    return web.json_response(await blocking(request, _store_stats, store(request)))
+
+
+def _store_stats(st: Store) -> dict[str, Any]:
+    """Whole-store totals (SPEC section 11): logical counts every snapshot plus dirty heads."""
+    snapshots = 0
+    files = 0
+    logical = 0
+    by_category: Counter[str] = Counter()
+    category_bytes: Counter[str] = Counter()
+    rows = st.list_datasets()
+    for row in rows:
+        try:
+            log = st.log(row.name)
+            info = st.info(row.name)
+            entries = [e for e in st.entries(row.name) if not e.is_dir]
+        except DatasetNotFound:
+            continue
+        snapshots += len(log)
+        logical += sum(s.row.size_bytes for s in log)
+        if info.dirty or not log:
+            logical += info.size_bytes
+        files += len(entries)
+        for e in entries:
+            cat = e.info.get("category") or "binary"
+            by_category[cat] += 1
+            category_bytes[cat] += e.size
+    physical = st.physical_bytes()
+    return {
+        "datasets": len(rows),
+        "snapshots": snapshots,
+        "files": files,
+        "logical_bytes": logical,
+        "physical_bytes": physical,
+        "dedup_ratio": round(logical / physical, 4) if physical else 1.0,
+        "by_category": {
+            c: {"count": by_category[c], "size_bytes": category_bytes[c]}
+            for c in sorted(by_category)
+        },
+    }
+
+
+DATASET = r.ref("Dataset")
+
+ROUTES = [
+    r.Route(
+        "GET",
+        "/v1/datasets",
+        list_datasets,
+        "List the datasets the caller may read",
+        "token",
+        "datasets",
+        params=(
+            r.Param("search", "query", {"type": "string"}, "Substring of name or description"),
+            r.Param("sort", "query", {"type": "string", "enum": list(SORTS)}),
+            r.Param("order", "query", {"type": "string", "enum": ["asc", "desc"]}),
+            *r.PAGING,
+        ),
+        responses={200: r.ok("A page of datasets", r.page_of("Dataset"))},
+    ),
+    r.Route(
+        "POST",
+        "/v1/datasets",
+        create_dataset,
+        "Create a dataset (its creator gets the admin grant on it)",
+        "token",
+        "datasets",
+        body=r.json_content(r.ref("DatasetCreate")),
+        responses={201: r.ok("Created", DATASET)},
+    ),
+    r.Route(
+        "GET",
+        "/v1/datasets/{name}",
+        get_dataset,
+        "Dataset details (of the head, or of NAME@REF)",
+        "read",
+        "datasets",
+        params=(r.NAME,),
+        responses={200: r.ok("The dataset", DATASET)},
+    ),
+    r.Route(
+        "PATCH",
+        "/v1/datasets/{name}",
+        update_dataset,
+        "Update description, metadata or rules (rules need admin)",
+        "write",
+        "datasets",
+        params=(r.NAME,),
+        body=r.json_content(r.ref("DatasetUpdate")),
+        responses={200: r.ok("Updated", DATASET)},
+    ),
+    r.Route(
+        "DELETE",
+        "/v1/datasets/{name}",
+        delete_dataset,
+        "Delete a dataset and its snapshots (objects go at the next gc)",
+        "admin",
+        "datasets",
+        params=(r.NAME,),
+        responses={204: r.empty("Deleted")},
+    ),
+    r.Route(
+        "GET",
+        "/v1/datasets/{name}/summary",
+        summary,
+        "File count, size, by category and extension, snapshot count of a version",
+        "read",
+        "datasets",
+        params=(r.NAME,),
+        responses={200: r.ok("Summary", r.ref("Summary"))},
+    ),
+    r.Route(
+        "GET",
+        "/v1/datasets/{name}/lineage",
+        lineage,
+        "Parent chain, upstream sources and downstream consumers",
+        "read",
+        "datasets",
+        params=(r.NAME,),
+        responses={200: r.ok("Lineage", r.ref("Lineage"))},
+    ),
+    r.Route(
+        "GET",
+        "/v1/stats",
+        store_stats,
+        "Whole-store totals (admin token)",
+        "store_admin",
+        "store",
+        responses={200: r.ok("Totals", r.ref("StoreStats"))},
+    ),
+]
+
+
+def add_routes(app: web.Application) -> None:
+    r.add(app, ROUTES)
+
+
+__all__ = ["ROUTES", "add_routes", "names"]

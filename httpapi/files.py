@@ -1,0 +1,493 @@
+"""File routes: list, upload (multipart and raw PUT), download, delete, head status.
+
+Uploads never sit whole in memory: a raw ``PUT`` is fed chunk by chunk to
+``Store.put_stream`` running in the thread pool (a thread-safe bridge pulls each block
+from the event loop on demand, so a slow disk slows the client, not the daemon); each
+multipart ``file`` part is spooled to a temp file on the store's filesystem and adopted
+as an object once the whole request is read and every destination is known to be valid.
+Downloads are served from the immutable object file with sendfile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+import os
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from multidict import CIMultiDict
+
+from datastore import names, shapes
+from datastore.errors import (
+    FileTooLarge,
+    InvalidPath,
+    InvalidRequest,
+)
+from datastore.manifest import join_path
+from datastore.store import Store
+
+from . import routes as r
+from .state import (
+    ACCESS,
+    BYTES_IN,
+    SETTINGS,
+    TASK_LOOKUP,
+    blocking,
+    flag,
+    paging,
+    store,
+)
+
+BLOCK = 1 << 20
+MAX_FIELD_BYTES = 64 * 1024
+MULTIPART_FIELDS = ("path", "description", "metadata")
+
+
+# listing ---------------------------------------------------------------------------
+
+
+async def list_files(request: web.Request) -> web.Response:
+    limit, offset = paging(request)
+    prefix = request.query.get("prefix", "")
+    recursive = flag(request, "recursive")
+    category = request.query.get("category") or None
+    spec = request.match_info["name"]
+
+    def work() -> dict[str, Any]:
+        entries = store(request).ls(spec, prefix, recursive)
+        if recursive:
+            entries = [e for e in entries if not e.is_dir]
+        if category is not None:
+            entries = [e for e in entries if e.info.get("category") == category]
+        window = entries[offset : offset + limit]
+        return {
+            "items": [shapes.entry(e) for e in window],
+            "total": len(entries),
+            "limit": limit,
+            "offset": offset,
+        }
+
+    return web.json_response(await blocking(request, work))
+
+
+# uploads ---------------------------------------------------------------------------
+
+
+def _bridge(
+    loop: asyncio.AbstractEventLoop, read_block: Callable[[], Coroutine[Any, Any, bytes]]
+) -> Iterator[bytes]:
+    """Chunks for a worker thread, each pulled from the event loop when the thread asks."""
+    while True:
+        block = asyncio.run_coroutine_threadsafe(read_block(), loop).result()
+        if not block:
+            return
+        yield block
+
+
+class _Counter:
+    """Counts bytes read from the client and enforces the upload limit while streaming."""
+
+    def __init__(self, request: web.Request, limit: int) -> None:
+        self.request = request
+        self.limit = limit
+        self.total = 0
+
+    def add(self, n: int) -> None:
+        self.total += n
+        self.request[BYTES_IN] = self.total
+        if self.total > self.limit:
+            raise FileTooLarge(f"upload exceeds the limit of {self.limit} bytes")
+
+
+def _check_declared_length(request: web.Request, limit: int, slack: int = 0) -> None:
+    length = request.content_length
+    if length is not None and length > limit + slack:
+        raise FileTooLarge(f"upload of {length} bytes exceeds the limit of {limit} bytes")
+
+
+async def put_file(request: web.Request) -> web.Response:
+    spec = request.match_info["name"]
+    path = names.file_path(request.match_info["path"])
+    limit = request.app[SETTINGS].max_upload_bytes
+    _check_declared_length(request, limit)
+    counter = _Counter(request, limit)
+    content = request.content
+
+    async def read_block() -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while size < BLOCK:
+            chunk = await content.readany()
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        counter.add(size)
+        return b"".join(parts)
+
+    loop = asyncio.get_running_loop()
+    entry, created = await blocking(
+        request,
+        store(request).put_stream,
+        spec,
+        path,
+        _bridge(loop, read_block),
+        if_absent=request.headers.get(hdrs.IF_NONE_MATCH, "").strip() == "*",
+        max_bytes=limit,
+    )
+    return web.json_response(shapes.entry(entry), status=201 if created else 200)
+
+
+async def upload_files(request: web.Request) -> web.Response:
+    spec = request.match_info["name"]
+    names.split_ref(spec)
+    limit = request.app[SETTINGS].max_upload_bytes
+    _check_declared_length(request, limit, slack=1 << 20)
+    st = store(request)
+    counter = _Counter(request, limit)
+    fields: dict[str, str] = {}
+    spooled: list[tuple[str | None, Path]] = []
+    try:
+        try:
+            reader = await request.multipart()
+        except (AssertionError, ValueError, KeyError) as exc:
+            raise InvalidRequest(f"expected a multipart/form-data body: {exc}") from exc
+        try:
+            await _read_parts(request, st, reader, counter, fields, spooled)
+        except (ValueError, AssertionError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"malformed multipart body: {exc}") from exc
+        if not spooled:
+            raise InvalidRequest("no 'file' part in the upload")
+        plan = _plan(fields, spooled)
+        entries = await blocking(request, _commit, st, spec, plan, fields)
+    finally:
+        for _, tmp in spooled:
+            tmp.unlink(missing_ok=True)
+    return web.json_response({"files": [shapes.entry(e) for e in entries]}, status=201)
+
+
+async def _read_parts(
+    request: web.Request,
+    st: Store,
+    reader: MultipartReader,
+    counter: _Counter,
+    fields: dict[str, str],
+    spooled: list[tuple[str | None, Path]],
+) -> None:
+    while True:
+        part = await reader.next()
+        if part is None:
+            return
+        if not isinstance(part, BodyPartReader):
+            raise InvalidRequest("nested multipart bodies are not accepted")
+        if part.name == "file":
+            tmp = st.temp_path()
+            spooled.append((part.filename, tmp))
+            await _spool(request, part, tmp, counter)
+        elif part.name in MULTIPART_FIELDS:
+            fields[part.name] = await _read_field(part)
+        else:
+            await part.release()  # fields other platforms send (purpose, project_id...)
+
+
+async def _read_field(part: BodyPartReader) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(8192):
+        data += chunk
+        if len(data) > MAX_FIELD_BYTES:
+            raise InvalidRequest(f"form field {part.name!r} is longer than {MAX_FIELD_BYTES}")
+    return data.decode(part.get_charset(default="utf-8"))
+
+
+async def _spool(request: web.Request, part: BodyPartReader, tmp: Path, counter: _Counter) -> None:
+    fd = await blocking(request, os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        while True:
+            parts: list[bytes] = []
+            size = 0
+            while size < BLOCK:
+                chunk = await part.read_chunk(BLOCK)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+            if not parts:
+                return
+            counter.add(size)
+            await blocking(request, _write_all, fd, b"".join(parts))
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _plan(fields: dict[str, str], spooled: list[tuple[str | None, Path]]) -> list[tuple[str, Path]]:
+    """Destination of each part (SPEC 11); every path is checked before anything is stored."""
+    target = fields.get("path")
+    plan: list[tuple[str, Path]] = []
+    for filename, tmp in spooled:
+        if target and len(spooled) == 1:
+            dest = target
+        else:
+            if not filename:
+                raise InvalidPath("a 'file' part has no filename; give one or a 'path' field")
+            name = names.file_path(filename)  # refused when unsafe, never rewritten
+            dest = join_path(names.dir_path(target), name) if target else name
+        plan.append((names.file_path(dest), tmp))
+    dests = [d for d, _ in plan]
+    if len(set(dests)) != len(dests):
+        raise InvalidRequest("two parts go to the same path")
+    return plan
+
+
+def _commit(
+    st: Store, spec: str, plan: list[tuple[str, Path]], fields: dict[str, str]
+) -> list[Any]:
+    metadata = None
+    if "metadata" in fields and fields["metadata"].strip():
+        try:
+            metadata = json.loads(fields["metadata"])
+        except ValueError as exc:
+            raise InvalidRequest(f"metadata is not valid JSON: {exc}") from exc
+        if not isinstance(metadata, dict):
+            raise InvalidRequest("metadata must be a JSON object")
+    st.resolve(spec)
+    return [
+        st.put_file_at(
+            spec,
+            dest,
+            tmp,
+            adopt=True,
+            description=fields.get("description"),
+            metadata=metadata,
+        )
+        for dest, tmp in plan
+    ]
+
+
+# downloads -------------------------------------------------------------------------
+
+
+class ObjectFileResponse(web.FileResponse):
+    """A FileResponse whose ETag is the object id (content addressing makes it exact)."""
+
+    def __init__(
+        self, path: Path, oid: str, content_type: str, request_headers: CIMultiDict[str]
+    ) -> None:
+        super().__init__(path, headers={hdrs.CONTENT_TYPE: content_type})
+        self._oid = oid
+        self._request_headers = request_headers
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        if self.prepared:
+            return None
+        # Conditionals were decided by the object id already; aiohttp's own checks
+        # (on mtime) must not see them.
+        return await super().prepare(request.clone(headers=self._request_headers))
+
+    @property
+    def etag(self) -> Any:
+        return web.StreamResponse.etag.fget(self)  # type: ignore[attr-defined]
+
+    @etag.setter
+    def etag(self, value: Any) -> None:
+        # aiohttp would derive an ETag from mtime and size; ours names the content.
+        web.StreamResponse.etag.fset(self, self._oid)  # type: ignore[attr-defined]
+
+    @property
+    def last_modified(self) -> Any:
+        return None
+
+    @last_modified.setter
+    def last_modified(self, value: Any) -> None:
+        # An object's mtime is refreshed on dedup; it says nothing about this file.
+        return None
+
+
+_CONDITIONAL = (
+    hdrs.IF_MATCH,
+    hdrs.IF_NONE_MATCH,
+    hdrs.IF_MODIFIED_SINCE,
+    hdrs.IF_UNMODIFIED_SINCE,
+    hdrs.IF_RANGE,
+)
+
+
+def _etag_list(header: str) -> list[str]:
+    return [t.strip().removeprefix("W/").strip('"') for t in header.split(",") if t.strip()]
+
+
+async def get_file(request: web.Request) -> web.StreamResponse:
+    spec = request.match_info["name"]
+    path = request.match_info["path"]
+    st = store(request)
+    if flag(request, "metadata"):
+        checksum = request.query.get("checksum") or None
+        if checksum not in (None, "sha256"):
+            raise InvalidRequest(f"checksum must be sha256, not {checksum!r}")
+        access = request.app[ACCESS]
+
+        def describe() -> dict[str, Any]:
+            entry = st.stat(spec, path)
+            doc = shapes.entry(entry)
+            if checksum and entry.object is not None:
+                doc["sha256"] = access.sha256(entry.object)
+            return doc
+
+        return web.json_response(await blocking(request, describe))
+    entry = await blocking(request, st.stat, spec, path)
+    if entry.is_dir or entry.object is None:
+        raise InvalidPath(f"{path!r} is a directory; list it with /files?prefix=")
+    oid = entry.object
+    etag = f'"{oid}"'
+    if_none = request.headers.get(hdrs.IF_NONE_MATCH)
+    if if_none is not None and (if_none.strip() == "*" or oid in _etag_list(if_none)):
+        return web.Response(status=304, headers={hdrs.ETAG: etag})
+    if_match = request.headers.get(hdrs.IF_MATCH)
+    if if_match is not None and if_match.strip() != "*" and oid not in _etag_list(if_match):
+        return web.Response(status=412, headers={hdrs.ETAG: etag})
+    headers = CIMultiDict(request.headers)
+    for name in _CONDITIONAL:
+        headers.popall(name, None)
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range is not None and oid not in _etag_list(if_range):
+        headers.popall(hdrs.RANGE, None)  # a stale If-Range gets the whole file
+    content_type = mimetypes.guess_type(entry.path)[0] or "application/octet-stream"
+    return ObjectFileResponse(st.object_path(oid), oid, content_type, headers)
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    removed = await blocking(
+        request, store(request).rm, request.match_info["name"], [request.match_info["path"]]
+    )
+    return web.json_response({"removed": removed})
+
+
+async def head_status(request: web.Request) -> web.Response:
+    name = names.split_ref(request.match_info["name"])[0]
+    lookup = request.app[TASK_LOOKUP]
+
+    def work() -> dict[str, Any]:
+        doc = store(request).status(name)
+        doc["task"] = lookup(name)
+        return doc
+
+    return web.json_response(await blocking(request, work))
+
+
+ENTRY = r.ref("Entry")
+FILE_PATH = "/v1/datasets/{name}/files/{path:.+}"
+
+ROUTES = [
+    r.Route(
+        "GET",
+        "/v1/datasets/{name}/files",
+        list_files,
+        "List entries below a directory of a version",
+        "read",
+        "files",
+        params=(
+            r.NAME,
+            r.Param("prefix", "query", {"type": "string"}, "Directory to list (default root)"),
+            r.Param("recursive", "query", {"type": "boolean"}, "Every file below prefix"),
+            r.Param("category", "query", {"type": "string"}, "Only files of this category"),
+            *r.PAGING,
+        ),
+        responses={200: r.ok("A page of entries", r.page_of("Entry"))},
+    ),
+    r.Route(
+        "POST",
+        "/v1/datasets/{name}/files",
+        upload_files,
+        "Upload one or more files to the head (multipart/form-data)",
+        "write",
+        "files",
+        params=(r.NAME,),
+        body={"multipart/form-data": r.ref("MultipartUpload")},
+        responses={201: r.ok("Stored", r.ref("UploadResult"))},
+    ),
+    r.Route(
+        "PUT",
+        FILE_PATH,
+        put_file,
+        "Stream one file to the head (raw body); If-None-Match: * refuses to replace",
+        "write",
+        "files",
+        params=(
+            r.NAME,
+            r.PATH,
+            r.Param("If-None-Match", "header", {"type": "string"}, "`*`: only create"),
+        ),
+        body={"application/octet-stream": {"type": "string", "format": "binary"}},
+        responses={201: r.ok("Created", ENTRY), 200: r.ok("Replaced", ENTRY)},
+    ),
+    r.Route(
+        "GET",
+        FILE_PATH,
+        get_file,
+        "Download a file (Range gives 206), or its entry with ?metadata=true",
+        "read",
+        "files",
+        params=(
+            r.NAME,
+            r.PATH,
+            r.Param("metadata", "query", {"type": "boolean"}, "Answer the entry as JSON"),
+            r.Param("checksum", "query", {"type": "string", "enum": ["sha256"]}, "Add a checksum"),
+        ),
+        responses={
+            200: (
+                "The file's bytes, or its entry",
+                {
+                    "application/octet-stream": {"type": "string", "format": "binary"},
+                    "application/json": r.ref("EntryWithChecksum"),
+                },
+            ),
+            206: ("Part of the file", {"application/octet-stream": {"type": "string"}}),
+            304: r.empty("Not modified (If-None-Match)"),
+            412: r.empty("If-Match did not match"),
+            416: r.ok("Range not satisfiable", r.ref("Error")),
+        },
+    ),
+    r.Route(
+        "HEAD",
+        FILE_PATH,
+        get_file,
+        "Size and ETag of a file",
+        "read",
+        "files",
+        params=(r.NAME, r.PATH),
+        responses={200: r.empty("Headers only"), 304: r.empty("Not modified")},
+    ),
+    r.Route(
+        "DELETE",
+        FILE_PATH,
+        delete_file,
+        "Remove a file or directory from the head",
+        "write",
+        "files",
+        params=(r.NAME, r.PATH),
+        responses={200: r.ok("Removed", r.ref("Removed"))},
+    ),
+    r.Route(
+        "GET",
+        "/v1/datasets/{name}/status",
+        head_status,
+        "Staged changes of the head and the latest processing task",
+        "read",
+        "files",
+        params=(r.NAME,),
+        responses={200: r.ok("Status", r.ref("Status"))},
+    ),
+]
+
+
+def add_routes(app: web.Application) -> None:
+    r.add(app, ROUTES)

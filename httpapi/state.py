@@ -1,0 +1,121 @@
+"""Typed application and request state shared by the API modules, and the executor hop.
+
+Handlers stay thin: they parse the request, run the store call in the app's thread pool
+with :func:`blocking` (SQLite, hashing and file I/O never run on the event loop) and
+return the JSON document ``datastore.shapes`` builds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from datastore.access import Access, Principal
+from datastore.errors import InvalidRequest
+from datastore.names import page
+from datastore.store import Store
+
+T = TypeVar("T")
+
+DEFAULT_MAX_UPLOAD_BYTES = 5 * 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How one daemon runs: auth on or off, the upload limit, the worker threads."""
+
+    auth: bool = True
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    workers: int = 32
+
+
+STORE = web.AppKey("store", Store)
+SETTINGS = web.AppKey("settings", Settings)
+ACCESS = web.AppKey("access", Access)
+EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+# The latest processing task of a dataset (name -> task JSON or None). The module that
+# runs tasks replaces this; until then the status route reports no task.
+TaskLookup = Callable[[str], "dict[str, Any] | None"]
+TASK_LOOKUP: web.AppKey[TaskLookup] = web.AppKey("task_lookup")
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+BYTES_IN = web.RequestKey("bytes_in", int)
+
+
+async def blocking(request: web.Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn`` in the app's thread pool so the event loop never waits on disk or SQLite."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
+    return await loop.run_in_executor(request.app[EXECUTOR], call)
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def store(request: web.Request) -> Store:
+    return request.app[STORE]
+
+
+def paging(request: web.Request) -> tuple[int, int]:
+    """``limit`` and ``offset`` from the query: default 100, clamped at 1000, 400 if bad."""
+    return page(request.query.get("limit"), request.query.get("offset"))
+
+
+def flag(request: web.Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter: true/false, 1/0, yes/no; anything else is 400."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise InvalidRequest(f"{name} must be true or false, not {raw!r}")
+
+
+def choice(request: web.Request, name: str, options: tuple[str, ...], default: str) -> str:
+    value = request.query.get(name) or default
+    if value not in options:
+        raise InvalidRequest(f"{name} must be one of {', '.join(options)}, not {value!r}")
+    return value
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; 400 ``invalid_request`` for anything else."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+def field_of(body: dict[str, Any], key: str, kind: type, required: bool = False) -> Any:
+    """One typed field of a JSON body; wrong type or a missing required field is 400."""
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise InvalidRequest(f"{key!r} is required")
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidRequest(f"{key!r} must be a {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "string", dict: "JSON object", list: "list", bool: "boolean"}.get(
+        kind, kind.__name__
+    )
