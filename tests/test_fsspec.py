@@ -1,0 +1,87 @@
+"""The ds:// protocol: pandas, pyarrow and duckdb read through it; writes land in the head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from datastore.fsspec_ds import DatasetFileSystem
+from datastore.store import Store
+
+pd = pytest.importorskip("pandas")
+
+
+@pytest.fixture
+def fs(store: Store, store_root: Path, monkeypatch: pytest.MonkeyPatch) -> DatasetFileSystem:
+    monkeypatch.setenv("DS_STORE", str(store_root))
+    store.create_dataset("sales")
+    store.put_bytes("sales", "q1.csv", b"region,amount\nnorth,10\nsouth,20\n")
+    store.snapshot("sales", tag="v1.0")
+    store.put_bytes("sales", "q1.csv", b"region,amount\nnorth,11\n")
+    return fsspec.filesystem("ds", store=str(store_root), skip_instance_cache=True)
+
+
+def test_registered_by_entry_point(fs: DatasetFileSystem) -> None:
+    assert isinstance(fs, DatasetFileSystem)
+    assert fsspec.get_filesystem_class("ds") is DatasetFileSystem
+
+
+def test_pandas_reads_head_and_ref(fs: DatasetFileSystem, store_root: Path) -> None:
+    opts = {"store": str(store_root)}
+    assert pd.read_csv("ds://sales/q1.csv", storage_options=opts)["amount"].tolist() == [11]
+    old = pd.read_csv("ds://sales@v1.0/q1.csv", storage_options=opts)
+    assert old["amount"].tolist() == [10, 20]
+    assert pd.read_csv("ds://sales@latest/q1.csv")["amount"].sum() == 30  # DS_STORE
+
+
+def test_pandas_writes_parquet_to_head(fs: DatasetFileSystem, store: Store) -> None:
+    df = pd.DataFrame({"a": list(range(100)), "b": ["x"] * 100})
+    df.to_parquet("ds://sales/out/t.parquet", storage_options={"store": str(store.root)})
+    assert store.stat("sales", "out/t.parquet").size > 0
+    back = pd.read_parquet("ds://sales/out/t.parquet", storage_options={"store": str(store.root)})
+    assert back.equals(df)
+
+
+def test_pyarrow_reads(fs: DatasetFileSystem) -> None:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    pd.DataFrame({"v": [1, 2, 3]}).to_parquet(fs.open("sales/t.parquet", "wb"))
+    assert pq.read_table("sales/t.parquet", filesystem=fs).column("v").to_pylist() == [1, 2, 3]
+    with fs.open("sales@v1.0/q1.csv") as f:
+        assert pcsv.read_csv(f).num_rows == 2
+
+
+def test_duckdb_reads(fs: DatasetFileSystem) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+    total = con.execute("select sum(amount) from read_csv('ds://sales@v1.0/q1.csv')").fetchone()
+    assert total == (30,)
+
+
+def test_ls_info_and_errors(fs: DatasetFileSystem) -> None:
+    assert fs.ls("", detail=False) == ["sales"]
+    assert fs.ls("sales@v1.0", detail=False) == ["sales@v1.0/q1.csv"]
+    assert fs.info("ds://sales/q1.csv")["size"] == 23
+    assert fs.cat_file("sales/q1.csv", start=7, end=13) == b"amount"
+    with pytest.raises(FileNotFoundError):
+        fs.info("sales/none.csv")
+    with pytest.raises(FileNotFoundError):
+        fs.info("nosuch/x")
+    with pytest.raises(PermissionError):
+        fs.open("sales@v1.0/q1.csv", "wb")
+    fs.mv("sales/q1.csv", "sales/q2.csv")
+    assert fs.exists("sales/q2.csv") and not fs.exists("sales/q1.csv")
+    fs.rm("sales/q2.csv")
+    assert not fs.exists("sales/q2.csv")
+    assert fs.exists("sales@v1.0/q1.csv")
+
+
+def test_failed_write_stages_nothing(fs: DatasetFileSystem, store: Store) -> None:
+    with pytest.raises(RuntimeError), fs.open("sales/half.bin", "wb") as f:
+        f.write(b"partial")
+        raise RuntimeError("writer died")
+    assert not fs.exists("sales/half.bin")
