@@ -123,10 +123,11 @@ class ObjectStore:
         return oid
 
     def put_file(self, src: Path | str, *, durable: bool = True) -> tuple[ObjectId, int]:
+        """Store a local file durably (fsync before returning)."""
         oid, size, _ = self.import_file(src, durable=durable)
         return oid, size
 
-    def import_file(self, src: Path | str, *, durable: bool = True) -> tuple[ObjectId, int, bytes]:
+    def import_file(self, src: Path | str, *, durable: bool = False) -> tuple[ObjectId, int, bytes]:
         """Store a local file; also returns its first bytes, for categorizing without a reread."""
         with open(src, "rb") as f:
             size = os.fstat(f.fileno()).st_size

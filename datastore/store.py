@@ -422,12 +422,16 @@ class Store:
             flock(self.locks / "gc.lock", exclusive=False),
             ThreadPoolExecutor(IMPORT_THREADS) as pool,
         ):
-            stored = pool.map(lambda item: self._import_one(item, cache), plan.files)
-            for i, ((src, dest, st), (oid, head, read)) in enumerate(
-                zip(plan.files, stored, strict=True)
-            ):
-                hashed += read
-                remembered.append((src, st.st_size, st.st_mtime_ns, st.st_ino, oid))
+            cached = [self._cached_object(cache.get(src), st) for src, _, st in plan.files]
+            misses = [item for item, oid in zip(plan.files, cached, strict=True) if oid is None]
+            fresh = iter(pool.map(self.objects.import_file, [src for src, _, _ in misses]))
+            for i, ((src, dest, st), known) in enumerate(zip(plan.files, cached, strict=True)):
+                if known is None:
+                    oid, read, head = next(fresh)
+                    hashed += read
+                    remembered.append((src, st.st_size, st.st_mtime_ns, st.st_ino, oid))
+                else:
+                    oid, head = known, None
                 old = current.get(dest)
                 mode = statmod.S_IMODE(st.st_mode)
                 if old is not None and old.object == oid and old.mode == mode:
@@ -455,17 +459,6 @@ class Store:
                     self.catalog.update_dataset(db, row.id, updated_at=utc_now())
                 self.catalog.remember_imports(db, row.id, remembered)
         return PutResult(added, modified, unchanged, hashed)
-
-    def _import_one(
-        self, item: tuple[str, str, os.stat_result], cache: dict[str, tuple[int, int, int, str]]
-    ) -> tuple[ObjectId, bytes | None, int]:
-        """(object, first bytes or None when unread, bytes read) for one planned file."""
-        src, _, st = item
-        oid = self._cached_object(cache.get(src), st)
-        if oid is not None:
-            return oid, None, 0
-        oid, size, head = self.objects.import_file(src, durable=False)
-        return oid, head, size
 
     def _cached_object(
         self, cached: tuple[int, int, int, str] | None, st: os.stat_result
