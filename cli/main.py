@@ -15,7 +15,7 @@ from datastore.errors import DatastoreError
 
 from .errors import exit_code
 
-COMMAND_MODULES = ("datasets", "files", "versions", "maintenance", "serve")
+COMMAND_MODULES = ("datasets", "files", "versions", "maintenance", "serve", "mount")
 
 
 class DsGroup(click.Group):

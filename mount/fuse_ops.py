@@ -1,0 +1,187 @@
+"""The FUSE operations: a thin translation from mfusepy callbacks to :class:`Overlay`.
+
+Every callback goes through :func:`_translated`, which turns any exception into the one
+errno :func:`mount.errors.to_errno` chooses, so nothing but ``FuseOSError`` reaches the
+binding and the mount keeps serving after any failure.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import mfusepy
+
+from .errors import to_errno
+from .overlay import Overlay
+
+log = logging.getLogger("ds.mount")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HEAD_TIMEOUT = 0.5  # seconds: CLI and API changes show within 1 s
+IO_SIZE = 1 << 20
+
+
+def _translated(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except mfusepy.FuseOSError:
+            raise
+        except Exception as exc:  # the single translation point: every error is an errno
+            code = to_errno(exc)
+            if code in (errno.EIO, errno.EINVAL):
+                log.debug("%s%r -> %s: %s", func.__name__, args[1:2], errno.errorcode[code], exc)
+            raise mfusepy.FuseOSError(code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _path(path: str | None) -> str:
+    return path or "/"
+
+
+class DsOperations(mfusepy.Operations):
+    """mfusepy callbacks; file handles are the overlay's integers, set on ``fi.fh``."""
+
+    use_ns = True
+    flag_nullpath_ok = False
+    flag_nopath = False
+
+    def __init__(self, overlay: Overlay) -> None:
+        self.overlay = overlay
+
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        """Short kernel cache times (heads change under us); big reads; unlinked files
+        are removed at once (no .fuse_hidden renames into a dataset)."""
+        if config is not None:
+            config.entry_timeout = HEAD_TIMEOUT
+            config.attr_timeout = HEAD_TIMEOUT
+            config.negative_timeout = 0.0
+            config.hard_remove = 1
+            config.nullpath_ok = 0
+            config.use_ino = 0
+            config.kernel_cache = 0
+            config.auto_cache = 0
+        if conn is not None:
+            conn.max_readahead = max(conn.max_readahead, IO_SIZE)
+            conn.max_write = IO_SIZE
+            conn.max_read = IO_SIZE
+
+    @_translated
+    def getattr(self, path: str | None, fh: Any = None) -> dict[str, Any]:
+        return self.overlay.getattr(_path(path), fh.fh if fh is not None else None)
+
+    @_translated
+    def readdir(self, path: str | None, fh: int) -> list[Any]:
+        entries = self.overlay.readdir(_path(path))
+        return [".", "..", *((name, attrs, 0) for name, attrs in entries)]
+
+    @_translated
+    def open(self, path: str, fi: Any) -> int:
+        fh, keep = self.overlay.open(path, fi.flags)
+        fi.fh = fh
+        fi.keep_cache = 1 if keep else 0
+        fi.direct_io = 0
+        return 0
+
+    @_translated
+    def create(self, path: str, mode: int, fi: Any) -> int:
+        fi.fh = self.overlay.create(path, mode, fi.flags)
+        fi.keep_cache = 0
+        fi.direct_io = 0
+        return 0
+
+    @_translated
+    def read(self, path: str | None, size: int, offset: int, fi: Any) -> bytes:
+        return self.overlay.read(fi.fh, size, offset)
+
+    @_translated
+    def write(self, path: str | None, data: bytes, offset: int, fi: Any) -> int:
+        return self.overlay.write(fi.fh, data, offset)
+
+    @_translated
+    def truncate(self, path: str | None, length: int, fh: Any = None) -> int:
+        self.overlay.truncate(_path(path), length, fh.fh if fh is not None else None)
+        return 0
+
+    @_translated
+    def flush(self, path: str | None, fi: Any) -> int:
+        self.overlay.flush(fi.fh)
+        return 0
+
+    @_translated
+    def fsync(self, path: str | None, datasync: int, fi: Any) -> int:
+        self.overlay.fsync(fi.fh)
+        return 0
+
+    @_translated
+    def release(self, path: str | None, fi: Any) -> int:
+        self.overlay.release(fi.fh)
+        return 0
+
+    @_translated
+    def mkdir(self, path: str, mode: int) -> int:
+        self.overlay.mkdir(path, mode)
+        return 0
+
+    @_translated
+    def rmdir(self, path: str) -> int:
+        self.overlay.rmdir(path)
+        return 0
+
+    @_translated
+    def unlink(self, path: str) -> int:
+        self.overlay.unlink(path)
+        return 0
+
+    @_translated
+    def rename(self, old: str, new: str) -> int:
+        self.overlay.rename(old, new)
+        return 0
+
+    @_translated
+    def chmod(self, path: str | None, mode: int) -> int:
+        self.overlay.chmod(_path(path), mode)
+        return 0
+
+    @_translated
+    def chown(self, path: str | None, uid: int, gid: int) -> int:
+        self.overlay.chown(_path(path), uid, gid)
+        return 0
+
+    @_translated
+    def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
+        self.overlay.utimens(_path(path), times)
+        return 0
+
+    @_translated
+    def statfs(self, path: str) -> dict[str, int]:
+        return self.overlay.statfs()
+
+    @_translated
+    def link(self, target: str, source: str) -> int:
+        self.overlay.link(target, source)
+        return 0
+
+    @_translated
+    def symlink(self, target: str, source: str) -> int:
+        self.overlay.symlink(target, source)
+        return 0
+
+    @_translated
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        raise OSError(errno.ENOTSUP, "only regular files and directories")
+
+    @_translated
+    def access(self, path: str, amode: int) -> int:
+        self.overlay.access(path, amode)
+        return 0
+
+    def destroy(self, path: str) -> None:
+        self.overlay.shutdown()
