@@ -15,7 +15,7 @@ from datastore.errors import DatastoreError
 
 from .errors import exit_code
 
-COMMAND_MODULES = ("datasets", "files", "versions", "maintenance", "serve", "mount")
+COMMAND_MODULES = ("datasets", "files", "versions", "maintenance", "serve", "mount", "ingest")
 
 
 class DsGroup(click.Group):

@@ -625,6 +625,63 @@ class Catalog:
 
     # end of tokens and grants --------------------------------------------------
 
+    # tasks ---------------------------------------------------------------------
+    # Processing tasks (datastore.tasks is the only caller). progress and errors are JSON
+    # texts; at most one queued or processing task per dataset, checked in the insert's
+    # own write transaction so two starters cannot both win.
+
+    def insert_task(self, row: dict[str, Any]) -> str | None:
+        """Insert a task unless the dataset has an active one; returns the blocker's id."""
+        with self.write() as db:
+            busy = db.execute(
+                "SELECT id FROM tasks WHERE dataset_id=? AND status IN ('queued','processing')",
+                (row["dataset_id"],),
+            ).fetchone()
+            if busy is not None:
+                return str(busy[0])
+            db.execute(
+                "INSERT INTO tasks (id, dataset_id, action, status, progress, errors,"
+                " created_at, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    row["id"],
+                    row["dataset_id"],
+                    row["action"],
+                    row["status"],
+                    json.dumps(row["progress"]),
+                    json.dumps(row["errors"]),
+                    row["created_at"],
+                    row["started_at"],
+                    row["finished_at"],
+                ),
+            )
+        return None
+
+    def update_task(self, task_id: str, only_active: bool = False, **fields: Any) -> bool:
+        """Update a task; ``only_active`` never overwrites a finished one (recovery races)."""
+        sets = ", ".join(f"{k}=?" for k in fields)
+        values = [json.dumps(v) if isinstance(v, dict | list) else v for v in fields.values()]
+        where = " AND status IN ('queued','processing')" if only_active else ""
+        with self.write() as db:
+            cur = db.execute(f"UPDATE tasks SET {sets} WHERE id=?{where}", (*values, task_id))
+            return cur.rowcount == 1
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM tasks WHERE id=?", (task_id,)).fetchone()
+        return _task(row) if row else None
+
+    def latest_task(self, dataset_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT * FROM tasks WHERE dataset_id=? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (dataset_id,),
+        ).fetchone()
+        return _task(row) if row else None
+
+    def active_tasks(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM tasks WHERE status IN ('queued','processing')")
+        return [_task(r) for r in rows]
+
+    # end of tasks ----------------------------------------------------------------
+
 
 def _dataset(r: sqlite3.Row) -> DatasetRow:
     return DatasetRow(
@@ -638,6 +695,20 @@ def _dataset(r: sqlite3.Row) -> DatasetRow:
         updated_at=r["updated_at"],
         base=r["base"],
     )
+
+
+def _task(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "dataset_id": r["dataset_id"],
+        "action": r["action"],
+        "status": r["status"],
+        "progress": json.loads(r["progress"]),
+        "errors": json.loads(r["errors"]),
+        "created_at": r["created_at"],
+        "started_at": r["started_at"],
+        "finished_at": r["finished_at"],
+    }
 
 
 def _snapshot(r: sqlite3.Row) -> SnapshotRow:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import names
+from . import rules as ds_rules
 from .catalog import Catalog, DatasetRow, SnapshotRow, TagEvent
 from .categories import categorize
 from .errors import (
@@ -234,7 +235,7 @@ class Store:
         if metadata is not None:
             fields["metadata"] = metadata
         if rules is not None:
-            fields["rules"] = rules
+            fields["rules"] = ds_rules.normalize(rules)
         with self.catalog.write() as db:
             row = self._dataset_in(db, name)
             self.catalog.update_dataset(db, row.id, **fields)
@@ -398,18 +399,25 @@ class Store:
         sources: Sequence[str | Path],
         to: str = "",
         progress: Progress = _no_progress,
+        *,
+        dests: Sequence[str] | None = None,
     ) -> PutResult:
         """Import files and directories (rsync ``SRC/ DIR/`` semantics) into the head.
 
         Files whose (size, mtime, inode) match the last import are not read again, and the
         whole batch is flushed with one syncfs before the catalog commit that makes it
-        visible (SPEC promise 4 allows one fsync per batch).
+        visible (SPEC promise 4 allows one fsync per batch). With ``dests`` (the inbox),
+        each source is a file stored at the dataset path of the same position, and the
+        import cache is skipped: inbox paths are reused by new files with recycled inodes.
         """
         name = self._writable(spec)
         row = self.dataset(name)
         to = names.dir_path(to)
-        plan = _plan_import(sources, to)
-        cache = self.catalog.import_cache(row.id)
+        plan = _plan_import(sources, to) if dests is None else _plan_files(sources, dests)
+        rules = ds_rules.parse(row.rules)
+        for _, dest, st in plan.files:
+            ds_rules.check_size(rules, dest, st.st_size)
+        cache = self.catalog.import_cache(row.id) if dests is None else {}
         current = {e.path: e for e in self._head_listing(row, to, True)}
         staged_rows: list[dict[str, Any]] = []
         remembered: list[tuple[str, int, int, int, str]] = []
@@ -451,13 +459,15 @@ class Store:
             dirs = plan.dirs | _ancestors([r for r in added], to)
             staged_rows.extend(self._new_dirs(row, dirs, current))
             self._check_shapes(row, staged_rows, current)
+            _check_rules(rules, staged_rows)
             self.objects.sync()
             with self.catalog.write() as db:
                 self._dataset_in(db, name)
                 if staged_rows:
                     self.catalog.stage(db, row.id, staged_rows)
                     self.catalog.update_dataset(db, row.id, updated_at=utc_now())
-                self.catalog.remember_imports(db, row.id, remembered)
+                if dests is None:
+                    self.catalog.remember_imports(db, row.id, remembered)
         return PutResult(added, modified, unchanged, hashed)
 
     def _cached_object(
@@ -537,6 +547,9 @@ class Store:
         row = self.dataset(name)
         if if_absent and self._lookup(Version(row, None, None), path) is not None:
             raise PreconditionFailed(f"{path!r} already exists in {name}")
+        limit = ds_rules.parse(row.rules).max_bytes
+        if limit is not None and (max_bytes is None or limit < max_bytes):
+            max_bytes = limit  # the dataset's rule, enforced while streaming
         with flock(self.locks / "gc.lock", exclusive=False):
             oid, size = self.objects.put_stream(chunks, max_bytes=max_bytes)
             return self._stage_file(
@@ -610,6 +623,7 @@ class Store:
         if metadata is not None:
             info["metadata"] = metadata
         meta = self._file_meta(path, oid, info)
+        ds_rules.check(ds_rules.parse(row.rules), path, size, json.loads(meta)["category"])
         if before_commit is not None:
             before_commit(path, json.loads(meta)["category"])
         entry = Entry(path, KIND_FILE, oid, size, mode, mtime_ns or time.time_ns(), meta)
@@ -944,6 +958,33 @@ def _plan_import(sources: Sequence[str | Path], to: str) -> _ImportPlan:
             raise InvalidRequest(f"two sources map to {dest!r}")
         seen.add(dest)
     return plan
+
+
+def _plan_files(sources: Sequence[str | Path], dests: Sequence[str]) -> _ImportPlan:
+    """One planned file per (source, dataset path) pair, paths validated first."""
+    if len(sources) != len(dests):
+        raise InvalidRequest("each source needs exactly one destination path")
+    plan = _ImportPlan([], set())
+    for src, dest in zip(sources, dests, strict=True):
+        src_path = Path(src)
+        try:
+            st = src_path.stat()
+        except FileNotFoundError as exc:
+            raise FileNotFound(f"source {str(src)!r} does not exist") from exc
+        plan.files.append((str(src_path), names.file_path(dest), st))
+    if len({dest for _, dest, _ in plan.files}) != len(plan.files):
+        raise InvalidRequest("two sources map to the same path")
+    return plan
+
+
+def _check_rules(rules: ds_rules.Rules, rows: Sequence[dict[str, Any]]) -> None:
+    """Every file a batch would stage must pass the dataset's rules, or none is staged."""
+    if rules == ds_rules.Rules():
+        return
+    for r in rows:
+        if r["kind"] == KIND_FILE:
+            category = json.loads(r["meta"]).get("category", "binary") if r["meta"] else "binary"
+            ds_rules.check(rules, join_path(r["dir"], r["name"]), r["size"], category)
 
 
 def _walk_dir(root: Path, to: str, plan: _ImportPlan) -> None:

@@ -1,0 +1,535 @@
+"""The inbox watcher: ``DIR/NAME/rel/path`` goes into dataset NAME's head at ``rel/path``.
+
+How a file moves (SPEC sections 3.5, 7 and 11):
+
+1. watchdog (inotify on Linux) reports paths; a full scan at start and every
+   ``rescan_seconds`` catches what events cannot (files present before the start, whole
+   directories moved in, overflowed event queues).
+2. A file is *ready* when it is complete: closed after its last write (an inotify
+   close-after-write or a rename into place), or, without that evidence, unchanged for
+   ``stable_seconds`` and not open for writing by anyone (a read lease test on Linux).
+   Dotfiles and temporary names (``*.part``, ``*.tmp``, ``*~``) wait until renamed.
+3. Ready files are checked one by one (dataset name, path, size limits, the dataset's
+   type rules); a permanent problem moves the file to ``DIR/.rejected/NAME/rel/path``
+   with ``path.error`` beside it.
+4. The rest go in as one batch per dataset through :meth:`Store.put`: objects flushed
+   with one syncfs, then one catalog commit (synchronous=FULL). Only after that commit
+   is each inbox file removed, and only if it did not change meanwhile. A crash between
+   the commit and the removal re-ingests the same bytes at the same path on restart,
+   which stages nothing (content addressing makes it idempotent): nothing is lost or
+   added twice.
+5. A transient failure (disk full, store busy) leaves the files where they are and
+   retries after ``retry_seconds``.
+
+This module is the only one in ``datastore`` that imports watchdog; views call
+:func:`start` (``ds watch``, ``ds serve --inbox``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import stat as statmod
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from . import names
+from . import rules as ds_rules
+from .categories import categorize
+from .errors import DatasetExists, DatasetNotFound, DatastoreError, FileTooLarge, TagExists
+from .store import Store
+
+REJECTED = ".rejected"
+TEMP_SUFFIXES = (".part", ".tmp", "~")
+log = logging.getLogger("ds.ingest")
+
+Report = Callable[[str, dict[str, Any]], None]
+Signature = tuple[int, int, int]  # size, mtime_ns, inode
+
+
+def _no_report(kind: str, info: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxOptions:
+    """How an inbox runs; the CLI's ``ds watch`` flags map onto these one to one."""
+
+    create_datasets: bool = False
+    snapshot_after: float | None = None
+    tag_pattern: str | None = None
+    max_bytes: int | None = None
+    stable_seconds: float = 1.0
+    poll_seconds: float = 0.05
+    rescan_seconds: float = 30.0
+    retry_seconds: float = 2.0
+    batch_files: int = 5000
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What the worker knows about one pending inbox file."""
+
+    sig: Signature | None = None
+    since: float = 0.0
+    closed: bool = False
+    retry_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    path: Path
+    dataset: str
+    rel: str
+    sig: Signature
+
+
+@dataclass(slots=True)
+class InboxStats:
+    ingested: int = 0
+    rejected: int = 0
+    snapshots: int = 0
+    batches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class _Events(FileSystemEventHandler):
+    """Turns watchdog events into (path, closed) notes for the worker; does no I/O."""
+
+    def __init__(self, notes: queue.SimpleQueue[tuple[str, bool, bool]], wake: threading.Event):
+        self.notes = notes
+        self.wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        kind = event.event_type
+        if kind in ("opened", "closed_no_write", "deleted"):
+            return  # our own reads and removals; a deletion needs nothing
+        path = event.dest_path if kind == "moved" else event.src_path
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not path:
+            return
+        # (path, closed, is_dir): a rename into place or a close after writing is complete
+        self.notes.put((path, kind in ("closed", "moved"), event.is_directory))
+        self.wake.set()
+
+
+class Inbox:
+    """One watched inbox directory feeding one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        root: Path,
+        options: InboxOptions | None = None,
+        report: Report = _no_report,
+    ) -> None:
+        self.store = store
+        self.root = Path(root).absolute()
+        self.options = options or InboxOptions()
+        self.report = report
+        self.stats = InboxStats()
+        self._pending: dict[Path, _Seen] = {}
+        self._notes: queue.SimpleQueue[tuple[str, bool, bool]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._dirty: dict[str, float] = {}  # dataset -> last ingest (monotonic)
+        self._activity: dict[str, float] = {}  # dataset -> last inbox event (monotonic)
+        self._observer: Any = None
+        self._thread: threading.Thread | None = None
+        self._next_scan = 0.0
+
+    # lifecycle --------------------------------------------------------------
+
+    def start(self) -> Inbox:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / REJECTED).mkdir(exist_ok=True)
+        self._observer = Observer()
+        self._observer.schedule(_Events(self._notes, self._wake), str(self.root), recursive=True)
+        self._observer.start()
+        self._thread = threading.Thread(target=self._loop, name="ds-inbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching; whatever is still pending stays in the inbox for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def wait(self) -> None:
+        """Block until :meth:`stop` (``ds watch`` in the foreground)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception as err:  # noqa: BLE001 - the watcher must outlive any one failure
+                log.exception("inbox step failed")
+                self.stats.errors.append(f"{type(err).__name__}: {err}")
+                self._stop.wait(self.options.retry_seconds)
+            self._wake.wait(self.options.poll_seconds if self._pending else 1.0)
+            self._wake.clear()
+
+    # one round ----------------------------------------------------------------
+
+    def step(self) -> int:
+        """Take in events, ingest what is ready, snapshot quiet datasets; returns files done."""
+        now = time.monotonic()
+        if now >= self._next_scan:
+            self._scan(self.root, closed=False)
+            self._next_scan = now + self.options.rescan_seconds
+        self._drain()
+        ready = self._ready(time.monotonic())
+        done = 0
+        for dataset, items in _by_dataset(ready).items():
+            for chunk in _chunks(items, self.options.batch_files):
+                done += self._ingest(dataset, chunk)
+        self._auto_snapshot(time.monotonic())
+        return done
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                raw, closed, is_dir = self._notes.get_nowait()
+            except queue.Empty:
+                return
+            path = Path(raw)
+            if is_dir:
+                if self._watched(path):
+                    self._scan(path, closed)  # a directory renamed in brings files with it
+                continue
+            self._note(path, closed)
+
+    def _note(self, path: Path, closed: bool) -> None:
+        if not self._watched(path):
+            return
+        seen = self._pending.get(path)
+        if seen is None:
+            seen = self._pending[path] = _Seen()
+        seen.closed = closed  # a later write clears the close evidence of an earlier one
+        rel = path.relative_to(self.root).parts
+        if len(rel) > 1:
+            self._activity[rel[0]] = time.monotonic()
+
+    def _scan(self, top: Path, closed: bool) -> None:
+        """Add every file below ``top`` (startup, directories moved in, periodic safety net)."""
+        stack = [top]
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except OSError:
+                continue
+            for e in entries:
+                path = Path(e.path)
+                if not self._watched(path):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                elif path not in self._pending:
+                    self._pending[path] = _Seen(closed=closed)
+
+    def _watched(self, path: Path) -> bool:
+        """Inside the inbox, not under .rejected and no dotfile or temporary name."""
+        try:
+            rel = path.relative_to(self.root).parts
+        except ValueError:
+            return False
+        if not rel:
+            return False
+        if any(p.startswith(".") for p in rel):
+            return False
+        return not rel[-1].endswith(TEMP_SUFFIXES)
+
+    def _ready(self, now: float) -> list[_Ready]:
+        ready: list[_Ready] = []
+        for path, seen in list(self._pending.items()):
+            if seen.retry_at > now:
+                continue
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                del self._pending[path]
+                continue
+            if not statmod.S_ISREG(st.st_mode):
+                del self._pending[path]
+                continue
+            sig = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if sig != seen.sig:
+                seen.sig, seen.since = sig, now
+                if not seen.closed:
+                    continue
+            elif not seen.closed and (
+                now - seen.since < self.options.stable_seconds or _open_for_writing(path)
+            ):
+                continue
+            ready.append(self._classify(path, sig))
+        return ready
+
+    def _classify(self, path: Path, sig: Signature) -> _Ready:
+        parts = path.relative_to(self.root).parts
+        if len(parts) == 1:
+            return _Ready(path, "", parts[0], sig)
+        return _Ready(path, parts[0], "/".join(parts[1:]), sig)
+
+    # ingesting ----------------------------------------------------------------
+
+    def _ingest(self, dataset: str, items: list[_Ready]) -> int:
+        """Check each file, put the good ones as one batch, remove them once committed."""
+        problem = self._dataset_problem(dataset)
+        if problem is not None:
+            for item in items:
+                self._reject(item, problem)
+            return len(items)
+        rules = ds_rules.parse(self.store.dataset(dataset).rules)
+        good = []
+        for item in items:
+            reason = self._file_problem(item, rules)
+            if reason is None:
+                good.append(item)
+            else:
+                self._reject(item, reason)
+        if not good:
+            return len(items)
+        try:
+            self.store.put(dataset, [i.path for i in good], dests=[i.rel for i in good])
+        except DatastoreError:
+            # one file spoiled the batch (a rule changed, a directory in the way): go one by one
+            for item in good:
+                self._ingest_one(item)
+            return len(items)
+        except (OSError, sqlite3.Error) as err:
+            self._transient(good, err)
+            return 0
+        self._committed(dataset, good)
+        return len(items)
+
+    def _ingest_one(self, item: _Ready) -> None:
+        try:
+            self.store.put(item.dataset, [item.path], dests=[item.rel])
+        except DatastoreError as err:
+            self._reject(item, f"{err.message} [{err.code}]")
+            return
+        except (OSError, sqlite3.Error) as err:
+            self._transient([item], err)
+            return
+        self._committed(item.dataset, [item])
+
+    def _committed(self, dataset: str, items: list[_Ready]) -> None:
+        """The batch is durable in the catalog: now, and only now, leave the inbox."""
+        removed = 0
+        for item in items:
+            if _signature(item.path) != item.sig:
+                continue  # rewritten while we read it: the new content goes in next round
+            with contextlib.suppress(FileNotFoundError):
+                item.path.unlink()
+            self._pending.pop(item.path, None)
+            removed += 1
+        self.stats.ingested += removed
+        self.stats.batches += 1
+        now = time.monotonic()
+        self._dirty[dataset] = now
+        self._activity[dataset] = now
+        self.report("ingested", {"dataset": dataset, "files": [i.rel for i in items]})
+
+    def _transient(self, items: list[_Ready], err: BaseException) -> None:
+        retry = time.monotonic() + self.options.retry_seconds
+        for item in items:
+            seen = self._pending.get(item.path)
+            if seen is not None:
+                seen.retry_at = retry
+        self.stats.errors.append(f"{type(err).__name__}: {err}")
+        self.report("retry", {"files": [str(i.path) for i in items], "error": str(err)})
+
+    def _dataset_problem(self, dataset: str) -> str | None:
+        if not dataset:
+            return "files must be inside a dataset folder: DIR/NAME/path [invalid_path]"
+        try:
+            names.dataset_name(dataset)
+            self.store.dataset(dataset)
+            return None
+        except DatasetNotFound as err:
+            if not self.options.create_datasets:
+                return (
+                    f"{err.message}; create it (ds create {dataset}) or watch with"
+                    f" --create-datasets [{err.code}]"
+                )
+        except DatastoreError as err:
+            return f"{err.message} [{err.code}]"
+        try:
+            self.store.create_dataset(dataset, description="created by the inbox")
+            self.report("created", {"dataset": dataset})
+        except DatasetExists:
+            pass
+        return None
+
+    def _file_problem(self, item: _Ready, rules: ds_rules.Rules) -> str | None:
+        """A permanent reason to refuse one file, found before any byte is stored."""
+        try:
+            names.file_path(item.rel)
+            size = item.sig[0]
+            limit = self.options.max_bytes
+            if limit is not None and size > limit:
+                raise FileTooLarge(f"{item.rel!r} is {size} bytes; the inbox accepts {limit}")
+            ds_rules.check_size(rules, item.rel, size)
+            if rules.restricts_type:
+                with open(item.path, "rb") as f:
+                    head = f.read(512)
+                ds_rules.check_type(rules, item.rel, categorize(item.rel, head))
+        except DatastoreError as err:
+            return f"{err.message} [{err.code}]"
+        except OSError:
+            return None  # let the put meet it and decide whether it is transient
+        return None
+
+    def _reject(self, item: _Ready, reason: str) -> None:
+        """Move a file to .rejected/NAME/rel/path with the reason in path.error beside it."""
+        rel = item.path.relative_to(self.root)
+        target = self.root / REJECTED / rel
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            error = target.with_name(target.name + ".error")
+            tmp = error.with_name(f".{error.name}.{os.getpid()}.tmp")
+            tmp.write_text(reason.rstrip() + "\n", encoding="utf-8")
+            os.replace(tmp, error)
+            os.replace(item.path, target)
+        except OSError as err:
+            self._transient([item], err)
+            return
+        self._pending.pop(item.path, None)
+        self.stats.rejected += 1
+        self.report("rejected", {"file": str(rel), "reason": reason})
+
+    # auto-snapshot --------------------------------------------------------------
+
+    def _auto_snapshot(self, now: float) -> None:
+        after = self.options.snapshot_after
+        if after is None or not self._dirty:
+            return
+        busy = {self._classify(p, (0, 0, 0)).dataset for p in self._pending}
+        for dataset in list(self._dirty):
+            quiet = now - max(self._dirty[dataset], self._activity.get(dataset, 0.0))
+            if dataset in busy or quiet < after:
+                continue
+            del self._dirty[dataset]
+            self._snapshot(dataset)
+
+    def _snapshot(self, dataset: str) -> None:
+        tag = None
+        if self.options.tag_pattern:
+            tag = render_tag(self.options.tag_pattern, dataset)
+        try:
+            snap, created = self._snapshot_tagged(dataset, tag)
+        except (DatastoreError, OSError, sqlite3.Error) as err:
+            self.stats.errors.append(f"snapshot of {dataset}: {err}")
+            self.report("error", {"dataset": dataset, "error": str(err)})
+            return
+        self.stats.snapshots += int(created)
+        self.report(
+            "snapshot",
+            {"dataset": dataset, "snapshot": snap.row.id, "tags": snap.tags, "created": created},
+        )
+
+    def _snapshot_tagged(self, dataset: str, tag: str | None) -> Any:
+        """Snapshot with the tag; a tag already taken (same second) gets -2, -3, ..."""
+        if tag is None:
+            return self.store.snapshot(dataset, message="inbox")
+        for n in range(1, 100):
+            candidate = tag if n == 1 else f"{tag}-{n}"
+            try:
+                return self.store.snapshot(dataset, tag=candidate, message="inbox")
+            except TagExists:
+                continue
+        return self.store.snapshot(dataset, message="inbox")
+
+
+def render_tag(pattern: str, dataset: str) -> str:
+    """``inbox-{utc:%Y%m%dT%H%M%S}`` -> ``inbox-20261201T120000``; ``{dataset}`` works too."""
+    tag = pattern.format(utc=datetime.now(UTC), dataset=dataset)
+    return names.tag_name(tag)
+
+
+def check_tag_pattern(pattern: str) -> str:
+    """Refuse a pattern that cannot render a valid tag, before the watcher starts."""
+    try:
+        render_tag(pattern, "dataset")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise DatastoreError(f"bad tag pattern {pattern!r}: {exc}") from exc
+    return pattern
+
+
+def start(
+    store_root: Path,
+    inbox_dir: Path,
+    options: InboxOptions | None = None,
+    report: Report = _no_report,
+) -> Inbox:
+    """Open the store and start watching ``inbox_dir``; ``stop()`` on the result ends it."""
+    store = Store.open(store_root)
+    return Inbox(store, Path(inbox_dir), options, report).start()
+
+
+def _by_dataset(items: Iterable[_Ready]) -> dict[str, list[_Ready]]:
+    out: dict[str, list[_Ready]] = {}
+    for item in items:
+        out.setdefault(item.dataset, []).append(item)
+    return out
+
+
+def _chunks(items: list[_Ready], size: int) -> Iterable[list[_Ready]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _signature(path: Path) -> Signature | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _open_for_writing(path: Path) -> bool:
+    """True when some process has the file open for writing (Linux read-lease test).
+
+    A read lease is refused with EAGAIN while any writer has the file open. Where leases
+    are unavailable (another owner, NFS, not Linux) this answers False and the stability
+    window alone decides.
+    """
+    set_lease = getattr(fcntl, "F_SETLEASE", None)
+    if set_lease is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, set_lease, fcntl.F_RDLCK)
+    except OSError as err:
+        return err.errno in (errno.EAGAIN, errno.EBUSY)
+    else:
+        fcntl.fcntl(fd, set_lease, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
