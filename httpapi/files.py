@@ -14,11 +14,13 @@ import asyncio
 import json
 import mimetypes
 import os
+import re
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
 from datastore import names, shapes
@@ -45,6 +47,10 @@ from .state import (
 BLOCK = 1 << 20
 MAX_FIELD_BYTES = 64 * 1024
 MULTIPART_FIELDS = ("path", "description", "metadata")
+# What aiohttp's multipart reader raises on a broken body: bad part headers, unknown
+# charsets, undecodable fields, truncation.
+MALFORMED_PART = (ValueError, AssertionError, LookupError, HttpProcessingError)
+_QUOTED_FILENAME = re.compile(r';\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 
 
 # listing ---------------------------------------------------------------------------
@@ -158,7 +164,7 @@ async def upload_files(request: web.Request) -> web.Response:
             raise InvalidRequest(f"expected a multipart/form-data body: {exc}") from exc
         try:
             await _read_parts(request, st, reader, counter, fields, spooled)
-        except (ValueError, AssertionError, UnicodeDecodeError) as exc:
+        except MALFORMED_PART as exc:
             raise InvalidRequest(f"malformed multipart body: {exc}") from exc
         if not spooled:
             raise InvalidRequest("no 'file' part in the upload")
@@ -186,12 +192,28 @@ async def _read_parts(
             raise InvalidRequest("nested multipart bodies are not accepted")
         if part.name == "file":
             tmp = st.temp_path()
-            spooled.append((part.filename, tmp))
+            spooled.append((_filename(part), tmp))
             await _spool(request, part, tmp, counter)
         elif part.name in MULTIPART_FIELDS:
             fields[part.name] = await _read_field(part)
         else:
             await part.release()  # fields other platforms send (purpose, project_id...)
+
+
+def _filename(part: BodyPartReader) -> str | None:
+    """The part's filename as the client sent it.
+
+    aiohttp strips leading slashes from a quoted filename (``/etc/passwd`` becomes
+    ``etc/passwd``); SPEC 11 wants an unsafe name refused, never rewritten, so the quoted
+    form is read from the header here. RFC 5987 ``filename*`` is decoded by aiohttp as is.
+    """
+    header = part.headers.get(hdrs.CONTENT_DISPOSITION, "")
+    if "filename*" in header.lower():
+        return part.filename
+    match = _QUOTED_FILENAME.search(header)
+    if match is None:
+        return part.filename
+    return re.sub(r"\\(.)", r"\1", match.group(1))
 
 
 async def _read_field(part: BodyPartReader) -> str:
@@ -240,12 +262,17 @@ def _plan(fields: dict[str, str], spooled: list[tuple[str | None, Path]]) -> lis
             if not filename:
                 raise InvalidPath("a 'file' part has no filename; give one or a 'path' field")
             name = names.file_path(filename)  # refused when unsafe, never rewritten
-            dest = join_path(names.dir_path(target), name) if target else name
+            dest = join_path(_directory(target), name) if target else name
         plan.append((names.file_path(dest), tmp))
     dests = [d for d, _ in plan]
     if len(set(dests)) != len(dests):
         raise InvalidRequest("two parts go to the same path")
     return plan
+
+
+def _directory(target: str) -> str:
+    """A ``path`` field naming a directory: a trailing slash is fine, a leading one is not."""
+    return names.file_path(target[:-1] if target.endswith("/") else target)
 
 
 def _commit(

@@ -7,6 +7,7 @@ plain request/response scripts and can fire requests from many threads at once.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from datastore.access import Access
 from datastore.store import Store
@@ -141,3 +142,26 @@ def temp_leftovers(store: Store) -> list[Path]:
 
 def object_count(store: Store) -> int:
     return sum(1 for _ in store.objects.iter_ids())
+
+
+def raw_request(
+    api: Api,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    token: str | None = "default",
+) -> Resp:
+    """Send ``target`` byte for byte (no client-side normalization of ``..`` or ``%2F``)."""
+    server = api.client.server
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+    sent = dict(headers or {})
+    use = api.token if token == "default" else token
+    if use is not None:
+        sent.setdefault("Authorization", f"Bearer {use}")
+    try:
+        conn.request(method, target, body=body, headers=sent)
+        resp = conn.getresponse()
+        return Resp(resp.status, CIMultiDictProxy(CIMultiDict(resp.getheaders())), resp.read())
+    finally:
+        conn.close()

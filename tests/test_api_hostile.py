@@ -1,0 +1,353 @@
+"""Hostile input: every refusal is a 4xx with its code, and nothing is written.
+
+"Nothing written" is checked on the store itself: the head listing, the object count and
+the object store's temp files are the same after the refused request as before it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from datastore.store import Store
+
+from .test_api_support import (
+    Api,
+    Resp,
+    api_fixture,  # noqa: F401
+    make_api,
+    object_count,
+    raw_request,
+    temp_leftovers,
+)
+
+LIMIT = 64 * 1024
+LONG = "x" * 300
+
+
+@pytest.fixture
+def small(store: Store) -> Iterator[Api]:
+    """A server with a small upload limit and a dataset ``d`` holding one file."""
+    client = make_api(store, max_upload_bytes=LIMIT)
+    assert client.post("/v1/datasets", json={"name": "d"}).status == 201
+    assert client.put("/v1/datasets/d/files/keep.txt", data=b"kept").status == 201
+    yield client
+    client.close()
+
+
+def _state(store: Store) -> tuple[list[tuple[str, str | None]], int, int]:
+    entries = sorted((e.path, e.object) for e in store.entries("d"))
+    return entries, object_count(store), len(temp_leftovers(store))
+
+
+def refused(
+    api: Api, send: Callable[[], Resp], status: int, code: str | None, what: str = ""
+) -> Resp:
+    """Send a request that must fail with (status, code) and leave the store unchanged."""
+    before = _state(api.store)
+    resp = send()
+    assert resp.status == status, (what, resp.status, resp.body[:300])
+    if code is not None:
+        assert resp.code == code, (what, resp.body[:300])
+    after = _state(api.store)
+    assert after == before, (what, before, after)
+    assert after[2] == 0, f"temp files left behind: {temp_leftovers(api.store)}"
+    return resp
+
+
+BAD_PATHS = [
+    ("..%2Fescape.txt", "invalid_path"),
+    ("a/..%2F..%2Fescape.txt", "invalid_path"),
+    ("%2E%2E/escape.txt", "invalid_path"),
+    ("%2Fetc%2Fpasswd", "invalid_path"),
+    ("a%00b.txt", "invalid_path"),
+    ("a/./b.txt", "invalid_path"),
+    ("a//b.txt", "invalid_path"),
+    (f"{LONG}.txt", "invalid_path"),
+    (f"dir/{LONG}", "invalid_path"),
+    ("/".join(["abcdefgh"] * 500), "invalid_path"),
+]
+
+
+@pytest.mark.parametrize(("target", "code"), BAD_PATHS)
+def test_put_refuses_unsafe_paths(small: Api, target: str, code: str) -> None:
+    url = f"/v1/datasets/d/files/{target}"
+    refused(small, lambda: raw_request(small, "PUT", url, b"evil"), 400, code, target)
+    r = raw_request(small, "GET", url)
+    assert r.status in (400, 404), (target, r.status)
+
+
+def test_plain_dot_dot_in_the_url_never_escapes(small: Api) -> None:
+    """A raw ``..`` segment is either normalized away by the server or refused."""
+    for target in ("/v1/datasets/d/files/../../x.txt", "/v1/datasets/d/files/a/../../../x.txt"):
+        before = _state(small.store)
+        r = raw_request(small, "PUT", target, b"evil")
+        assert 400 <= r.status < 500, (target, r.status, r.body)
+        assert _state(small.store) == before
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["../evil.txt", "/abs.txt", "a/../../evil.txt", LONG, "dir//x", ".", "/"],
+)
+def test_multipart_refuses_unsafe_filenames(small: Api, filename: str) -> None:
+    def send() -> Resp:
+        return _multipart(small, [("file", filename, b"evil")])
+
+    refused(small, send, 400, "invalid_path", filename)
+
+
+def test_multipart_refuses_nul_in_filenames(small: Api) -> None:
+    def raw_nul() -> Resp:
+        return _multipart(small, [("file", "a\x00b.txt", b"evil")])
+
+    # a NUL byte makes the part header itself invalid
+    resp = refused(small, raw_nul, 400, None, "NUL")
+    assert resp.code in ("invalid_path", "invalid_request")
+
+    def encoded_nul() -> Resp:
+        return _multipart(small, [("file", None, b"evil")], extra="; filename*=utf-8''a%00b.txt")
+
+    refused(small, encoded_nul, 400, "invalid_path", "filename* NUL")
+
+    def encoded_escape() -> Resp:
+        return _multipart(small, [("file", None, b"evil")], extra="; filename*=utf-8''..%2Fx")
+
+    refused(small, encoded_escape, 400, "invalid_path", "filename* ..")
+
+
+@pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a/../b", LONG, "a\x00b"])
+def test_multipart_refuses_unsafe_path_fields(small: Api, path: str) -> None:
+    for files in ([("file", "ok.txt", b"1")], [("file", "a.txt", b"1"), ("file", "b.txt", b"2")]):
+
+        def send(files: list[tuple[str, str, bytes]] = files) -> Resp:
+            return _multipart(small, [("path", None, path.encode()), *files])
+
+        refused(small, send, 400, "invalid_path", path)
+
+
+def _multipart(
+    api: Api,
+    parts: list[tuple[str, str | None, bytes]],
+    boundary: str = "XyZbOuNdArY",
+    extra: str = "",
+) -> Resp:
+    """A multipart body built by hand, so filenames go on the wire exactly as given."""
+    body = bytearray()
+    for field, filename, data in parts:
+        body += f"--{boundary}\r\n".encode()
+        disp = f'form-data; name="{field}"'
+        if filename is not None:
+            disp += f'; filename="{filename}"'
+        disp += extra
+        body += f"Content-Disposition: {disp}\r\n\r\n".encode("utf-8", "surrogateescape")
+        body += data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return raw_request(api, "POST", "/v1/datasets/d/files", bytes(body), headers)
+
+
+MALFORMED: list[tuple[str, dict[str, str], bytes]] = [
+    ("no boundary", {"Content-Type": "multipart/form-data"}, b"--x\r\n\r\n"),
+    ("not multipart", {"Content-Type": "application/json"}, b'{"file": "x"}'),
+    ("no content type", {}, b"just bytes"),
+    (
+        "garbage",
+        {"Content-Type": "multipart/form-data; boundary=B"},
+        b"this is not a multipart body at all",
+    ),
+    (
+        "truncated",
+        {"Content-Type": "multipart/form-data; boundary=B"},
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc',
+    ),
+    (
+        "no disposition",
+        {"Content-Type": "multipart/form-data; boundary=B"},
+        b"--B\r\nContent-Type: text/plain\r\n\r\nabc\r\n--B--\r\n",
+    ),
+    (
+        "bad header line",
+        {"Content-Type": "multipart/form-data; boundary=B"},
+        b"--B\r\nthis is no header\r\n\r\nabc\r\n--B--\r\n",
+    ),
+    ("empty", {"Content-Type": "multipart/form-data; boundary=B"}, b""),
+    (
+        "nested multipart",
+        {"Content-Type": "multipart/form-data; boundary=B"},
+        b"--B\r\nContent-Type: multipart/mixed; boundary=C\r\n"
+        b'Content-Disposition: form-data; name="file"\r\n\r\n'
+        b"--C\r\n\r\nx\r\n--C--\r\n--B--\r\n",
+    ),
+    (
+        "bad charset",
+        {"Content-Type": "multipart/form-data; boundary=B"},
+        b'--B\r\nContent-Disposition: form-data; name="path"\r\n'
+        b"Content-Type: text/plain; charset=nonsense-42\r\n\r\nx\r\n"
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+        b"x\r\n--B--\r\n",
+    ),
+    (
+        "undecodable field",
+        {"Content-Type": "multipart/form-data; boundary=B"},
+        b'--B\r\nContent-Disposition: form-data; name="path"\r\n\r\n\xff\xfe\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+        b"x\r\n--B--\r\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "headers", "body"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_multipart_is_400(
+    small: Api, what: str, headers: dict[str, str], body: bytes
+) -> None:
+    def send() -> Resp:
+        return raw_request(small, "POST", "/v1/datasets/d/files", body, headers)
+
+    resp = refused(small, send, 400, None, what)
+    assert resp.code in ("invalid_request", "invalid_path"), resp.body
+
+
+JSON_ROUTES = [
+    ("POST", "/v1/datasets"),
+    ("PATCH", "/v1/datasets/d"),
+    ("POST", "/v1/datasets/d/snapshots"),
+    ("PUT", "/v1/datasets/d/tags/t1"),
+    ("POST", "/v1/datasets/d/grants"),
+    ("POST", "/v1/tokens"),
+]
+BAD_JSON = [b"{", b"[1, 2]", b'"text"', b"null", b"\xff\xfe{}", b'{"name": 1e999999}', b"{'a': 1}"]
+
+
+@pytest.mark.parametrize(("method", "url"), JSON_ROUTES)
+def test_invalid_json_bodies_are_400(small: Api, method: str, url: str) -> None:
+    for body in BAD_JSON:
+        r = raw_request(small, method, url, body, {"Content-Type": "application/json"})
+        assert r.status == 400 and r.code == "invalid_request", (url, body, r.body)
+    wrong_types: dict[str, dict[str, Any]] = {
+        "/v1/datasets": {"name": ["d2"]},
+        "/v1/datasets/d": {"metadata": [1]},
+        "/v1/datasets/d/snapshots": {"message": 5},
+        "/v1/datasets/d/tags/t1": {"snapshot": 12},
+        "/v1/datasets/d/grants": {"principal": None, "permission": "read"},
+        "/v1/tokens": {"user": "eve", "admin": "yes"},
+    }
+    r = small.request(method, url, json=wrong_types[url])
+    assert r.status == 400 and r.code == "invalid_request", (url, r.body)
+    assert [d["name"] for d in small.get("/v1/datasets").json()["items"]] == ["d"]
+
+
+def test_hostile_names_in_urls(small: Api) -> None:
+    for name in ("..", "%2E%2E", "D", "a%2Fb", LONG, "d@", "d@..", "d@a%00b"):
+        r = raw_request(small, "GET", f"/v1/datasets/{name}/files")
+        assert r.status in (400, 404), (name, r.status)
+        assert r.code in ("invalid_name", "dataset_not_found", "not_found", "ref_not_found")
+
+
+def test_oversize_raw_put_with_content_length(small: Api) -> None:
+    def send() -> Resp:
+        return small.put("/v1/datasets/d/files/big.bin", data=b"x" * (LIMIT + 1))
+
+    refused(small, send, 413, "file_too_large")
+
+
+def test_oversize_raw_put_chunked_is_cut_while_streaming(small: Api) -> None:
+    sent = 0
+
+    async def body() -> Any:
+        nonlocal sent
+        for _ in range(64):
+            sent += 8192
+            yield b"y" * 8192
+
+    def send() -> Resp:
+        return small.put("/v1/datasets/d/files/big.bin", data=body())
+
+    refused(small, send, 413, "file_too_large")
+
+
+def test_exactly_the_limit_is_accepted(small: Api) -> None:
+    r = small.put("/v1/datasets/d/files/edge.bin", data=b"z" * LIMIT)
+    assert r.status == 201 and r.json()["size"] == LIMIT
+    assert temp_leftovers(small.store) == []
+
+
+def test_oversize_multipart(small: Api) -> None:
+    def one() -> Resp:
+        return small.upload("d", [("big.bin", b"x" * (LIMIT + 1))])
+
+    refused(small, one, 413, "file_too_large")
+
+    def second_part_over() -> Resp:
+        return small.upload("d", [("a.bin", b"a" * (LIMIT // 2)), ("b.bin", b"b" * LIMIT)])
+
+    refused(small, second_part_over, 413, "file_too_large")
+
+
+def test_oversize_json_body_is_refused(small: Api) -> None:
+    def send() -> Resp:
+        return small.post("/v1/datasets", json={"name": "x", "description": "d" * (4 << 20)})
+
+    resp = refused(small, send, 413, "file_too_large")
+    assert resp.status == 413
+    assert [d["name"] for d in small.get("/v1/datasets").json()["items"]] == ["d"]
+
+
+def test_client_disconnect_mid_upload_leaves_nothing(small: Api) -> None:
+    import socket
+
+    server = small.client.server
+    before = _state(small.store)
+    for method, target, ctype in (
+        ("PUT", "/v1/datasets/d/files/cut.bin", "application/octet-stream"),
+        ("POST", "/v1/datasets/d/files", "multipart/form-data; boundary=B"),
+    ):
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {small.token}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: 50000\r\n\r\n"
+        ).encode()
+        prefix = b'--B\r\nContent-Disposition: form-data; name="file"; filename="c"\r\n\r\n'
+        with socket.create_connection((server.host, server.port)) as sock:
+            sock.sendall(head + (prefix if method == "POST" else b"") + b"q" * 20000)
+        _wait_until(lambda: _state(small.store) == before)
+    assert _state(small.store) == before
+
+
+def _wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    done = threading.Event()
+    for _ in range(int(timeout * 20)):
+        if cond():
+            return
+        done.wait(0.05)
+
+
+def test_fifty_parallel_uploads_to_one_dataset(api: Api) -> None:
+    assert api.post("/v1/datasets", json={"name": "par"}).status == 201
+    payloads = {f"batch/file-{i:02d}.bin": bytes([i]) * (1000 + i) for i in range(50)}
+
+    def upload(item: tuple[str, bytes]) -> int:
+        path, data = item
+        if int(path[-6:-4]) % 2:
+            return api.upload("par", [(path.split("/")[1], data)], {"path": path}).status
+        return api.put(f"/v1/datasets/par/files/{path}", data=data).status
+
+    with ThreadPoolExecutor(50) as pool:
+        statuses = list(pool.map(upload, payloads.items()))
+    assert statuses == [201] * 50
+    listed = api.get("/v1/datasets/par/files?recursive=true&limit=1000").json()
+    assert sorted(e["path"] for e in listed["items"]) == sorted(payloads)
+    info = api.get("/v1/datasets/par").json()
+    assert info["file_count"] == 50
+    assert info["size_bytes"] == sum(len(d) for d in payloads.values())
+    for path, data in payloads.items():
+        assert api.get(f"/v1/datasets/par/files/{path}").body == data
+    snap = api.post("/v1/datasets/par/snapshots", json={"tag": "all"}).json()
+    assert snap["file_count"] == 50
+    assert api.get("/v1/datasets/par/status").json()["dirty"] is False
+    report = api.store.fsck()
+    assert report["ok"], report["problems"]
+    assert temp_leftovers(api.store) == []
