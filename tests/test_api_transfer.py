@@ -1,0 +1,196 @@
+"""Downloads (ETag, Range, conditionals, HEAD, checksums) and streamed archives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import zipfile
+
+import pytest
+
+from .test_api_support import Api, api_fixture, temp_leftovers  # noqa: F401
+
+BLOB = os.urandom(300_000)
+FILES = {
+    "data/a.csv": b"id,v\n1,2\n",
+    "data/deep/b.json": b'{"k": 1}\n',
+    "img/p.png": b"\x89PNG\r\n\x1a\n" + os.urandom(5000),
+    "blob.bin": BLOB,
+    "empty.txt": b"",
+}
+
+
+@pytest.fixture
+def loaded(api: Api) -> Api:
+    assert api.post("/v1/datasets", json={"name": "d"}).status == 201
+    for path, data in FILES.items():
+        assert api.put(f"/v1/datasets/d/files/{path}", data=data).status == 201
+    return api
+
+
+def test_download_etag_and_conditionals(loaded: Api) -> None:
+    r = loaded.get("/v1/datasets/d/files/blob.bin")
+    assert r.status == 200 and r.body == BLOB
+    etag = r.headers["ETag"]
+    oid = loaded.get("/v1/datasets/d/files/blob.bin?metadata=true").json()["object"]
+    assert etag == f'"{oid}"'
+    assert r.headers["Content-Length"] == str(len(BLOB))
+    assert r.headers["Accept-Ranges"] == "bytes"
+    assert r.headers["Content-Type"] == "application/octet-stream"
+    assert "Last-Modified" not in r.headers
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        nm = loaded.get("/v1/datasets/d/files/blob.bin", headers={"If-None-Match": header})
+        assert nm.status == 304 and nm.body == b"" and nm.headers["ETag"] == etag, header
+    stale = loaded.get("/v1/datasets/d/files/blob.bin", headers={"If-None-Match": '"nope"'})
+    assert stale.status == 200 and stale.body == BLOB
+    ok = loaded.get("/v1/datasets/d/files/blob.bin", headers={"If-Match": etag})
+    assert ok.status == 200
+    bad = loaded.get("/v1/datasets/d/files/blob.bin", headers={"If-Match": '"nope"'})
+    assert bad.status == 412
+    csv = loaded.get("/v1/datasets/d/files/data/a.csv")
+    assert csv.headers["Content-Type"].startswith("text/csv")
+
+
+def test_range_requests(loaded: Api) -> None:
+    url = "/v1/datasets/d/files/blob.bin"
+    size = len(BLOB)
+    cases = {
+        "bytes=0-99": BLOB[:100],
+        "bytes=1000-": BLOB[1000:],
+        "bytes=-500": BLOB[-500:],
+        f"bytes={size - 1}-{size + 100}": BLOB[-1:],
+    }
+    for header, want in cases.items():
+        r = loaded.get(url, headers={"Range": header})
+        assert r.status == 206, header
+        assert r.body == want, header
+        assert r.headers["Content-Range"].startswith("bytes ") and r.headers["ETag"]
+        assert r.headers["Content-Length"] == str(len(want))
+    r = loaded.get(url, headers={"Range": f"bytes={size}-"})
+    assert r.status == 416 and r.headers["Content-Range"] == f"bytes */{size}"
+    etag = loaded.head(url).headers["ETag"]
+    r = loaded.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert r.status == 206 and r.body == BLOB[:10]
+    r = loaded.get(url, headers={"Range": "bytes=0-9", "If-Range": '"changed"'})
+    assert r.status == 200 and r.body == BLOB
+
+
+def test_head_gives_size_and_etag_without_body(loaded: Api) -> None:
+    r = loaded.head("/v1/datasets/d/files/blob.bin")
+    assert r.status == 200 and r.body == b""
+    assert r.headers["Content-Length"] == str(len(BLOB)) and r.headers["ETag"].startswith('"')
+    assert loaded.head("/v1/datasets/d/files/empty.txt").headers["Content-Length"] == "0"
+    assert loaded.get("/v1/datasets/d/files/empty.txt").body == b""
+    assert loaded.head("/v1/datasets/d/files/missing").status == 404
+    etag = r.headers["ETag"]
+    cached = loaded.head("/v1/datasets/d/files/blob.bin", headers={"If-None-Match": etag})
+    assert cached.status == 304
+
+
+def test_metadata_and_sha256_checksum(loaded: Api) -> None:
+    doc = loaded.get("/v1/datasets/d/files/blob.bin?metadata=true").json()
+    assert doc["path"] == "blob.bin" and doc["size"] == len(BLOB) and "sha256" not in doc
+    doc = loaded.get("/v1/datasets/d/files/blob.bin?metadata=true&checksum=sha256").json()
+    assert doc["sha256"] == hashlib.sha256(BLOB).hexdigest()
+    again = loaded.get("/v1/datasets/d/files/blob.bin?metadata=true&checksum=sha256").json()
+    assert again == doc
+    cached = loaded.store.catalog.cached_checksum(doc["object"], "sha256")
+    assert cached == doc["sha256"]
+    r = loaded.get("/v1/datasets/d/files/blob.bin?metadata=true&checksum=md5")
+    assert (r.status, r.code) == (400, "invalid_request")
+    r = loaded.get("/v1/datasets/d/files/nope?metadata=true")
+    assert (r.status, r.code) == (404, "file_not_found")
+    d = loaded.get("/v1/datasets/d/files/data?metadata=true").json()
+    assert d["type"] == "dir"
+
+
+def test_downloads_of_a_pinned_version_never_change(loaded: Api) -> None:
+    loaded.post("/v1/datasets/d/snapshots", json={"tag": "v1"})
+    old = loaded.get("/v1/datasets/d@v1/files/blob.bin")
+    loaded.put("/v1/datasets/d/files/blob.bin", data=b"replaced")
+    pinned = loaded.get("/v1/datasets/d@v1/files/blob.bin")
+    assert pinned.body == BLOB and pinned.headers["ETag"] == old.headers["ETag"]
+    assert loaded.get("/v1/datasets/d/files/blob.bin").body == b"replaced"
+
+
+def _want(prefix: str = "") -> dict[str, bytes]:
+    return {p: d for p, d in FILES.items() if not prefix or p.startswith(prefix + "/")}
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz"])
+def test_tar_archives(loaded: Api, fmt: str) -> None:
+    r = loaded.get(f"/v1/datasets/d/archive?format={fmt}")
+    assert r.status == 200
+    assert r.headers["Content-Type"] == (
+        "application/x-tar" if fmt == "tar" else "application/gzip"
+    )
+    assert f".{fmt}" in r.headers["Content-Disposition"]
+    assert "Content-Length" not in r.headers  # streamed, never built first
+    with tarfile.open(fileobj=io.BytesIO(r.body), mode="r:*") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        files = {n: tar.extractfile(m).read() for n, m in members.items() if m.isfile()}  # type: ignore[union-attr]
+        dirs = {n for n, m in members.items() if m.isdir()}
+    assert files == FILES
+    assert {"data", "data/deep", "img"} <= dirs
+    assert all(not n.startswith(("/", "d/", "..")) for n in members)
+
+
+def test_zip_archive(loaded: Api) -> None:
+    r = loaded.get("/v1/datasets/d/archive?format=zip")
+    assert r.status == 200 and r.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.body)) as zf:
+        assert zf.testzip() is None
+        files = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
+    assert files == FILES
+
+
+def test_archive_of_a_prefix_and_of_a_version(loaded: Api) -> None:
+    r = loaded.get("/v1/datasets/d/archive?format=tar&prefix=data")
+    with tarfile.open(fileobj=io.BytesIO(r.body)) as tar:
+        names = {m.name for m in tar.getmembers() if m.isfile()}
+    assert names == set(_want("data"))
+    loaded.post("/v1/datasets/d/snapshots", json={"tag": "v1"})
+    loaded.put("/v1/datasets/d/files/later.txt", data=b"later")
+    r = loaded.get("/v1/datasets/d@v1/archive?format=zip")
+    with zipfile.ZipFile(io.BytesIO(r.body)) as zf:
+        assert "later.txt" not in zf.namelist()
+
+
+def test_archive_errors(loaded: Api) -> None:
+    r = loaded.get("/v1/datasets/d/archive?format=rar")
+    assert (r.status, r.code) == (400, "invalid_request")
+    r = loaded.get("/v1/datasets/d/archive?prefix=nope")
+    assert (r.status, r.code) == (404, "file_not_found")
+    r = loaded.get("/v1/datasets/d/archive?prefix=../x")
+    assert (r.status, r.code) == (400, "invalid_path")
+    r = loaded.get("/v1/datasets/d@nope/archive")
+    assert (r.status, r.code) == (404, "ref_not_found")
+
+
+def test_empty_dataset_archives_are_valid(api: Api) -> None:
+    api.post("/v1/datasets", json={"name": "e"})
+    for fmt in ("tar", "tar.gz", "zip"):
+        r = api.get(f"/v1/datasets/e/archive?format={fmt}")
+        assert r.status == 200, fmt
+        if fmt == "zip":
+            assert zipfile.ZipFile(io.BytesIO(r.body)).namelist() == []
+        else:
+            with tarfile.open(fileobj=io.BytesIO(r.body), mode="r:*") as tar:
+                assert tar.getmembers() == []
+
+
+def test_uploads_stream_into_objects_and_leave_no_temp(loaded: Api) -> None:
+    big = os.urandom(3 << 20)
+    r = loaded.put("/v1/datasets/d/files/big.bin", data=big)
+    assert r.status == 201 and r.json()["size"] == len(big)
+    r = loaded.upload("d", [("big2.bin", big[::-1])], {"path": "more/big2.bin"})
+    assert r.status == 201
+    assert loaded.get("/v1/datasets/d/files/big.bin").body == big
+    assert loaded.get("/v1/datasets/d/files/more/big2.bin").body == big[::-1]
+    # identical bytes are stored once
+    before = sum(1 for _ in loaded.store.objects.iter_ids())
+    loaded.put("/v1/datasets/d/files/copy.bin", data=big)
+    assert sum(1 for _ in loaded.store.objects.iter_ids()) == before
+    assert temp_leftovers(loaded.store) == []
