@@ -625,6 +625,27 @@ class Catalog:
 
     # end of tokens and grants --------------------------------------------------
 
+    # analytics cache -----------------------------------------------------------
+    # Table statistics, schemas, quality reports and compares by object id: the bytes
+    # behind an id never change, so an entry is valid for as long as the object exists.
+
+    def cached_analysis(self, oid: str, kind: str, params: str) -> str | None:
+        row = self.db.execute(
+            "SELECT result FROM analytics_cache WHERE object=? AND kind=? AND params=?",
+            (oid, kind, params),
+        ).fetchone()
+        return row[0] if row else None
+
+    def cache_analysis(self, oid: str, kind: str, params: str, result: str) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO analytics_cache (object, kind, params, result)"
+                " VALUES (?,?,?,?)",
+                (oid, kind, params, result),
+            )
+
+    # end of analytics cache ----------------------------------------------------
+
     # tasks ---------------------------------------------------------------------
     # Processing tasks (datastore.tasks is the only caller). progress and errors are JSON
     # texts; at most one queued or processing task per dataset, checked in the insert's

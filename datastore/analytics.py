@@ -1,0 +1,264 @@
+"""Table analytics over committed files: schema, preview, stats, quality, compare, export.
+
+The views (CLI, API) call :class:`Analytics`; it resolves ``name[@ref]`` and a path to the
+entry's object, detects the table format (:mod:`datastore.tabular`), runs DuckDB over the
+object file in place, and answers with the JSON documents of SPEC sections 6 and 11.
+
+Results are cached in the catalog by object id (plus kind and parameters): the bytes
+behind an object never change, so the same bytes are never profiled twice, whichever
+dataset, version or path they appear under, and an unchanged file costs nothing in a
+new snapshot. ``CACHE_VERSION`` is part of every cache key so that a change to how a
+figure is computed invalidates what was cached before.
+
+Quality score (``overall_score``, 0-100): each check scores in [0, 1] and the score is
+100 times their weighted mean —
+
+=================  ======  ===============================================
+check              weight  score
+=================  ======  ===============================================
+missing_values     0.30    1 - missing cells / all cells
+duplicate_rows     0.20    1 - duplicate rows / rows
+constant_columns   0.15    1 - constant columns / columns
+mixed_types        0.15    1 - mixed-type columns / columns
+outliers           0.20    1 - outlier values (1.5 IQR) / numeric values
+=================  ======  ===============================================
+
+An empty file (no rows) scores 0 and fails ``empty_file``. A check passes when missing
+cells stay at or under 5% in every column, duplicates under 1% of rows, no column is
+constant or of mixed types, and outliers stay under 5% of numeric values.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import names
+from .errors import InvalidPath, InvalidRequest
+from .manifest import Entry
+from .profile import empty_profile, json_value, profile
+from .store import Store
+from .tabular import (
+    TABLE,
+    Limits,
+    MalformedTable,
+    TableFile,
+    columns,
+    detect,
+    dtype,
+    open_table,
+    quote,
+    resniff,
+    run,
+)
+
+CACHE_VERSION = "1"
+PREVIEW_DEFAULT = 20
+PREVIEW_MAX = 1000
+EXPORT_FORMATS = {
+    "csv": ("text/csv", "(FORMAT csv, HEADER true)"),
+    "parquet": ("application/vnd.apache.parquet", "(FORMAT parquet)"),
+    "jsonl": ("application/x-ndjson", "(FORMAT json)"),
+}
+
+
+class Analytics:
+    """Table analytics over one store; safe to share across threads."""
+
+    def __init__(self, store: Store, limits: Limits | None = None) -> None:
+        self.store = store
+        self.limits = limits or Limits.from_env()
+        self.scratch = store.root / "tmp-analytics"
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # locating tables -----------------------------------------------------------------
+
+    def locate(self, spec: str, path: str) -> tuple[Entry, TableFile]:
+        """The entry at ``path`` in ``name[@ref]`` and its table file (``not_tabular`` if none)."""
+        path = names.file_path(path)
+        entry = self.store.stat(spec, path)
+        if entry.is_dir or entry.object is None:
+            raise InvalidPath(f"{path!r} is a directory, not a table")
+        return entry, detect(self.store.object_path(entry.object), entry.path, entry.object)
+
+    @contextmanager
+    def connection(self, table: TableFile, materialize: bool = True) -> Iterator[Any]:
+        with open_table(table, self.scratch, self.limits, materialize) as con:
+            yield con
+
+    # the cache -----------------------------------------------------------------------
+
+    def cached(
+        self, oid: str, kind: str, params: str, compute: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The cached document for (object, kind, params), computed once when missing."""
+        key = f"{kind}/v{CACHE_VERSION}"
+        hit = self.store.catalog.cached_analysis(oid, key, params)
+        if hit is not None:
+            return json.loads(hit)
+        with self._lock(oid, key, params):
+            hit = self.store.catalog.cached_analysis(oid, key, params)
+            if hit is not None:
+                return json.loads(hit)
+            doc = compute()
+            self.store.catalog.cache_analysis(oid, key, params, json.dumps(doc))
+            return doc
+
+    def _lock(self, oid: str, kind: str, params: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault((oid, kind, params), threading.Lock())
+
+    # schema and preview -----------------------------------------------------------------
+
+    def schema(self, spec: str, path: str) -> dict[str, Any]:
+        """``{"path", "object", "format", "columns": [{"name", "dtype"}], "row_count"}``."""
+        entry, table = self.locate(spec, path)
+        assert entry.object is not None
+        doc = self.cached(entry.object, "schema", "", lambda: self._schema(table))
+        return {"path": entry.path, **doc}
+
+    def _schema(self, table: TableFile) -> dict[str, Any]:
+        head = {"object": _oid(table), "format": table.format}
+        if table.empty:
+            return {**head, "columns": [], "row_count": 0}
+        with self.connection(table, materialize=False) as con:
+            cols = _column_docs(con)
+            rows = int(_read(con, table, f"SELECT count(*) FROM {TABLE}")[0][0])
+        return {**head, "columns": cols, "row_count": rows}
+
+    def preview(self, spec: str, path: str, limit: int = PREVIEW_DEFAULT) -> dict[str, Any]:
+        """The first ``limit`` rows in file order: ``{"columns", "rows": [{...}]}``."""
+        if limit < 0:
+            raise InvalidRequest("limit must be zero or more")
+        limit = min(limit, PREVIEW_MAX)
+        entry, table = self.locate(spec, path)
+        assert entry.object is not None
+        doc = self.cached(entry.object, "preview", str(limit), lambda: self._preview(table, limit))
+        return {"path": entry.path, **doc}
+
+    def _preview(self, table: TableFile, limit: int) -> dict[str, Any]:
+        head = {"object": _oid(table), "format": table.format}
+        if table.empty:
+            return {**head, "columns": [], "rows": []}
+        with self.connection(table, materialize=False) as con:
+            con.execute("SET preserve_insertion_order=true")
+            cols = _column_docs(con)
+            sql = f"SELECT * FROM {TABLE} LIMIT {int(limit)}"
+            got = _read(con, table, sql)
+        names_ = [c["name"] for c in cols]
+        rows = [{n: json_value(v) for n, v in zip(names_, r, strict=True)} for r in got]
+        return {**head, "columns": cols, "rows": rows}
+
+    # statistics and quality -------------------------------------------------------------
+
+    def stats(self, spec: str, path: str) -> dict[str, Any]:
+        """SPEC's statistics document (section 6 and 11), cached by object id."""
+        entry, table = self.locate(spec, path)
+        return {"path": entry.path, **self.stats_of(table)}
+
+    def stats_of(self, table: TableFile) -> dict[str, Any]:
+        return self.cached(_oid(table), "stats", "", lambda: self._stats(table))
+
+    def _stats(self, table: TableFile) -> dict[str, Any]:
+        head = {"object": _oid(table), "format": table.format}
+        if table.empty:
+            return {**head, **empty_profile()}
+        with self.connection(table) as con:
+            return {**head, **profile(con, table)}
+
+    def quality(self, spec: str, path: str) -> dict[str, Any]:
+        """``{"overall_score", "checks": [{"name", "passed", "details", "score"}]}``."""
+        entry, table = self.locate(spec, path)
+        doc = self.cached(_oid(table), "quality", "", lambda: self._quality(table))
+        return {"path": entry.path, **doc}
+
+    def _quality(self, table: TableFile) -> dict[str, Any]:
+        stats = self.stats_of(table)
+        mixed = self._mixed_type_columns(table, stats)
+        from .quality import report
+
+        return {"object": _oid(table), "format": table.format, **report(stats, mixed)}
+
+    def _mixed_type_columns(self, table: TableFile, stats: dict[str, Any]) -> list[str]:
+        """Text columns holding both numbers and non-numbers (a CSV column typed object)."""
+        text = [n for n, c in stats["columns"].items() if c["type"] == "object"]
+        if not text or not stats["row_count"]:
+            return []
+        exprs = []
+        for n in text:
+            exprs.append(f"count(*) FILTER (WHERE TRY_CAST({quote(n)} AS DOUBLE) IS NOT NULL)")
+            exprs.append(f"count({quote(n)})")
+        with self.connection(table) as con:
+            got = run(con, f"SELECT {', '.join(exprs)} FROM {TABLE}", table)[0]
+        return [n for i, n in enumerate(text) if 0 < got[2 * i] < got[2 * i + 1]]
+
+    # compare and export -------------------------------------------------------------------
+
+    def compare(
+        self, name: str, path: str, from_ref: str, to_ref: str | None = None, key: str | None = None
+    ) -> dict[str, Any]:
+        """Schema diff, drift per column and (with ``key``) row-level changes between two
+        versions of one table; ``to_ref`` None is the head."""
+        from .compare import compare_tables
+
+        base = names.split_ref(name)[0]
+        from_spec = f"{base}@{from_ref}"
+        to_spec = f"{base}@{to_ref}" if to_ref else base
+        from_version = self.store.resolve(from_spec)
+        to_version = self.store.resolve(to_spec)
+        _, a = self.locate(from_spec, path)
+        _, b = self.locate(to_spec, path)
+        params = f"{_oid(b)}|{key or ''}"
+        doc = self.cached(_oid(a), "compare", params, lambda: compare_tables(self, a, b, key))
+        doc["summary"] = {
+            "from": from_spec,
+            "to": to_spec,
+            "from_snapshot": from_version.snapshot,
+            "to_snapshot": to_version.snapshot,
+            **doc["summary"],
+        }
+        return {"path": names.file_path(path), **doc}
+
+    def export(self, spec: str, path: str, fmt: str, dest: Path) -> str:
+        """Write the table to ``dest`` as csv, parquet or jsonl; returns the content type."""
+        if fmt not in EXPORT_FORMATS:
+            raise InvalidRequest(f"format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
+        content_type, options = EXPORT_FORMATS[fmt]
+        _, table = self.locate(spec, path)
+        if table.empty:
+            dest.write_bytes(b"")
+            return content_type
+        target = str(dest).replace("'", "''")
+        with self.connection(table, materialize=False) as con:
+            con.execute("SET preserve_insertion_order=true")
+            _read(con, table, f"COPY (SELECT * FROM {TABLE}) TO '{target}' {options}")
+        return content_type
+
+
+def _column_docs(con: Any) -> list[dict[str, str]]:
+    return [{"name": n, "dtype": dtype(t)} for n, t in columns(con)]
+
+
+def _read(con: Any, table: TableFile, sql: str) -> list[tuple[Any, ...]]:
+    """Run a query that reads the file directly, re-sniffing types once if a row past
+    DuckDB's sample does not fit the sniffed type."""
+    import duckdb
+
+    try:
+        return run(con, sql, table)
+    except MalformedTable as exc:
+        if table.format != "csv.gz" and table.format not in ("csv", "tsv"):
+            raise
+        if not isinstance(exc.__cause__, duckdb.ConversionException):
+            raise
+    resniff(con, table)
+    return run(con, sql, table)
+
+
+def _oid(table: TableFile) -> str:
+    return table.object

@@ -1,0 +1,443 @@
+"""Column statistics of one table, in the shape SPEC section 6 gives (pandas' conventions).
+
+A profile is a handful of scans over the view ``t`` (see :mod:`datastore.tabular`), each
+computing many aggregates at once, a batch of columns per query:
+
+1. counts, min, max, mean, std, skewness, kurtosis, correlations, and for large tables
+   approximate quartiles that bracket the exact ones;
+2. exact quartiles and the histograms (bin edges from pass 1's min and max);
+3. distinct counts and outlier counts (which need pass 2's quartiles);
+4. the top values of each categorical column, and duplicate rows.
+
+Exact quartiles of a large column would need every value in memory at once
+(``quantile_cont``); instead pass 1's approximate quartiles at q ± 0.5% bound a window,
+pass 2 counts the values below it and collects only the values inside it, and the exact
+order statistics are read from that window (checked, with a whole-column fallback).
+Memory therefore stays bounded by the DuckDB limit whatever the row count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from .tabular import TABLE, TableFile, columns, dtype, kind, quote, run
+
+QUANTILES = (0.25, 0.5, 0.75)
+WINDOW = 0.005  # approximate quartile +- this bounds the exact one
+EXACT_QUANTILE_ROWS = 2_000_000  # below this quantile_cont is cheap enough
+EXACT_DUPLICATE_ROWS = 1_000_000  # above this duplicate rows are counted by row hash
+CORRELATION_COLUMNS = 30  # correlations among the first N numeric columns
+BATCH_COLUMNS = 40  # columns per query, so 1,000-column tables stay plannable
+TOP_VALUES = 10
+BINS = 10
+
+
+@dataclass
+class Column:
+    """One column and what the passes have learned about it so far."""
+
+    name: str
+    sql_type: str
+    kind: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return quote(self.name)
+
+    @property
+    def x(self) -> str:
+        """The column as DOUBLE, for moments and quantiles."""
+        return f"CAST({self.ref} AS DOUBLE)"
+
+
+def profile(
+    con: duckdb.DuckDBPyConnection, table: TableFile, exact_rows: int = EXACT_QUANTILE_ROWS
+) -> dict[str, Any]:
+    """Every SPEC statistic of ``t``: per column, row_count, duplicate_rows, correlations."""
+    cols = [Column(n, t, kind(t)) for n, t in columns(con)]
+    rows = int(run(con, f"SELECT count(*) FROM {TABLE}", table)[0][0])
+    numeric = [c for c in cols if c.kind == "numeric"]
+    corr_cols = numeric[:CORRELATION_COLUMNS]
+    correlations = _moments(con, table, cols, corr_cols, rows, exact_rows)
+    if rows:
+        _quantiles_and_histograms(con, table, numeric, rows, exact_rows)
+        _distinct_and_outliers(con, table, cols)
+        for c in cols:
+            if c.kind == "categorical":
+                c.facts["top_values"] = _top_values(con, table, c)
+    return {
+        "row_count": rows,
+        "column_count": len(cols),
+        "duplicate_rows": _duplicate_rows(con, table, cols, rows),
+        "columns": {c.name: _column_doc(c, rows) for c in cols},
+        "correlations": correlations,
+    }
+
+
+def empty_profile() -> dict[str, Any]:
+    """The profile of a zero-byte file: no columns, no rows."""
+    return {
+        "row_count": 0,
+        "column_count": 0,
+        "duplicate_rows": 0,
+        "columns": {},
+        "correlations": {},
+    }
+
+
+# pass 1 ------------------------------------------------------------------------------
+
+
+def _moments(
+    con: duckdb.DuckDBPyConnection,
+    table: TableFile,
+    cols: list[Column],
+    corr_cols: list[Column],
+    rows: int,
+    exact_rows: int,
+) -> dict[str, dict[str, float | None]]:
+    pairs = [(a, b) for i, a in enumerate(corr_cols) for b in corr_cols[i:]]
+    extra = [f"corr({a.x}, {b.x})" for a, b in pairs]
+    large = rows > exact_rows
+    values: list[Any] = []
+    for n, batch in enumerate(_batches(cols)):
+        exprs: list[str] = []
+        for c in batch:
+            exprs.extend(_pass1_exprs(c, large))
+        got = _one_row(con, table, exprs + (extra if n == 0 else []))
+        for c in batch:
+            c.facts.update(_pass1_facts(c, got, large))
+        if n == 0:
+            values = got  # what the columns left: the correlations
+    corr: dict[str, dict[str, float | None]] = {c.name: {} for c in corr_cols}
+    for (a, b), r in zip(pairs, values, strict=True):
+        corr[a.name][b.name] = corr[b.name][a.name] = _num(r)
+    return {a.name: {b.name: corr[a.name][b.name] for b in corr_cols} for a in corr_cols}
+
+
+def _pass1_exprs(c: Column, large: bool) -> list[str]:
+    if c.kind == "numeric":
+        exprs = [
+            f"count({c.ref})",
+            f"min({c.ref})",
+            f"max({c.ref})",
+            f"avg({c.x})",
+            f"stddev_samp({c.x})",
+            f"skewness({c.x})",
+            f"kurtosis({c.x})",
+        ]
+        if large:
+            bounds = [q + d for q in QUANTILES for d in (-WINDOW, WINDOW)]
+            exprs.append(f"approx_quantile({c.x}, {bounds})")
+        return exprs
+    if c.kind == "datetime":
+        return [f"count({c.ref})", f"min({c.ref})", f"max({c.ref})"]
+    return [f"count({c.ref})"]
+
+
+def _pass1_facts(c: Column, got: list[Any], large: bool) -> dict[str, Any]:
+    width = len(_pass1_exprs(c, large))
+    values, got[:] = got[:width], got[width:]
+    facts: dict[str, Any] = {"count": int(values[0])}
+    if c.kind == "datetime":
+        facts.update(min=values[1], max=values[2])
+    elif c.kind == "numeric":
+        facts.update(
+            min=values[1],
+            max=values[2],
+            mean=values[3],
+            std=values[4],
+            skewness=values[5],
+            kurtosis=values[6],
+        )
+        if large:
+            facts["approx"] = values[7]
+    return facts
+
+
+# pass 2 ------------------------------------------------------------------------------
+
+
+def _quantiles_and_histograms(
+    con: duckdb.DuckDBPyConnection,
+    table: TableFile,
+    numeric: list[Column],
+    rows: int,
+    exact_rows: int,
+) -> None:
+    live = [c for c in numeric if c.facts["count"] > 0]
+    for batch in _batches(live):
+        exprs: list[str] = []
+        for c in batch:
+            c.facts["edges"] = _bin_edges(c.facts["min"], c.facts["max"])
+            exprs.append(f"histogram({_bucket(c)}) FILTER (WHERE {c.ref} IS NOT NULL)")
+            if rows > exact_rows:
+                exprs.extend(_window_exprs(c))
+            else:
+                exprs.append(f"quantile_cont({c.x}, {list(QUANTILES)})")
+        got = _one_row(con, table, exprs)
+        for c in batch:
+            hist = got.pop(0)
+            c.facts["counts"] = [int(_as_dict(hist).get(i, 0)) for i in range(BINS)]
+            if rows > exact_rows:
+                windows = [got.pop(0) for _ in range(5 * len(QUANTILES))]
+                c.facts["quartiles"] = _from_windows(con, table, c, windows)
+            else:
+                c.facts["quartiles"] = [float(v) for v in got.pop(0)]
+
+
+def _bin_edges(lo: Any, hi: Any) -> list[float]:
+    """numpy.histogram's edges: 10 equal bins from min to max (+-0.5 when they are equal)."""
+    first, last = float(lo), float(hi)
+    if first == last:
+        first, last = first - 0.5, last + 0.5
+    step = (last - first) / BINS
+    return [i * step + first for i in range(BINS)] + [last]
+
+
+def _bucket(c: Column) -> str:
+    """The bin of a value, as numpy counts it: edges[i] <= x < edges[i+1], last bin closed."""
+    inner = c.facts["edges"][1:BINS]
+    return " + ".join(f"({c.x} >= {_lit(e)})::INTEGER" for e in inner)
+
+
+def _window_exprs(c: Column) -> list[str]:
+    exprs = []
+    bounds = c.facts["approx"]
+    for j in range(len(QUANTILES)):
+        lo, hi = _lit(bounds[2 * j]), _lit(bounds[2 * j + 1])
+        exprs += [
+            f"count(*) FILTER (WHERE {c.x} < {lo})",
+            f"count(*) FILTER (WHERE {c.x} <= {lo})",
+            f"count(*) FILTER (WHERE {c.x} < {hi})",
+            f"count(*) FILTER (WHERE {c.x} <= {hi})",
+            f"list({c.x}) FILTER (WHERE {c.x} > {lo} AND {c.x} < {hi})",
+        ]
+    return exprs
+
+
+def _from_windows(
+    con: duckdb.DuckDBPyConnection, table: TableFile, c: Column, windows: list[Any]
+) -> list[float]:
+    """Exact quartiles from the windows; a window that missed its rank falls back to
+    quantile_cont over the whole column."""
+    n = c.facts["count"]
+    bounds = c.facts["approx"]
+    out: list[float] = []
+    for j, q in enumerate(QUANTILES):
+        lt_lo, le_lo, lt_hi, le_hi, inner = windows[5 * j : 5 * j + 5]
+        window = _Window(bounds[2 * j], bounds[2 * j + 1], lt_lo, le_lo, lt_hi, le_hi, inner)
+        value = window.quantile(q, n)
+        if value is None:
+            exact = _one_row(con, table, [f"quantile_cont({c.x}, {list(QUANTILES)})"])[0]
+            return [float(v) for v in exact]
+        out.append(value)
+    return out
+
+
+@dataclass
+class _Window:
+    """The sorted values between two bounds, and how many sort before them."""
+
+    lo: float
+    hi: float
+    lt_lo: int
+    le_lo: int
+    lt_hi: int
+    le_hi: int
+    inner: list[float] | None
+
+    def __post_init__(self) -> None:
+        self.inner = sorted(self.inner or [])
+
+    def at(self, rank: int) -> float | None:
+        assert self.inner is not None
+        if self.lt_lo <= rank < self.le_lo:
+            return self.lo
+        if (
+            self.le_lo <= rank < self.le_lo + len(self.inner)
+            and self.le_lo + len(self.inner) == self.lt_hi
+        ):
+            return self.inner[rank - self.le_lo]
+        if self.lt_hi <= rank < self.le_hi:
+            return self.hi
+        return None
+
+    def quantile(self, q: float, n: int) -> float | None:
+        """pandas' linear interpolation between the order statistics around q * (n - 1)."""
+        h = q * (n - 1)
+        k = math.floor(h)
+        low = self.at(k)
+        if low is None:
+            return None
+        if h == k:
+            return low
+        high = self.at(k + 1)
+        return None if high is None else low + (h - k) * (high - low)
+
+
+# pass 3 ------------------------------------------------------------------------------
+
+
+def _distinct_and_outliers(
+    con: duckdb.DuckDBPyConnection, table: TableFile, cols: list[Column]
+) -> None:
+    for batch in _batches(cols):
+        exprs: list[str] = []
+        for c in batch:
+            exprs.append(f"count(DISTINCT {c.ref})")
+            if c.kind == "numeric" and "quartiles" in c.facts:
+                q1, _, q3 = c.facts["quartiles"]
+                low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+                exprs.append(f"count(*) FILTER (WHERE {c.x} < {_lit(low)} OR {c.x} > {_lit(high)})")
+        got = _one_row(con, table, exprs)
+        for c in batch:
+            c.facts["unique"] = int(got.pop(0))
+            if c.kind == "numeric" and "quartiles" in c.facts:
+                c.facts["outliers"] = int(got.pop(0))
+
+
+# pass 4 ------------------------------------------------------------------------------
+
+
+def _top_values(con: duckdb.DuckDBPyConnection, table: TableFile, c: Column) -> dict[str, int]:
+    """The 10 most frequent values, ties broken by value ascending."""
+    sql = (
+        f"SELECT {c.ref} AS v, count(*) AS n FROM {TABLE} WHERE {c.ref} IS NOT NULL"
+        f" GROUP BY {c.ref} ORDER BY n DESC, v ASC LIMIT {TOP_VALUES}"
+    )
+    return {label(v): int(n) for v, n in run(con, sql, table)}
+
+
+def _duplicate_rows(
+    con: duckdb.DuckDBPyConnection, table: TableFile, cols: list[Column], rows: int
+) -> int:
+    """Rows equal to an earlier row (pandas ``duplicated().sum()``; NULL equals NULL).
+
+    A column with as many distinct values as rows proves there are none. Past
+    EXACT_DUPLICATE_ROWS rows are told apart by a 64-bit hash of the whole row (a collision
+    among 10 million rows has odds of about 1 in 370,000), which keeps memory bounded.
+    """
+    if rows == 0 or not cols or any(c.facts.get("unique") == rows for c in cols):
+        return 0
+    if rows <= EXACT_DUPLICATE_ROWS:
+        sql = f"SELECT count(*) FROM (SELECT DISTINCT * FROM {TABLE})"
+    else:
+        sql = f"SELECT count(DISTINCT hash({', '.join(c.ref for c in cols)})) FROM {TABLE}"
+    return rows - int(run(con, sql, table)[0][0])
+
+
+# documents ---------------------------------------------------------------------------
+
+
+def _column_doc(c: Column, rows: int) -> dict[str, Any]:
+    f = c.facts
+    missing = rows - f["count"]
+    doc: dict[str, Any] = {
+        "type": dtype(c.sql_type),
+        "unique": f.get("unique", 0),
+        "missing": missing,
+        "missing_percent": round(100.0 * missing / rows, 6) if rows else 0.0,
+    }
+    if c.kind == "numeric":
+        doc.update(_numeric_doc(f))
+    elif c.kind == "datetime":
+        doc.update(min=json_value(f["min"]), max=json_value(f["max"]))
+    else:
+        doc["top_values"] = f.get("top_values", {})
+    return doc
+
+
+def _numeric_doc(f: dict[str, Any]) -> dict[str, Any]:
+    count = f["count"]
+    std = _num(f["std"])
+    quartiles = f.get("quartiles") or [None, None, None]
+    q1, q2, q3 = (_num(v) for v in quartiles)
+    edges = f.get("edges") or _bin_edges(0.0, 1.0)
+    return {
+        "min": json_value(f["min"]),
+        "max": json_value(f["max"]),
+        "mean": _num(f["mean"]),
+        "std": std,
+        "percentiles": {"p25": q1, "p50": q2, "p75": q3},
+        "skewness": _shape(f["skewness"], std, count, 3),
+        "kurtosis": _shape(f["kurtosis"], std, count, 4),
+        "iqr": None if q1 is None or q3 is None else q3 - q1,
+        "outlier_count": f.get("outliers", 0),
+        "histogram": {"counts": f.get("counts", [0] * BINS), "bin_edges": edges},
+    }
+
+
+def _shape(value: Any, std: float | None, count: int, needs: int) -> float | None:
+    """Skewness/kurtosis as pandas reports them: None below 3/4 values, 0 when constant."""
+    if count < needs:
+        return None
+    if std == 0:
+        return 0.0
+    return _num(value)
+
+
+def label(value: Any) -> str:
+    """A value as a JSON object key: booleans as JSON spells them, the rest as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def json_value(value: Any) -> Any:
+    """A DuckDB value as JSON can hold it: NaN and infinities become null."""
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {label(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def _lit(value: float) -> str:
+    return f"'{float(value)!r}'::DOUBLE"
+
+
+def _as_dict(value: Any) -> dict[Any, Any]:
+    """A DuckDB MAP as a dict (older clients give {'key': [...], 'value': [...]})."""
+    if not value:
+        return {}
+    if set(value) == {"key", "value"} and isinstance(value["key"], list):
+        return dict(zip(value["key"], value["value"], strict=True))
+    return dict(value)
+
+
+def _one_row(con: duckdb.DuckDBPyConnection, table: TableFile, exprs: Sequence[str]) -> list[Any]:
+    if not exprs:
+        return []
+    return list(run(con, f"SELECT {', '.join(exprs)} FROM {TABLE}", table)[0])
+
+
+def _batches(cols: list[Column]) -> list[list[Column]]:
+    return [cols[i : i + BATCH_COLUMNS] for i in range(0, len(cols), BATCH_COLUMNS)]
