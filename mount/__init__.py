@@ -156,9 +156,9 @@ def is_mounted(mountpoint: Path) -> bool:
 
 
 def is_stale(mountpoint: Path) -> bool:
-    """A mount whose process died: the kernel answers ENOTCONN."""
+    """A mount whose process died: the kernel answers ENOTCONN (statfs is never cached)."""
     try:
-        os.stat(mountpoint)
+        os.statvfs(mountpoint)
     except OSError as exc:
         return exc.errno == errno.ENOTCONN
     return False

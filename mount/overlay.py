@@ -574,7 +574,7 @@ class Overlay:
         loc = self.locate(path)
         if self.read_only or loc.read_only:
             raise ReadOnlyRef(f"{path} is read-only")
-        self.ns.stat(loc)
+        self.getattr(path)
         if uid not in (-1, self.uid) or gid not in (-1, self.gid):
             raise _err(errno.EPERM, path)
 
