@@ -186,7 +186,11 @@ def _show_rules(name: str, rules: dict[str, Any]) -> None:
 def _task_command(action: str, summary: str, example: str) -> click.Command:
     @click.command(action, help=f"{summary}\n\n\b\nExample:\n  {example}")
     @click.argument("spec", metavar="NAME[@REF]")
-    @click.option("--wait", is_flag=True, help="Run here with a progress bar until done.")
+    @click.option(
+        "--wait",
+        is_flag=True,
+        help="Run here with a progress bar; exit 1 if the task failed or any file did.",
+    )
     @click.option(CHILD_FLAG, "child", is_flag=True, hidden=True)
     @common_options
     def cmd(out: Output, spec: str, wait: bool, child: bool) -> None:
@@ -210,7 +214,7 @@ def _run_waiting(out: Output, spec: str, action: str) -> None:
 
         doc = TaskRunner(out.store).run(spec, action, on_progress)
     _emit_task(out, doc)
-    if doc["status"] != "completed":
+    if doc["status"] != "completed" or doc["progress"]["files_failed"]:
         sys.exit(1)
 
 

@@ -190,7 +190,7 @@ class TaskRunner:
         self._update(
             task_id,
             "completed",
-            _progress(len(files), len(files), len(errors)),
+            _progress(len(files), len(files), len(errors), done=True),
             errors,
             label,
             finished=True,
@@ -289,8 +289,8 @@ class _Stopped(Exception):
     """The runner was asked to stop between two files."""
 
 
-def _progress(total: int, processed: int, failed: int) -> dict[str, Any]:
-    percent = 100.0 if total == 0 else round(100.0 * processed / total, 1)
+def _progress(total: int, processed: int, failed: int, done: bool = False) -> dict[str, Any]:
+    percent = (100.0 if done else 0.0) if total == 0 else round(100.0 * processed / total, 1)
     return {
         "files_total": total,
         "files_processed": processed,
