@@ -1,0 +1,154 @@
+"""The FUSE mount against the native filesystem it sits on, measured in the same run.
+
+Sequential read of a large committed file (cold: page cache dropped; warm: second pass),
+sequential write into a head (write + fsync + close, i.e. acknowledged; native gets the
+same fsync), creating many small files, and ``find`` with stat over a large tree, first
+(cold) and second pass. ``tool`` is ``ds-mount`` or ``native``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .measure import drop_caches, row
+
+MiB = 1 << 20
+BLOCK = MiB
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def write_file(path: Path, size: int) -> None:
+    """1 MiB writes of non-repeating-looking data, then fsync: an acknowledged write."""
+    block = bytearray(os.urandom(BLOCK))
+    with open(path, "wb", buffering=0) as f:
+        for i in range(size // BLOCK):
+            block[:8] = i.to_bytes(8, "little")
+            f.write(block)
+        os.fsync(f.fileno())
+
+
+def read_file(path: Path) -> int:
+    """dd-style sequential read with 1 MiB requests; returns bytes read."""
+    total = 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = bytearray(BLOCK)
+        view = memoryview(buf)
+        while n := os.readv(fd, [view]):
+            total += n
+    finally:
+        os.close(fd)
+    return total
+
+
+def make_small_files(root: Path, count: int) -> None:
+    data = b"x" * 100
+    for d in range(max(1, count // 1000)):
+        (root / f"d{d:03d}").mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        with open(root / f"d{i // 1000:03d}" / f"f{i:06d}", "wb") as f:
+            f.write(data)
+
+
+def find_stat(root: Path) -> int:
+    out = subprocess.run(
+        ["find", str(root), "-printf", "%s %T@\n"], capture_output=True, check=True
+    ).stdout
+    return out.count(b"\n")
+
+
+def seed_tree(store: Any, name: str, count: int) -> None:
+    """Stage ``count`` small files in one transaction (setup, not measured)."""
+    from datastore.manifest import Entry
+
+    oid = store.objects.put_bytes(b"x" * 100)
+    row_ = store.dataset(name)
+    now = time.time_ns()
+    rows = [
+        {**Entry(f"tree/d{d:03d}", "dir", None, 0, 0o755, now, "").row(), "deleted": False}
+        for d in range(max(1, count // 1000))
+    ]
+    rows.append({**Entry("tree", "dir", None, 0, 0o755, now, "").row(), "deleted": False})
+    rows += [
+        {
+            **Entry(f"tree/d{i // 1000:03d}/f{i:06d}", "file", oid, 100, 0o644, now, "").row(),
+            "deleted": False,
+        }
+        for i in range(count)
+    ]
+    with store.catalog.write() as db:
+        store.catalog.stage(db, row_.id, rows)
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    import mount
+    from datastore.store import Store
+
+    size = (64 if quick else 1024) * MiB
+    small = 500 if quick else 10_000
+    tree = 5_000 if quick else 100_000
+    rows: list[dict[str, Any]] = []
+    work = Path(tempfile.mkdtemp(prefix="ds-bench-mount-", dir=os.environ.get("DS_BENCH_DIR")))
+    native = work / "native"
+    native.mkdir()
+    point = work / "mnt"
+    point.mkdir()
+    store = Store.open(work / "store")
+    store.create_dataset("bench")
+    seed_tree(store, "bench", tree)
+    store.close()
+    handle = mount.start(work / "store", point)
+    try:
+        head = point / "bench"
+        gib = size / 1e9
+
+        def both(metric: str, unit: str, native_v: float, mount_v: float, wl: str) -> None:
+            rows.append(row(wl, "native", metric, native_v, unit))
+            rows.append(row(wl, "ds-mount", metric, mount_v, unit))
+
+        wl = f"seq-{size // MiB}MiB"
+        t_native = _timed(lambda: write_file(native / "big.bin", size))
+        t_mount = _timed(lambda: write_file(head / "big.bin", size))
+        both("write_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
+        Store.open(work / "store").snapshot("bench", tag="v1")
+        pinned = point / "bench@v1" / "big.bin"
+        drop_caches()
+        t_native = _timed(lambda: read_file(native / "big.bin"))
+        drop_caches()
+        t_mount = _timed(lambda: read_file(pinned))
+        both("read_cold_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
+        t_native = _timed(lambda: read_file(native / "big.bin"))
+        t_mount = _timed(lambda: read_file(pinned))
+        both("read_warm_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
+
+        wl = f"create-{small}"
+        t_native = _timed(lambda: make_small_files(native / "small", small))
+        t_mount = _timed(lambda: make_small_files(head / "small", small))
+        both("files_per_s", "files/s", small / t_native, small / t_mount, wl)
+
+        wl = f"find-{tree}"
+        Store.open(work / "store").snapshot("bench", tag="v2")
+        make_small_files(native / "tree", tree)
+        for label, root in (("native", native / "tree"), ("ds-mount", point / "bench@v2/tree")):
+            drop_caches()
+            first = _timed(lambda root=root: find_stat(root))
+            second = _timed(lambda root=root: find_stat(root))
+            rows.append(row(wl, label, "first_pass_s", first, "s"))
+            rows.append(row(wl, label, "second_pass_s", second, "s"))
+    finally:
+        handle.stop()
+        subprocess.run(["fusermount3", "-uz", str(point)], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
