@@ -28,8 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", choices=choices, default=None, help="one workload only")
     parser.add_argument("--quick", action="store_true", help="reduced sizes for a smoke check")
     parser.add_argument("--json", dest="json_path", type=Path, help="write the rows here")
+    parser.add_argument(
+        "--peers", action="store_true", help="ds beside DVC, restic, git-annex and cp -a"
+    )
     args = parser.parse_args(argv)
-    rows = collect(args.workload, args.quick)
+    if args.peers:
+        from .peers import run_peers
+
+        rows = run_peers(args.quick)
+    else:
+        rows = collect(args.workload, args.quick)
     print_table(rows)
     if args.json_path:
         doc = {"machine": machine(), "date": datetime.now(UTC).isoformat(), "rows": rows}
