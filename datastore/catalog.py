@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreCorrupt
+from .lru import BoundedCache
 from .manifest import RangeId, RangeRef
 
 SCHEMA_VERSION = 1
@@ -172,6 +173,7 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._ranges: BoundedCache[tuple[RangeRef, ...]] = BoundedCache(64)
 
     def init(self) -> None:
         self.migrate()
@@ -324,12 +326,20 @@ class Catalog:
         return row[0] if row else None
 
     def ranges(self, snapshot_id: str) -> list[RangeRef]:
+        """A snapshot's range list, remembered: snapshots never change once committed, and a
+        path lookup in a 1M-entry version would otherwise spend most of its time here."""
+        known = self._ranges.get(snapshot_id)
+        if known is not None:
+            return list(known)
         rows = self.db.execute(
             "SELECT range_id, first_dir, first_name, count, files, bytes FROM snapshot_ranges"
             " WHERE snapshot_id=? ORDER BY seq",
             (snapshot_id,),
         )
-        return [RangeRef(RangeId(r[0]), (r[1], r[2]), r[3], r[4], r[5]) for r in rows]
+        found = [RangeRef(RangeId(r[0]), (r[1], r[2]), r[3], r[4], r[5]) for r in rows]
+        if found:
+            self._ranges.put(snapshot_id, tuple(found))
+        return found
 
     def all_range_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT DISTINCT range_id FROM snapshot_ranges")}

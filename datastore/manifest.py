@@ -17,7 +17,6 @@ import bisect
 import json
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import StoreCorrupt
+from .lru import BoundedCache
 from .objects import HasherFactory, ObjectId, default_hasher, fsync_dir, object_relpath, syncfs
 
 RangeId = NewType("RangeId", str)
@@ -212,32 +212,23 @@ def canonical_id(table: pa.Table, hasher: HasherFactory = default_hasher) -> Ran
 
 
 class RangeCache:
-    """Immutable ranges, so a bounded LRU never needs invalidation."""
+    """Decoded ranges and their path indexes, kept while the range stays cached."""
 
     def __init__(self, capacity: int = 512) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, pa.Table] = OrderedDict()
+        self._tables: BoundedCache[pa.Table] = BoundedCache(capacity, self._forget_index)
         self._index: dict[str, dict[Key, int]] = {}
-        self._lock = threading.Lock()
 
     def get(self, rid: str) -> pa.Table | None:
-        with self._lock:
-            table = self._items.get(rid)
-            if table is not None:
-                self._items.move_to_end(rid)
-            return table
+        return self._tables.get(rid)
 
     def put(self, rid: str, table: pa.Table) -> None:
-        with self._lock:
-            self._items[rid] = table
-            self._items.move_to_end(rid)
-            while len(self._items) > self.capacity:
-                old, _ = self._items.popitem(last=False)
-                self._index.pop(old, None)
+        self._tables.put(rid, table)
+
+    def _forget_index(self, rid: str) -> None:
+        self._index.pop(rid, None)
 
     def index(self, rid: str, table: pa.Table) -> dict[Key, int]:
-        with self._lock:
-            idx = self._index.get(rid)
+        idx = self._index.get(rid)
         if idx is None:
             idx = {
                 k: i
@@ -245,8 +236,8 @@ class RangeCache:
                     zip(table["dir"].to_pylist(), table["name"].to_pylist(), strict=True)
                 )
             }
-            with self._lock:
-                if rid in self._items:
+            with self._tables.lock:
+                if rid in self._tables:
                     self._index[rid] = idx
         return idx
 
@@ -393,12 +384,22 @@ class ManifestStore:
         return out
 
     def _merge(self, rng: AnyRange, changes: pa.Table) -> list[AnyRange]:
+        """Splice sorted changes into a sorted range: slices of the base between them, so a
+        range with one change costs a binary search, not a re-sort."""
         base = self.read(rng)
-        changed = pc.binary_join_element_wise(changes["dir"], changes["name"], "\x00")
-        base_keys = pc.binary_join_element_wise(base["dir"], base["name"], "\x00")
-        kept = base.filter(pc.invert(pc.is_in(base_keys, value_set=changed.combine_chunks())))
-        merged = sort_table(pa.concat_tables([kept, upserts_only(changes)]))
-        return split_pending(merged)
+        keys = list(zip(base["dir"].to_pylist(), base["name"].to_pylist(), strict=True))
+        changed = zip(changes["dir"].to_pylist(), changes["name"].to_pylist(), strict=True)
+        deleted = changes["deleted"].to_pylist()
+        upserts = changes.select(SCHEMA.names)
+        pieces, start = [], 0
+        for row, key in enumerate(changed):
+            at = bisect.bisect_left(keys, key, start)
+            pieces.append(base.slice(start, at - start))
+            if not deleted[row]:
+                pieces.append(upserts.slice(row, 1))
+            start = at + 1 if at < len(keys) and keys[at] == key else at
+        pieces.append(base.slice(start))
+        return split_pending(pa.concat_tables(pieces).combine_chunks())
 
     def write_all(self, ranges: Sequence[AnyRange], *, durable: bool = True) -> list[RangeRef]:
         def one(r: AnyRange) -> RangeRef:
@@ -432,8 +433,9 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 
 def _read_parquet(path: Path) -> pa.Table:
-    """ParquetFile.read is several times faster than read_table for small files."""
-    table = pq.ParquetFile(path).read()
+    """ParquetFile.read is several times faster than read_table for small files; ranges are
+    read on our own pool, so Arrow's threads would only add hand-offs."""
+    table = pq.ParquetFile(path, pre_buffer=False).read(use_threads=False)
     return table if table.schema.equals(SCHEMA) else table.select(SCHEMA.names).cast(SCHEMA)
 
 
