@@ -172,7 +172,7 @@ class TaskRunner:
         if on_progress is not None:
             on_progress(self.get(task_id))
         errors: list[dict[str, Any]] = []
-        profile = _profiler() if action == "process" else None
+        profile = _profiler(self.store, label) if action == "process" else None
         last = 0.0
         for i, entry in enumerate(files):
             if self._stop.is_set():
@@ -313,21 +313,27 @@ def _release(path: Path, fd: int) -> None:
 
 # checking one file ----------------------------------------------------------------
 
-Profiler = Callable[[Store, Entry], Any]
+Profiler = Callable[[Entry], Any]
 
 
-def _profiler() -> Profiler | None:
-    """The analytics module's statistics function, if the module is installed."""
+def _profiler(store: Store, spec: str) -> Profiler | None:
+    """Schema, stats and quality of one table through ``datastore.analytics``, if present.
+
+    Imported lazily: the analytics module pulls in DuckDB, which ``validate`` never needs.
+    Results land in the analytics cache by object id, so the API answers from it later.
+    """
     try:
         analytics = importlib.import_module("datastore.analytics")
     except ImportError:
         return None
-    fn = getattr(analytics, "stats", None)
-    if fn is None:
+    engine_class = getattr(analytics, "Analytics", None)
+    if engine_class is None:
         return None
+    engine = engine_class(store)
+    kinds = [k for k in ("schema", "stats", "quality") if hasattr(engine, k)]
 
-    def profile(store: Store, entry: Entry) -> Any:
-        return fn(store, entry)
+    def profile(entry: Entry) -> Any:
+        return [getattr(engine, kind)(spec, entry.path) for kind in kinds]
 
     return profile
 
@@ -361,9 +367,10 @@ def _check(store: Store, entry: Entry, rules: ds_rules.Rules, profile: Profiler 
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
     ds_rules.check(rules, entry.path, entry.size, category)
-    _parse(obj, extension(entry.path))
     if profile is not None and category == "tabular":
-        profile(store, entry)
+        profile(entry)  # the profile reads the whole table; a malformed one fails there
+    else:
+        _parse(obj, extension(entry.path))
 
 
 def _parse(obj: Path, ext: str) -> None:
