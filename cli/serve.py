@@ -23,6 +23,7 @@ from .common import Output, common_options, table
 
 DEFAULT_MAX_UPLOAD = 5 * 1024**3
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+SHUTDOWN_GRACE = 30.0  # seconds in-flight requests get to finish on SIGTERM/SIGINT
 
 
 def is_loopback(host: str) -> bool:
@@ -145,6 +146,8 @@ async def _serve(
         sys.stdout.flush()
         await stopping.wait()
         click.echo("ds serve: shutting down", err=True)
+        await site.stop()
+        await _drain(app)
     finally:
         for what, handle in reversed(handles):
             try:
@@ -155,6 +158,21 @@ async def _serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
+
+
+async def _drain(app: Any, grace: float = SHUTDOWN_GRACE) -> None:
+    """Wait for requests in flight to finish before aiohttp's cleanup runs.
+
+    aiohttp's cleanup marks every connection closing, after which it drops the bytes
+    still arriving on them, so an upload caught mid-body would hang until the client
+    gives up. Listening has stopped already; in-flight requests get ``grace`` seconds.
+    """
+    from httpapi.metrics import METRICS
+
+    metrics = app[METRICS]
+    deadline = asyncio.get_running_loop().time() + grace
+    while metrics.in_flight > 0 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
 
 
 def _start_mount(store: Any, mount_dir: str) -> Any:

@@ -28,6 +28,7 @@ from datastore.errors import (
     FileTooLarge,
     InvalidPath,
     InvalidRequest,
+    PreconditionFailed,
 )
 from datastore.manifest import join_path
 from datastore.store import Store
@@ -380,7 +381,7 @@ async def get_file(request: web.Request) -> web.StreamResponse:
         return web.Response(status=304, headers={hdrs.ETAG: etag})
     if_match = request.headers.get(hdrs.IF_MATCH)
     if if_match is not None and if_match.strip() != "*" and oid not in _etag_list(if_match):
-        return web.Response(status=412, headers={hdrs.ETAG: etag})
+        raise PreconditionFailed(f"{path!r} is {etag}, not {if_match.strip()}")
     headers = CIMultiDict(request.headers)
     for name in _CONDITIONAL:
         headers.popall(name, None)
@@ -471,15 +472,15 @@ ROUTES = [
         ),
         responses={
             200: (
-                "The file's bytes, or its entry",
+                "The file's bytes (typed from its name), or its entry with ?metadata=true",
                 {
-                    "application/octet-stream": {"type": "string", "format": "binary"},
                     "application/json": r.ref("EntryWithChecksum"),
+                    "*/*": {"type": "string", "format": "binary"},
                 },
             ),
-            206: ("Part of the file", {"application/octet-stream": {"type": "string"}}),
+            206: ("Part of the file", {"*/*": {"type": "string", "format": "binary"}}),
             304: r.empty("Not modified (If-None-Match)"),
-            412: r.empty("If-Match did not match"),
+            412: r.ok("If-Match did not match", r.ref("Error")),
             416: r.ok("Range not satisfiable", r.ref("Error")),
         },
     ),

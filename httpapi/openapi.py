@@ -260,8 +260,8 @@ def _errors_for(route: Route) -> list[int]:
     codes = {400, 401, 500, *route.errors}
     if route.access in ("store_admin", "read", "write", "admin"):
         codes |= {403}
-    if route.access in ("read", "write", "admin"):
-        codes |= {404}
+    if route.access in ("read", "write", "admin") or "{" in route.path:
+        codes |= {404}  # any path parameter can name something that does not exist
     if route.writes:
         codes |= {404, 409, 413, 415}
     if route.method == "PUT":
