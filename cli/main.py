@@ -16,7 +16,16 @@ from datastore.errors import DatastoreError
 
 from .errors import exit_code
 
-COMMAND_MODULES = ("datasets", "files", "versions", "maintenance", "serve", "mount", "ingest")
+COMMAND_MODULES = (
+    "datasets",
+    "files",
+    "versions",
+    "maintenance",
+    "serve",
+    "mount",
+    "ingest",
+    "analytics",
+)
 
 
 class DsGroup(click.Group):

@@ -169,7 +169,7 @@ class Analytics:
         if table.empty:
             return {**head, **empty_profile()}
         with self.connection(table) as con:
-            return {**head, **profile(con, table)}
+            return {**head, **profile(con, table, self.limits.exact_values())}
 
     def quality(self, spec: str, path: str) -> dict[str, Any]:
         """``{"overall_score", "checks": [{"name", "passed", "details", "score"}]}``."""

@@ -3,17 +3,23 @@
 A profile is a handful of scans over the view ``t`` (see :mod:`datastore.tabular`), each
 computing many aggregates at once, a batch of columns per query:
 
-1. counts, min, max, mean, std, skewness, kurtosis, correlations, and for large tables
-   approximate quartiles that bracket the exact ones;
-2. exact quartiles and the histograms (bin edges from pass 1's min and max);
-3. distinct counts and outlier counts (which need pass 2's quartiles);
-4. the top values of each categorical column, and duplicate rows.
+1. counts, distinct estimates, min, max, mean, correlations;
+2. exact quartiles (pandas' linear interpolation), the histograms (edges from pass 1's
+   min and max) and the central moment sums around pass 1's mean, from which std,
+   skewness and kurtosis follow with pandas' formulas (numerically stable, and cheaper
+   than DuckDB's own skewness and kurtosis);
+3. outlier counts (from pass 2's quartiles) and exact distinct counts of the columns
+   pass 1 estimated to have few distinct values;
+4. one grouped scan per high-cardinality column for its exact distinct count (DuckDB
+   spills these to disk, so ten million distinct ids never need one in-memory table);
+5. the top values of each categorical column, and duplicate rows.
 
-Exact quartiles of a large column would need every value in memory at once
-(``quantile_cont``); instead pass 1's approximate quartiles at q ± 0.5% bound a window,
-pass 2 counts the values below it and collects only the values inside it, and the exact
-order statistics are read from that window (checked, with a whole-column fallback).
-Memory therefore stays bounded by the DuckDB limit whatever the row count.
+Exact quartiles need a column's values in memory at once (``quantile_cont``). When that
+does not fit the memory budget (``exact_values``), pass 1 also computes approximate
+quartiles at q +- 0.5%, which bound a window; pass 2 then counts the values below each
+window and collects only the values inside it, and the exact order statistics are read
+from the window (checked, with a whole-column fallback). Memory stays bounded by the
+DuckDB limit whatever the row count.
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ from .tabular import TABLE, TableFile, columns, dtype, kind, quote, run
 
 QUANTILES = (0.25, 0.5, 0.75)
 WINDOW = 0.005  # approximate quartile +- this bounds the exact one
-EXACT_QUANTILE_ROWS = 2_000_000  # below this quantile_cont is cheap enough
+EXACT_QUANTILE_ROWS = 8_000_000  # values quantile_cont may hold at once (see Limits)
 EXACT_DUPLICATE_ROWS = 1_000_000  # above this duplicate rows are counted by row hash
 CORRELATION_COLUMNS = 30  # correlations among the first N numeric columns
 BATCH_COLUMNS = 40  # columns per query, so 1,000-column tables stay plannable
 TOP_VALUES = 10
 BINS = 10
+SMALL_DISTINCT = 1_000_000  # columns estimated at or below this are counted together
 
 
 @dataclass
@@ -59,17 +66,24 @@ class Column:
 
 
 def profile(
-    con: duckdb.DuckDBPyConnection, table: TableFile, exact_rows: int = EXACT_QUANTILE_ROWS
+    con: duckdb.DuckDBPyConnection, table: TableFile, exact_values: int = EXACT_QUANTILE_ROWS
 ) -> dict[str, Any]:
-    """Every SPEC statistic of ``t``: per column, row_count, duplicate_rows, correlations."""
+    """Every SPEC statistic of ``t``: per column, row_count, duplicate_rows, correlations.
+
+    ``exact_values`` is how many values an exact quantile may hold in memory at once;
+    past it quartiles come from windows around approximate ones.
+    """
     cols = [Column(n, t, kind(t)) for n, t in columns(con)]
     rows = int(run(con, f"SELECT count(*) FROM {TABLE}", table)[0][0])
     numeric = [c for c in cols if c.kind == "numeric"]
-    corr_cols = numeric[:CORRELATION_COLUMNS]
-    correlations = _moments(con, table, cols, corr_cols, rows, exact_rows)
+    windowed = rows > exact_values
+    correlations = _pass1(con, table, cols, numeric[:CORRELATION_COLUMNS], windowed)
     if rows:
-        _quantiles_and_histograms(con, table, numeric, rows, exact_rows)
-        _distinct_and_outliers(con, table, cols)
+        live = [c for c in numeric if c.facts["count"] > 0]
+        per_query = BATCH_COLUMNS if windowed else max(1, exact_values // rows)
+        _pass2(con, table, live, windowed, per_query)
+        _pass3(con, table, cols)
+        _high_cardinality_distinct(con, table, cols)
         for c in cols:
             if c.kind == "categorical":
                 c.facts["top_values"] = _top_values(con, table, c)
@@ -96,25 +110,24 @@ def empty_profile() -> dict[str, Any]:
 # pass 1 ------------------------------------------------------------------------------
 
 
-def _moments(
+def _pass1(
     con: duckdb.DuckDBPyConnection,
     table: TableFile,
     cols: list[Column],
     corr_cols: list[Column],
-    rows: int,
-    exact_rows: int,
+    windowed: bool,
 ) -> dict[str, dict[str, float | None]]:
+    """Per-column facts, and the correlations (returned) computed in the first batch."""
     pairs = [(a, b) for i, a in enumerate(corr_cols) for b in corr_cols[i:]]
     extra = [f"corr({a.x}, {b.x})" for a, b in pairs]
-    large = rows > exact_rows
     values: list[Any] = []
     for n, batch in enumerate(_batches(cols)):
         exprs: list[str] = []
         for c in batch:
-            exprs.extend(_pass1_exprs(c, large))
+            exprs.extend(_pass1_exprs(c, windowed))
         got = _one_row(con, table, exprs + (extra if n == 0 else []))
         for c in batch:
-            c.facts.update(_pass1_facts(c, got, large))
+            c.facts.update(_pass1_facts(c, got, windowed))
         if n == 0:
             values = got  # what the columns left: the correlations
     corr: dict[str, dict[str, float | None]] = {c.name: {} for c in corr_cols}
@@ -123,75 +136,76 @@ def _moments(
     return {a.name: {b.name: corr[a.name][b.name] for b in corr_cols} for a in corr_cols}
 
 
-def _pass1_exprs(c: Column, large: bool) -> list[str]:
+def _pass1_exprs(c: Column, windowed: bool) -> list[str]:
+    first = [f"count({c.ref})", f"approx_count_distinct({c.ref})"]
     if c.kind == "numeric":
-        exprs = [
-            f"count({c.ref})",
-            f"min({c.ref})",
-            f"max({c.ref})",
-            f"avg({c.x})",
-            f"stddev_samp({c.x})",
-            f"skewness({c.x})",
-            f"kurtosis({c.x})",
-        ]
-        if large:
+        exprs = [*first, f"min({c.ref})", f"max({c.ref})", f"avg({c.x})"]
+        if windowed:
             bounds = [q + d for q in QUANTILES for d in (-WINDOW, WINDOW)]
             exprs.append(f"approx_quantile({c.x}, {bounds})")
         return exprs
     if c.kind == "datetime":
-        return [f"count({c.ref})", f"min({c.ref})", f"max({c.ref})"]
-    return [f"count({c.ref})"]
+        return [*first, f"min({c.ref})", f"max({c.ref})"]
+    return first
 
 
-def _pass1_facts(c: Column, got: list[Any], large: bool) -> dict[str, Any]:
-    width = len(_pass1_exprs(c, large))
+def _pass1_facts(c: Column, got: list[Any], windowed: bool) -> dict[str, Any]:
+    width = len(_pass1_exprs(c, windowed))
     values, got[:] = got[:width], got[width:]
-    facts: dict[str, Any] = {"count": int(values[0])}
-    if c.kind == "datetime":
-        facts.update(min=values[1], max=values[2])
-    elif c.kind == "numeric":
-        facts.update(
-            min=values[1],
-            max=values[2],
-            mean=values[3],
-            std=values[4],
-            skewness=values[5],
-            kurtosis=values[6],
-        )
-        if large:
-            facts["approx"] = values[7]
+    facts: dict[str, Any] = {"count": int(values[0]), "approx_distinct": values[1]}
+    if c.kind in ("numeric", "datetime"):
+        facts.update(min=values[2], max=values[3])
+    if c.kind == "numeric":
+        facts["mean"] = values[4]
+        if windowed:
+            facts["approx"] = values[5]
     return facts
 
 
 # pass 2 ------------------------------------------------------------------------------
 
 
-def _quantiles_and_histograms(
+def _pass2(
     con: duckdb.DuckDBPyConnection,
     table: TableFile,
-    numeric: list[Column],
-    rows: int,
-    exact_rows: int,
+    live: list[Column],
+    windowed: bool,
+    per_query: int,
 ) -> None:
-    live = [c for c in numeric if c.facts["count"] > 0]
-    for batch in _batches(live):
+    """Quartiles, histograms and central moment sums; ``per_query`` columns per query
+    (as many exact quantiles as the memory budget holds at once)."""
+    step = min(per_query, BATCH_COLUMNS)
+    for i in range(0, len(live), step):
+        batch = live[i : i + step]
         exprs: list[str] = []
         for c in batch:
-            c.facts["edges"] = _bin_edges(c.facts["min"], c.facts["max"])
-            exprs.append(f"histogram({_bucket(c)}) FILTER (WHERE {c.ref} IS NOT NULL)")
-            if rows > exact_rows:
-                exprs.extend(_window_exprs(c))
-            else:
-                exprs.append(f"quantile_cont({c.x}, {list(QUANTILES)})")
+            exprs.extend(_pass2_exprs(c, windowed))
         got = _one_row(con, table, exprs)
         for c in batch:
-            hist = got.pop(0)
+            hist, m2, m3, m4 = got[:4]
+            del got[:4]
             c.facts["counts"] = [int(_as_dict(hist).get(i, 0)) for i in range(BINS)]
-            if rows > exact_rows:
-                windows = [got.pop(0) for _ in range(5 * len(QUANTILES))]
+            c.facts["central"] = (m2, m3, m4)
+            if windowed:
+                windows = got[: 5 * len(QUANTILES)]
+                del got[: 5 * len(QUANTILES)]
                 c.facts["quartiles"] = _from_windows(con, table, c, windows)
             else:
                 c.facts["quartiles"] = [float(v) for v in got.pop(0)]
+
+
+def _pass2_exprs(c: Column, windowed: bool) -> list[str]:
+    c.facts["edges"] = _bin_edges(c.facts["min"], c.facts["max"])
+    d = f"({c.x} - {_lit(c.facts['mean'])})"
+    exprs = [
+        f"histogram({_bucket(c)}) FILTER (WHERE {c.ref} IS NOT NULL)",
+        f"sum({d} * {d})",
+        f"sum({d} * {d} * {d})",
+        f"sum(({d} * {d}) * ({d} * {d}))",
+    ]
+    if windowed:
+        return exprs + _window_exprs(c)
+    return [*exprs, f"quantile_cont({c.x}, {list(QUANTILES)})"]
 
 
 def _bin_edges(lo: Any, hi: Any) -> list[float]:
@@ -287,22 +301,47 @@ class _Window:
 # pass 3 ------------------------------------------------------------------------------
 
 
-def _distinct_and_outliers(
-    con: duckdb.DuckDBPyConnection, table: TableFile, cols: list[Column]
-) -> None:
+def _pass3(con: duckdb.DuckDBPyConnection, table: TableFile, cols: list[Column]) -> None:
+    """Outlier counts, and exact distinct counts of the low-cardinality columns."""
     for batch in _batches(cols):
         exprs: list[str] = []
         for c in batch:
-            exprs.append(f"count(DISTINCT {c.ref})")
-            if c.kind == "numeric" and "quartiles" in c.facts:
-                q1, _, q3 = c.facts["quartiles"]
-                low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
-                exprs.append(f"count(*) FILTER (WHERE {c.x} < {_lit(low)} OR {c.x} > {_lit(high)})")
+            exprs.extend(_pass3_exprs(c))
         got = _one_row(con, table, exprs)
         for c in batch:
-            c.facts["unique"] = int(got.pop(0))
-            if c.kind == "numeric" and "quartiles" in c.facts:
+            if _few_distinct(c):
+                c.facts["unique"] = int(got.pop(0))
+            if "quartiles" in c.facts:
                 c.facts["outliers"] = int(got.pop(0))
+
+
+def _pass3_exprs(c: Column) -> list[str]:
+    exprs: list[str] = []
+    if _few_distinct(c):
+        exprs.append(f"count(DISTINCT {c.ref})")
+    if "quartiles" in c.facts:
+        q1, _, q3 = c.facts["quartiles"]
+        low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+        exprs.append(f"count(*) FILTER (WHERE {c.x} < {_lit(low)} OR {c.x} > {_lit(high)})")
+    return exprs
+
+
+def _few_distinct(c: Column) -> bool:
+    return (c.facts.get("approx_distinct") or 0) <= SMALL_DISTINCT
+
+
+def _high_cardinality_distinct(
+    con: duckdb.DuckDBPyConnection, table: TableFile, cols: list[Column]
+) -> None:
+    """One grouped scan per high-cardinality column: DuckDB can spill it to disk."""
+    for c in cols:
+        if _few_distinct(c):
+            continue
+        sql = (
+            f"SELECT count(*) FROM (SELECT {c.ref} FROM {TABLE}"
+            f" WHERE {c.ref} IS NOT NULL GROUP BY {c.ref})"
+        )
+        c.facts["unique"] = int(run(con, sql, table)[0][0])
 
 
 # pass 4 ------------------------------------------------------------------------------
@@ -358,7 +397,8 @@ def _column_doc(c: Column, rows: int) -> dict[str, Any]:
 
 def _numeric_doc(f: dict[str, Any]) -> dict[str, Any]:
     count = f["count"]
-    std = _num(f["std"])
+    central = f.get("central") or (None, None, None)
+    std, skewness, kurtosis = _shape(count, f["mean"], *central)
     quartiles = f.get("quartiles") or [None, None, None]
     q1, q2, q3 = (_num(v) for v in quartiles)
     edges = f.get("edges") or _bin_edges(0.0, 1.0)
@@ -368,21 +408,35 @@ def _numeric_doc(f: dict[str, Any]) -> dict[str, Any]:
         "mean": _num(f["mean"]),
         "std": std,
         "percentiles": {"p25": q1, "p50": q2, "p75": q3},
-        "skewness": _shape(f["skewness"], std, count, 3),
-        "kurtosis": _shape(f["kurtosis"], std, count, 4),
+        "skewness": skewness,
+        "kurtosis": kurtosis,
         "iqr": None if q1 is None or q3 is None else q3 - q1,
         "outlier_count": f.get("outliers", 0),
         "histogram": {"counts": f.get("counts", [0] * BINS), "bin_edges": edges},
     }
 
 
-def _shape(value: Any, std: float | None, count: int, needs: int) -> float | None:
-    """Skewness/kurtosis as pandas reports them: None below 3/4 values, 0 when constant."""
-    if count < needs:
-        return None
-    if std == 0:
-        return 0.0
-    return _num(value)
+def _shape(
+    n: int, mean: float | None, m2: float | None, m3: float | None, m4: float | None
+) -> tuple[float | None, float | None, float | None]:
+    """Sample std, skewness and excess kurtosis from central moment sums, with pandas'
+    formulas (``Series.std``, ``skew``, ``kurt``): None below 2/3/4 values, and None
+    for the skewness and kurtosis of a constant column (zero variance, up to the
+    rounding noise of subtracting the mean)."""
+    if mean is None or m2 is None or m3 is None or m4 is None:
+        return None, None, None
+    m2, m3, m4 = float(m2), float(m3), float(m4)
+    if not all(math.isfinite(v) for v in (m2, m3, m4)):
+        return None, None, None
+    std = math.sqrt(m2 / (n - 1)) if n >= 2 else None
+    if m2 <= n * (1e-14 * float(mean)) ** 2:
+        return (0.0 if std is not None else None), None, None
+    skew = n * math.sqrt(n - 1) / (n - 2) * m3 / m2**1.5 if n >= 3 else None
+    kurt = None
+    if n >= 4:
+        adj = 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))
+        kurt = n * (n + 1) * (n - 1) * m4 / ((n - 2) * (n - 3) * m2**2) - adj
+    return std, skew, kurt
 
 
 def label(value: Any) -> str:

@@ -64,6 +64,11 @@ class Limits:
     memory: str = DEFAULT_MEMORY
     threads: int = 0  # 0: DuckDB's default (every core)
 
+    def exact_values(self) -> int:
+        """How many values an exact quantile may hold at once: about 32 bytes each
+        (the value, DuckDB's copy while sorting, slack) within the memory limit."""
+        return max(1_000_000, memory_bytes(self.memory) // 32)
+
     @classmethod
     def from_env(cls) -> Limits:
         threads = os.environ.get("DS_ANALYTICS_THREADS", "")
@@ -86,6 +91,16 @@ class TableFile:
     @property
     def empty(self) -> bool:
         return self.path.stat().st_size == 0
+
+
+def memory_bytes(text: str) -> int:
+    """``512MB``, ``1GiB``, ``300 MB`` -> bytes (DuckDB's spellings)."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"memory limit {text!r} is not like 512MB or 1GB")
+    power = " KMGT".index(m.group(2).upper() or " ")
+    base = 1024 if (m.group(3) or "").lower() == "ib" else 1000
+    return int(float(m.group(1)) * base**power)
 
 
 # detection -------------------------------------------------------------------------
