@@ -35,6 +35,7 @@ from datastore.store import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, Store
 log = logging.getLogger("ds.mount")
 
 MAX_NAME_BYTES = 255
+HEAD_TTL = 0.4  # seconds a head node or ref resolution is reused (changes show within 1 s)
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 BLOCK = 4096
@@ -90,12 +91,89 @@ class Handle:
     cacheable: bool
 
 
+class NodeCache:
+    """Nodes seen recently, so ``find`` and ``ls -l`` cost no catalog query per entry.
+
+    A snapshot's nodes never change (keyed by the snapshot id a ref resolved to), so they
+    stay until the cache is full; ref resolution and head nodes live ``HEAD_TTL`` seconds,
+    and every change made through the overlay drops the head nodes at once.
+    """
+
+    def __init__(self, ns: Namespace, limit: int = 1_000_000) -> None:
+        self.ns = ns
+        self.limit = limit
+        self._snap: dict[Key, Node] = {}
+        self._head: dict[Key, tuple[Node, float]] = {}
+        self._refs: dict[str, tuple[str, float]] = {}
+
+    def pinned(self, loc: Location) -> Location:
+        """``NAME@REF`` as ``NAME@<snapshot id>``, resolved at most HEAD_TTL seconds ago."""
+        assert loc.spec is not None and loc.name is not None
+        now = time.monotonic()
+        hit = self._refs.get(loc.spec)
+        if hit is None or hit[1] < now:
+            sid = self.ns.pin(Location(loc.spec, "")).spec
+            assert sid is not None
+            hit = (sid, now + HEAD_TTL)
+            self._refs[loc.spec] = hit
+        return Location(hit[0], loc.path)
+
+    def stat(self, loc: Location) -> Node:
+        if loc.spec is None:
+            return self.ns.stat(loc)
+        if loc.ref is not None:
+            pinned = self.pinned(loc)
+            key = (pinned.spec or "", pinned.path)
+            node = self._snap.get(key)
+            if node is None:
+                node = self.ns.stat(pinned)
+                self._remember(key, node)
+            return node
+        key = (loc.spec, loc.path)
+        now = time.monotonic()
+        found = self._head.get(key)
+        if found is not None and found[1] > now:
+            return found[0]
+        node = self.ns.stat(loc)
+        self._head[key] = (node, now + HEAD_TTL)
+        return node
+
+    def listdir(self, loc: Location) -> list[tuple[str, Node]]:
+        if loc.spec is None:
+            return self.ns.listdir(loc)
+        if loc.ref is not None:
+            pinned = self.pinned(loc)
+            entries = self.ns.listdir(pinned)
+            for name, node in entries:
+                self._remember((pinned.spec or "", _join(pinned.path, name)), node)
+            return entries
+        entries = self.ns.listdir(loc)
+        expires = time.monotonic() + HEAD_TTL
+        for name, node in entries:
+            self._head[(loc.spec, _join(loc.path, name))] = (node, expires)
+        return entries
+
+    def _remember(self, key: Key, node: Node) -> None:
+        if len(self._snap) >= self.limit:
+            self._snap.clear()
+        self._snap[key] = node
+
+    def forget_heads(self) -> None:
+        """Called after every change through the overlay: heads are read fresh again."""
+        self._head.clear()
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
 class Overlay:
     """Everything the FUSE operations need, as plain methods on tree paths."""
 
     def __init__(self, store: Store, read_only: bool = False) -> None:
         self.store = store
         self.ns = Namespace(store)
+        self.cache = NodeCache(self.ns)
         self.read_only = read_only
         self._lock = threading.Lock()
         self._stagings: dict[Key, Staging] = {}
@@ -140,7 +218,7 @@ class Overlay:
             st = self._staging((loc.spec, loc.path))
             if st is not None:
                 return self._staging_attr(st)
-        return self._attr(self.ns.stat(loc), loc)
+        return self._attr(self.cache.stat(loc), loc)
 
     def _attr(self, node: Node, loc: Location) -> dict[str, Any]:
         mode = node.mode
@@ -193,7 +271,7 @@ class Overlay:
         return sorted(out.items())
 
     def _list(self, loc: Location) -> list[tuple[str, Node]]:
-        return self.ns.listdir(loc)
+        return self.cache.listdir(loc)
 
     def statfs(self) -> dict[str, int]:
         sv = os.statvfs(self.store.root)
@@ -215,20 +293,12 @@ class Overlay:
         """Returns (handle, keep_cache): the page cache is kept for immutable content only."""
         loc = self.locate(path)
         writing = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
-        if loc.read_only or self.read_only or loc.path == "":
-            if writing:
-                raise ReadOnlyRef(f"{path} is read-only")
-            return self._open_pinned(loc), True
-        key = (self.ns.writable(loc), loc.path)
-        st = self._staging(key)
+        if writing and (loc.read_only or self.read_only or loc.path == ""):
+            raise ReadOnlyRef(f"{path} is read-only")
+        key = (loc.spec or "", loc.path)
+        st = self._staging(key) if not loc.read_only else None
         if st is None and not writing:
-            node = self.ns.stat(loc)
-            if node.is_dir:
-                raise _err(errno.EISDIR, path)
-            fd = os.open(self.store.object_path(self._object(node, loc)), os.O_RDONLY)
-            keep = self._served.get(key) == node.object
-            self._served[key] = node.object
-            return self._add(Handle(fd, None, False, keep)), keep
+            return self._open_committed(loc, key)
         if st is None:
             self._head(path)
             st = self._attach(key, self.ns.stat(loc))
@@ -240,12 +310,14 @@ class Overlay:
             self._truncate(st, 0)
         return self._add(Handle(None, st, bool(flags & os.O_APPEND), False)), False
 
-    def _open_pinned(self, loc: Location) -> int:
-        node = self.ns.stat(loc)
-        if node.is_dir:
-            raise _err(errno.EISDIR, str(loc))
+    def _open_committed(self, loc: Location, key: Key) -> tuple[int, bool]:
+        """A read-only handle on the object file itself; the kernel keeps its cached pages
+        only while the path still serves the same object (tags move, heads change)."""
+        node = self.cache.stat(loc)
         fd = os.open(self.store.object_path(self._object(node, loc)), os.O_RDONLY)
-        return self._add(Handle(fd, None, False, True))
+        keep = self._served.get(key) == node.object
+        self._served[key] = node.object
+        return self._add(Handle(fd, None, False, keep)), keep
 
     @staticmethod
     def _object(node: Node, loc: Location) -> ObjectId:
@@ -394,6 +466,7 @@ class Overlay:
             st.base, st.base_size, st.mtime_ns = entry.object, entry.size, mtime
             st.base_fd = os.open(self.store.object_path(entry.object), os.O_RDONLY)
             st.dirty = False
+            self.cache.forget_heads()
 
     def flush(self, fh: int) -> None:
         st = self.handle(fh).staging
@@ -439,6 +512,7 @@ class Overlay:
         if self._staging((name, loc.path)) is not None:
             raise _err(errno.EEXIST, path)
         self.store.mkdir(name, loc.path, statmod.S_IMODE(mode) or DEFAULT_DIR_MODE)
+        self.cache.forget_heads()
 
     def rmdir(self, path: str) -> None:
         loc, name = self._head(path)
@@ -448,6 +522,7 @@ class Overlay:
         if self.ns.listdir(loc) or self._pending_under(name, loc.path):
             raise _err(errno.ENOTEMPTY, path)
         self.store.rmdir(name, loc.path)
+        self.cache.forget_heads()
 
     def _pending_under(self, name: str, path: str) -> bool:
         prefix = path + "/"
@@ -472,6 +547,7 @@ class Overlay:
             raise _err(errno.EISDIR, path)
         self.store.rm(name, [loc.path])
         self._served.pop(key, None)
+        self.cache.forget_heads()
 
     def rename(self, old: str, new: str) -> None:
         src, sname = self._head(old)
@@ -493,6 +569,7 @@ class Overlay:
         else:
             self._drop_target(dst)
         self._move_stagings(sname, src.path, dst.path)
+        self.cache.forget_heads()
 
     def _check_rename_target(self, dst: Location, node: Node | None) -> None:
         try:
@@ -541,6 +618,7 @@ class Overlay:
         except FileNotFound:
             if st is None:
                 raise
+        self.cache.forget_heads()
 
     def utimens(self, path: str, times: tuple[int, int] | None) -> None:
         loc = self._attr_target(path)
@@ -560,6 +638,7 @@ class Overlay:
         except FileNotFound:
             if st is None:
                 raise
+        self.cache.forget_heads()
 
     def _attr_target(self, path: str) -> Location:
         """chmod/utimens targets: any head path, the dataset directory itself included."""
