@@ -89,20 +89,16 @@ def watch_cmd(
         click.echo(f"ds watch: ingesting {Path(inbox).absolute()} (Ctrl-C stops)", err=True)
     inbox_obj.wait()
     stats = inbox_obj.stats
-    out.emit(
-        {
-            "event": "stopped",
-            "ingested": stats.ingested,
-            "rejected": stats.rejected,
-            "snapshots": stats.snapshots,
-        },
-        f"ds watch: stopped ({stats.ingested} ingested, {stats.rejected} rejected,"
-        f" {stats.snapshots} snapshots)",
-    )
+    report = _reporter(out)
+    report("stopped", {"ingested": stats.ingested, "rejected": stats.rejected})
 
 
 def _reporter(out: Output) -> Any:
-    """Watch events as one line each: JSON lines with --json, else short sentences."""
+    """Watch events as one line each: JSON lines with --json, else short sentences.
+
+    ``ds watch --json`` is a stream, so it prints one JSON document per line (events
+    ``ingested``, ``rejected``, ``snapshot``, ``created``, ``retry``, ``error``, ``stopped``).
+    """
 
     def report(kind: str, info: dict[str, Any]) -> None:
         if out.as_json:
@@ -117,6 +113,10 @@ def _reporter(out: Output) -> Any:
             click.echo(f"{info['dataset']}: snapshot {info['snapshot'][:12]}{tags}")
         elif kind == "created":
             click.echo(f"created dataset {info['dataset']}")
+        elif kind == "stopped":
+            click.echo(
+                f"ds watch: stopped ({info['ingested']} ingested, {info['rejected']} rejected)"
+            )
         else:
             click.echo(f"{kind}: {info}", err=True)
 

@@ -43,7 +43,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from . import names
@@ -53,6 +62,16 @@ from .errors import DatasetExists, DatasetNotFound, DatastoreError, FileTooLarge
 from .store import Store
 
 REJECTED = ".rejected"
+# Only what can make a file ready; opens, reads and deletions (ours, mostly) are not asked
+# of inotify at all, which keeps the event thread off the CPU the ingest needs.
+EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+]
 TEMP_SUFFIXES = (".part", ".tmp", "~")
 log = logging.getLogger("ds.ingest")
 
@@ -158,7 +177,9 @@ class Inbox:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / REJECTED).mkdir(exist_ok=True)
         self._observer = Observer()
-        self._observer.schedule(_Events(self._notes, self._wake), str(self.root), recursive=True)
+        self._observer.schedule(
+            _Events(self._notes, self._wake), str(self.root), recursive=True, event_filter=EVENTS
+        )
         self._observer.start()
         self._thread = threading.Thread(target=self._loop, name="ds-inbox", daemon=True)
         self._thread.start()
