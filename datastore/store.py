@@ -15,7 +15,7 @@ import os
 import stat as statmod
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -60,6 +60,7 @@ FORMAT_VERSION = 1
 DEFAULT_DIR_MODE = 0o755
 DEFAULT_FILE_MODE = 0o644
 IMPORT_THREADS = 4
+IMPORT_BATCH = 32
 log = logging.getLogger("ds.store")
 
 Progress = Callable[[int, int], None]
@@ -432,7 +433,7 @@ class Store:
         ):
             cached = [self._cached_object(cache.get(src), st) for src, _, st in plan.files]
             misses = [item for item, oid in zip(plan.files, cached, strict=True) if oid is None]
-            fresh = iter(pool.map(self.objects.import_file, [src for src, _, _ in misses]))
+            fresh = self._import_files(pool, [src for src, _, _ in misses])
             for i, ((src, dest, st), known) in enumerate(zip(plan.files, cached, strict=True)):
                 if known is None:
                     oid, read, head = next(fresh)
@@ -469,6 +470,20 @@ class Store:
                 if dests is None:
                     self.catalog.remember_imports(db, row.id, remembered)
         return PutResult(added, modified, unchanged, hashed)
+
+    def _import_files(
+        self, pool: ThreadPoolExecutor, sources: list[str]
+    ) -> Iterator[tuple[ObjectId, int, bytes]]:
+        """Store files on the pool in batches: one future per small file cost more main-thread
+        time than the import itself (20,000 files: ~1 s of futures and locks)."""
+
+        def batch(srcs: list[str]) -> list[tuple[ObjectId, int, bytes]]:
+            return [self.objects.import_file(src) for src in srcs]
+
+        step = IMPORT_BATCH
+        batches = [sources[i : i + step] for i in range(0, len(sources), step)]
+        for done in pool.map(batch, batches):
+            yield from done
 
     def _cached_object(
         self, cached: tuple[int, int, int, str] | None, st: os.stat_result
@@ -907,6 +922,21 @@ class Store:
 
         version = self.resolve(spec)
         return materialize(self, self.ranges(version), Path(dest), progress)
+
+    def head_changes(self, since: int) -> tuple[int, list[tuple[str, str]]]:
+        """(counter, [(dataset, path)]) of head entries staged after counter ``since``.
+
+        For views that cache what they show (the mount's kernel cache): poll with the last
+        counter, refresh the paths returned. A snapshot can clear rows before a poll sees
+        them; such a view also compares each dataset's ``base`` (the content is the same,
+        but a path it never saw may have changed in between).
+        """
+        with self.catalog.read():
+            counter = self.catalog.staged_seq()
+            if counter == since:
+                return counter, []
+            rows = self.catalog.staged_after(since)
+        return counter, [(name, join_path(d, n)) for name, d, n in rows]
 
     def physical_bytes(self) -> int:
         """Bytes the object store holds, every object counted once (for store totals)."""
