@@ -18,7 +18,7 @@ def _mount_module():  # type: ignore[no-untyped-def]
 
 
 @click.command("mount")
-@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.argument("mountpoint")
 @click.option("--foreground", is_flag=True, help="Stay attached until unmounted.")
 @click.option("--allow-other", is_flag=True, help="Let other users use the mount.")
 @click.option("--read-only", is_flag=True, help="Refuse every change, heads included.")
@@ -53,7 +53,7 @@ def mount_cmd(
 
 
 @click.command("umount")
-@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.argument("mountpoint")
 @common_options
 def umount_cmd(out: Output, mountpoint: str) -> None:
     """Unmount a ds mount (a stale one, left by a killed process, too).

@@ -484,6 +484,21 @@ class Catalog:
         )
         return [_staged(r) for r in rows]
 
+    def staged_seq(self) -> int:
+        """The last sequence number handed to a staged row, in any dataset."""
+        return int(
+            self.db.execute("SELECT value FROM counters WHERE name='staged_seq'").fetchone()[0]
+        )
+
+    def staged_after(self, seq: int) -> list[tuple[str, str, str]]:
+        """(dataset name, dir, name) of staged rows numbered after ``seq``."""
+        rows = self.db.execute(
+            "SELECT d.name, s.dir, s.name FROM staged s JOIN datasets d ON d.id=s.dataset_id"
+            " WHERE s.seq>?",
+            (seq,),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def has_staged(self, dataset_id: str) -> bool:
         row = self.db.execute("SELECT 1 FROM staged WHERE dataset_id=? LIMIT 1", (dataset_id,))
         return row.fetchone() is not None

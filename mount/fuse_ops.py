@@ -7,9 +7,11 @@ binding and the mount keeps serving after any failure.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,7 +24,8 @@ log = logging.getLogger("ds.mount")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-HEAD_TIMEOUT = 0.5  # seconds: CLI and API changes show within 1 s
+CACHE_TIMEOUT = 60.0  # seconds the kernel keeps entries and attributes
+POLL_INTERVAL = 0.2  # seconds between looks for changes made outside the mount
 IO_SIZE = 1 << 20
 
 
@@ -55,13 +58,17 @@ class DsOperations(mfusepy.Operations):
 
     def __init__(self, overlay: Overlay) -> None:
         self.overlay = overlay
+        self._fuse: int | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def init_with_config(self, conn: Any, config: Any) -> None:
-        """Short kernel cache times (heads change under us); big reads; unlinked files
-        are removed at once (no .fuse_hidden renames into a dataset)."""
+        """Long kernel cache times, kept honest by :meth:`_watch` (libfuse's high-level API
+        has one timeout for every entry); 1 MiB requests; unlinked files go at once
+        (hard_remove: no .fuse_hidden renames inside a dataset)."""
         if config is not None:
-            config.entry_timeout = HEAD_TIMEOUT
-            config.attr_timeout = HEAD_TIMEOUT
+            config.entry_timeout = CACHE_TIMEOUT
+            config.attr_timeout = CACHE_TIMEOUT
             config.negative_timeout = 0.0
             config.hard_remove = 1
             config.nullpath_ok = 0
@@ -72,6 +79,26 @@ class DsOperations(mfusepy.Operations):
             conn.max_readahead = max(conn.max_readahead, IO_SIZE)
             conn.max_write = IO_SIZE
             conn.max_read = IO_SIZE
+        self._fuse = mfusepy._libfuse.fuse_get_context().contents.fuse
+        self._watcher = threading.Thread(target=self._watch, name="ds-mount-watch", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        """Every POLL_INTERVAL, drop the kernel's entries and pages for paths changed
+        outside the mount (CLI, API, snapshots moving refs): visible within 1 s."""
+        invalidate = mfusepy._libfuse.fuse_invalidate_path
+        invalidate.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        invalidate.restype = ctypes.c_int
+        while not self._stop.wait(POLL_INTERVAL):
+            try:
+                paths = self.overlay.watch.poll()
+            except Exception:
+                log.exception("could not poll the store for changes")
+                continue
+            for path in paths:
+                if self._stop.is_set():
+                    return
+                invalidate(self._fuse, path.encode("utf-8", "surrogateescape"))
 
     @_translated
     def getattr(self, path: str | None, fh: Any = None) -> dict[str, Any]:
@@ -184,4 +211,7 @@ class DsOperations(mfusepy.Operations):
         return 0
 
     def destroy(self, path: str) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(5)
         self.overlay.shutdown()

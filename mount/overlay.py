@@ -95,8 +95,8 @@ class NodeCache:
     """Nodes seen recently, so ``find`` and ``ls -l`` cost no catalog query per entry.
 
     A snapshot's nodes never change (keyed by the snapshot id a ref resolved to), so they
-    stay until the cache is full; ref resolution and head nodes live ``HEAD_TTL`` seconds,
-    and every change made through the overlay drops the head nodes at once.
+    stay until the cache is full; head nodes live ``HEAD_TTL`` seconds, and every change
+    made through the overlay drops them at once.
     """
 
     def __init__(self, ns: Namespace, limit: int = 1_000_000) -> None:
@@ -104,19 +104,18 @@ class NodeCache:
         self.limit = limit
         self._snap: dict[Key, Node] = {}
         self._head: dict[Key, tuple[Node, float]] = {}
-        self._refs: dict[str, tuple[str, float]] = {}
+        self._refs: dict[str, str] = {}
 
     def pinned(self, loc: Location) -> Location:
-        """``NAME@REF`` as ``NAME@<snapshot id>``, resolved at most HEAD_TTL seconds ago."""
-        assert loc.spec is not None and loc.name is not None
-        now = time.monotonic()
-        hit = self._refs.get(loc.spec)
-        if hit is None or hit[1] < now:
+        """``NAME@REF`` as ``NAME@<snapshot id>``; kept until :meth:`moved_refs` sees the
+        ref name another snapshot (the mount polls it a few times a second)."""
+        assert loc.spec is not None
+        sid = self._refs.get(loc.spec)
+        if sid is None:
             sid = self.ns.pin(Location(loc.spec, "")).spec
             assert sid is not None
-            hit = (sid, now + HEAD_TTL)
-            self._refs[loc.spec] = hit
-        return Location(hit[0], loc.path)
+            self._refs[loc.spec] = sid
+        return Location(sid, loc.path)
 
     def stat(self, loc: Location) -> Node:
         if loc.spec is None:
@@ -158,9 +157,76 @@ class NodeCache:
             self._snap.clear()
         self._snap[key] = node
 
+    def moved_refs(self) -> list[str]:
+        """Refs resolved before that now name another snapshot (a tag moved, a new
+        ``latest``); they are dropped here and re-resolved on the next lookup."""
+        moved = []
+        for spec, sid in list(self._refs.items()):
+            try:
+                now = self.ns.pin(Location(spec, "")).spec
+            except Exception:
+                now = None
+            if now != sid:
+                moved.append(spec)
+                self._refs.pop(spec, None)
+        return moved
+
     def forget_heads(self) -> None:
         """Called after every change through the overlay: heads are read fresh again."""
         self._head.clear()
+
+
+class HeadWatch:
+    """What changed in the store outside this mount, as tree paths the kernel may cache.
+
+    The kernel keeps entries and attributes for a long time (fast ``find``); this is what
+    keeps heads fresh anyway: staged rows numbered after the last poll, a ``base`` moved
+    by a snapshot (diffed, in case it captured rows a poll never saw), datasets created or
+    removed, and every ``NAME@REF`` resolved here that now names another snapshot.
+    """
+
+    def __init__(self, store: Store, cache: NodeCache) -> None:
+        self.store = store
+        self.cache = cache
+        self.seq, _ = store.head_changes(1 << 62)
+        self.datasets = self._datasets()
+
+    def _datasets(self) -> dict[str, tuple[str, str | None, int]]:
+        return {r.name: (r.id, r.base, r.root_mode) for r in self.store.list_datasets()}
+
+    def poll(self) -> list[str]:
+        """Tree paths to invalidate (``/NAME/path``, ``/NAME``, ``/NAME@REF``)."""
+        out: list[str] = []
+        self.seq, changed = self.store.head_changes(self.seq)
+        out.extend(f"/{name}/{path}" for name, path in changed)
+        current = self._datasets()
+        for name in self.datasets.keys() | current.keys():
+            before, after = self.datasets.get(name), current.get(name)
+            if before == after:
+                continue
+            out.append(f"/{name}")
+            if before is not None and after is not None and before[0] == after[0]:
+                out.extend(self._moved_base(name, before[1], after[1]))
+        self.datasets = current
+        out.extend(f"/{spec}" for spec in self.cache.moved_refs())
+        if out:
+            self.cache.forget_heads()
+        return out
+
+    def _moved_base(self, name: str, old: str | None, new: str | None) -> list[str]:
+        if old is None or new is None or old == new:
+            return []
+        try:
+            diff = self.store.diff(f"{name}@{old}", f"{name}@{new}")
+        except Exception:
+            log.exception("could not diff %s from %s to %s", name, old, new)
+            return []
+        paths: list[str] = []
+        for kind in ("added", "removed", "modified"):
+            paths.extend(e["path"] for e in diff.get(kind, []))
+        for moved in diff.get("renamed", []):
+            paths.extend((moved["from"], moved["to"]))
+        return [f"/{name}/{p}" for p in paths]
 
 
 def _join(parent: str, name: str) -> str:
@@ -174,6 +240,7 @@ class Overlay:
         self.store = store
         self.ns = Namespace(store)
         self.cache = NodeCache(self.ns)
+        self.watch = HeadWatch(store, self.cache)
         self.read_only = read_only
         self._lock = threading.Lock()
         self._stagings: dict[Key, Staging] = {}
