@@ -29,7 +29,15 @@ import pyarrow.parquet as pq
 
 from .errors import StoreCorrupt
 from .lru import BoundedCache
-from .objects import HasherFactory, ObjectId, default_hasher, fsync_dir, object_relpath, syncfs
+from .objects import (
+    HasherFactory,
+    ObjectId,
+    default_hasher,
+    fsync_dir,
+    fsync_path,
+    object_relpath,
+    syncfs,
+)
 
 RangeId = NewType("RangeId", str)
 
@@ -282,11 +290,7 @@ class ManifestStore:
             tmp = self.root / "tmp" / f"{rid}.{os.getpid()}.{threading.get_ident()}"
             pq.write_table(table, tmp, compression="zstd", use_dictionary=["dir", "kind"])
             if durable:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_path(tmp)
             os.chmod(tmp, 0o444)
             os.rename(tmp, target)
             if durable:

@@ -175,11 +175,7 @@ class ObjectStore:
             src.unlink()
             return oid, size
         if durable:
-            fd = os.open(src, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(src)
         os.chmod(src, OBJECT_MODE)
         self._install(src, oid, durable)
         return oid, size
@@ -290,12 +286,16 @@ def touch(path: Path) -> None:
         log.debug("could not refresh mtime of %s", path)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def fsync_path(path: Path | str, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fsync_path(path, os.O_RDONLY | os.O_DIRECTORY)
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
