@@ -259,7 +259,9 @@ def _create_view(
     except duckdb.Error as exc:
         raise _malformed(table, exc) from exc
     floats = [c[0] for c in cols if c[1] in ("DOUBLE", "FLOAT", "REAL")]
-    replace = ", ".join(f"nullif({quote(c)}, 'NaN'::DOUBLE) AS {quote(c)}" for c in floats)
+    replace = ", ".join(
+        f"CASE WHEN isnan({quote(c)}) THEN NULL ELSE {quote(c)} END AS {quote(c)}" for c in floats
+    )
     select = f"* REPLACE ({replace})" if replace else "*"
     con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {select} FROM {source}")
 
