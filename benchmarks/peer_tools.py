@@ -121,8 +121,8 @@ class DsTool(Tool):
 
     def mount_cmd(self, lay: Layout, mountpoint: Path, native: bool) -> list[str]:
         """`ds mount` when the CLI has it, else the daemon's --mount (same mount module)."""
-        if native:
-            return self._ds(lay, "mount", str(mountpoint))
+        if native:  # in the foreground, so the process we stop is the one we started
+            return self._ds(lay, "mount", "--foreground", "--read-only", str(mountpoint))
         return self._ds(lay, "serve", "--port", "0", "--no-auth", "--mount", str(mountpoint))
 
     def version_cmd(self) -> list[str]:

@@ -9,6 +9,7 @@ benchmarks/RESULTS.md with the ratio of ds to each peer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -37,7 +38,7 @@ from .peer_tools import (
 )
 
 FULL_SCALE = 1.0
-QUICK_SCALE = 0.02  # 400 small files; mixed at 40 files + 10 MB CSV + 4 MB binary
+QUICK_SCALE = 0.01  # 200 small files; mixed at 20 files + 5 MB CSV + 2 MB binary
 WORKLOADS: dict[str, Callable[[Path, float], Path]] = {
     "small-many": workloads.small_many,
     "mixed": workloads.mixed,
@@ -291,17 +292,20 @@ def read_through_mount(
         return None
     mountpoint = lay.work / "mnt"
     mountpoint.mkdir()
-    proc = subprocess.Popen(
-        tool.mount_cmd(lay, mountpoint, native=mode == "native"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=_repo_root(),
-        start_new_session=True,
-    )
+    log = lay.work / "mount.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            tool.mount_cmd(lay, mountpoint, native=mode == "native"),
+            stdout=err,
+            stderr=subprocess.STDOUT,
+            cwd=_repo_root(),
+            start_new_session=True,
+        )
     try:
         version_dir = mountpoint / "bench@v1"
         if not _wait_for(version_dir, proc, timeout=60):
-            _note(report, f"mount read skipped: {version_dir.name} did not appear ({mode})")
+            said = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            _note(report, f"{workload}: mount read skipped ({mode}): {said[0][:200]}")
             return None
         drop_caches()
         seconds = run(read_all_cmd(version_dir)).seconds
@@ -333,7 +337,10 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> bool
 
 
 def _stop(proc: subprocess.Popen[bytes], mountpoint: Path) -> None:
-    """SIGTERM the mount process we started (by its pid), then make sure nothing stays mounted."""
+    """Unmount, then SIGTERM the mount process we started (by its pid) if it is still up."""
+    _unmount_leftovers(mountpoint.parent)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -470,9 +477,11 @@ def command_lines() -> list[str]:
             lines.append(f"  - {label}: {cmds}")
         if isinstance(tool, DsTool):
             mnt = lay.work / "mnt"
+            native, serve = (shell_line(Step(tool.mount_cmd(lay, mnt, n))) for n in (True, False))
             lines.append(
-                f"  - mount read v1: `{shell_line(Step(tool.mount_cmd(lay, mnt, False)))}`, "
-                f"then `{shell_line(Step(read_all_cmd(mnt / 'bench@v1')))}`"
+                f"  - mount read v1: `{native}` (builds without `ds mount`: `{serve}`)"
+                f", then `{shell_line(Step(read_all_cmd(mnt / 'bench@v1')))}`, then "
+                "`fusermount -u $WORK/mnt`"
             )
     return [_unquote_placeholders(ln) for ln in lines]
 

@@ -44,7 +44,7 @@ def test_ds_commands_go_through_the_cli_with_an_explicit_store() -> None:
     ]
     assert ds.restore(LAY, REFS)[0].argv[:3] == ["ds", "checkout", "bench@v1"]
     assert ds.diff(LAY, REFS)[0].argv[:4] == ["ds", "diff", "bench@v1", "bench@v2"]
-    assert ds.mount_cmd(LAY, Path("/m"), native=True)[:3] == ["ds", "mount", "/m"]
+    assert ds.mount_cmd(LAY, Path("/m"), native=True)[:3] == ["ds", "mount", "--foreground"]
     assert "--mount" in ds.mount_cmd(LAY, Path("/m"), native=False)
 
 
