@@ -132,7 +132,10 @@ def _pass1(
             values = got  # what the columns left: the correlations
     corr: dict[str, dict[str, float | None]] = {c.name: {} for c in corr_cols}
     for (a, b), r in zip(pairs, values, strict=True):
-        corr[a.name][b.name] = corr[b.name][a.name] = _num(r)
+        value = _num(r)
+        if a is b and value is not None:
+            value = 1.0  # exactly, as pandas reports it, not 0.9999999999999998
+        corr[a.name][b.name] = corr[b.name][a.name] = value
     return {a.name: {b.name: corr[a.name][b.name] for b in corr_cols} for a in corr_cols}
 
 

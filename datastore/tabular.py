@@ -258,6 +258,7 @@ def _create_view(
         raise out_of_memory(table, exc) from exc
     except duckdb.Error as exc:
         raise _malformed(table, exc) from exc
+    _check_field_counts(table, len(cols))
     floats = [c[0] for c in cols if c[1] in ("DOUBLE", "FLOAT", "REAL")]
     replace = ", ".join(
         f"CASE WHEN isnan({quote(c)}) THEN NULL ELSE {quote(c)} END AS {quote(c)}" for c in floats
@@ -283,6 +284,20 @@ def _source_sql(table: TableFile, full_sniff: bool) -> str:
     if _header_only(table):
         return f"{base}, header=true, all_varchar=true)"
     return f"{base}{', sample_size=-1' if full_sniff else ''})"
+
+
+def _check_field_counts(table: TableFile, found: int) -> None:
+    """DuckDB may read a ragged file as a wider, headerless table; refuse that instead,
+    naming the first line whose field count differs from the first line's."""
+    if table.format not in ("csv", "tsv", "csv.gz"):
+        return
+    opener = gzip.open if table.format == "csv.gz" else open
+    with opener(table.path, "rt", encoding="utf-8", errors="replace", newline="") as f:
+        first = next(csv.reader(f, delimiter=table.delimiter), [])
+    if len(first) != found:
+        ragged = _first_ragged_line(table)
+        if ragged is not None:
+            raise MalformedTable(f"{table.name}: {ragged}")
 
 
 def _header_only(table: TableFile) -> bool:
