@@ -112,11 +112,9 @@ def serve(
     store_root: Path, mountpoint: Path, *, allow_other: bool = False, read_only: bool = False
 ) -> None:
     """Run the filesystem in this process until it is unmounted (blocks)."""
-    import mfusepy
-
     from datastore.store import Store
 
-    from .fuse_ops import IO_SIZE, DsOperations
+    from .fuse_ops import IO_SIZE, DsFUSE, DsOperations
     from .overlay import Overlay
 
     store = Store.open(store_root)
@@ -132,7 +130,7 @@ def serve(
         options["allow_other"] = True
     if read_only:
         options["ro"] = True
-    mfusepy.FUSE(ops, str(mountpoint), raw_fi=True, **options)
+    DsFUSE(ops, str(mountpoint), raw_fi=True, **options)
 
 
 def mounts() -> dict[str, str]:

@@ -27,6 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 CACHE_TIMEOUT = 60.0  # seconds the kernel keeps entries and attributes
 POLL_INTERVAL = 0.2  # seconds between looks for changes made outside the mount
 IO_SIZE = 1 << 20
+DIR_MODE = 0o040755
 
 
 def _translated(func: F) -> F:
@@ -47,6 +48,23 @@ def _translated(func: F) -> F:
 
 def _path(path: str | None) -> str:
     return path or "/"
+
+
+class DsFUSE(mfusepy.FUSE):
+    """mfusepy's FUSE with one change: ``opendir`` may ask the kernel to cache a listing.
+
+    mfusepy hands ``opendir`` no file info; a snapshot's directories never change, so
+    their listings are cached by the kernel (``cache_readdir`` + ``keep_cache``) and a
+    second ``find`` or ``ls`` never reaches Python.
+    """
+
+    def opendir(self, path: bytes, fip: Any) -> int:
+        decoded = path.decode(self.encoding, self.errors)
+        fip.contents.fh = self.operations.opendir(decoded)
+        if self.operations.immutable(decoded):
+            fip.contents.cache_readdir = 1
+            fip.contents.keep_cache = 1
+        return 0
 
 
 class DsOperations(mfusepy.Operations):
@@ -106,8 +124,19 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def readdir(self, path: str | None, fh: int) -> list[Any]:
-        entries = self.overlay.readdir(_path(path))
-        return [".", "..", *((name, attrs, 0) for name, attrs in entries)]
+        return [(".", DIR_MODE, 0), ("..", DIR_MODE, 0), *self._with_offsets(path)]
+
+    def _with_offsets(self, path: str | None) -> list[tuple[str, int, int]]:
+        return [(name, mode, 0) for name, mode in self.overlay.readdir(_path(path))]
+
+    @_translated
+    def opendir(self, path: str) -> int:
+        return 0
+
+    def immutable(self, path: str) -> bool:
+        """True under ``NAME@REF``: the kernel may cache the listing (a moved ref is
+        invalidated with every directory listed under it)."""
+        return "@" in path.lstrip("/").partition("/")[0]
 
     @_translated
     def open(self, path: str, fi: Any) -> int:

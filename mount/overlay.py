@@ -35,6 +35,7 @@ from datastore.store import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, Store
 log = logging.getLogger("ds.mount")
 
 MAX_NAME_BYTES = 255
+LISTINGS = 4096  # snapshot directory listings kept
 HEAD_TTL = 0.4  # seconds a head node or ref resolution is reused (changes show within 1 s)
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
@@ -105,6 +106,8 @@ class NodeCache:
         self._snap: dict[Key, Node] = {}
         self._head: dict[Key, tuple[Node, float]] = {}
         self._refs: dict[str, str] = {}
+        self._listings: dict[Key, list[tuple[str, int]]] = {}
+        self._listed: dict[str, set[str]] = {}
 
     def pinned(self, loc: Location) -> Location:
         """``NAME@REF`` as ``NAME@<snapshot id>``; kept until :meth:`moved_refs` sees the
@@ -152,14 +155,28 @@ class NodeCache:
             self._head[(loc.spec, _join(loc.path, name))] = (node, expires)
         return entries
 
+    def listing(self, loc: Location) -> list[tuple[str, int]]:
+        """A snapshot directory's (name, st_mode) list, built once per snapshot."""
+        pinned = self.pinned(loc)
+        key = (pinned.spec or "", pinned.path)
+        self._listed.setdefault(loc.spec or "", set()).add(loc.path)
+        found = self._listings.get(key)
+        if found is None:
+            found = sorted((n, _kind_mode(node)) for n, node in self.listdir(loc))
+            if len(self._listings) >= LISTINGS:
+                self._listings.clear()
+            self._listings[key] = found
+        return found
+
     def _remember(self, key: Key, node: Node) -> None:
         if len(self._snap) >= self.limit:
             self._snap.clear()
         self._snap[key] = node
 
     def moved_refs(self) -> list[str]:
-        """Refs resolved before that now name another snapshot (a tag moved, a new
-        ``latest``); they are dropped here and re-resolved on the next lookup."""
+        """Tree paths of refs resolved before that now name another snapshot (a tag moved,
+        a new ``latest``), with the directories listed under them (the kernel may hold
+        those listings); the refs are re-resolved on the next lookup."""
         moved = []
         for spec, sid in list(self._refs.items()):
             try:
@@ -167,8 +184,10 @@ class NodeCache:
             except Exception:
                 now = None
             if now != sid:
-                moved.append(spec)
                 self._refs.pop(spec, None)
+                moved.append(f"/{spec}")
+                listed = self._listed.pop(spec, set())
+                moved.extend(f"/{spec}/{path}" for path in sorted(listed, reverse=True) if path)
         return moved
 
     def forget_heads(self) -> None:
@@ -208,7 +227,7 @@ class HeadWatch:
             if before is not None and after is not None and before[0] == after[0]:
                 out.extend(self._moved_base(name, before[1], after[1]))
         self.datasets = current
-        out.extend(f"/{spec}" for spec in self.cache.moved_refs())
+        out.extend(self.cache.moved_refs())
         if out:
             self.cache.forget_heads()
         return out
@@ -227,6 +246,10 @@ class HeadWatch:
         for moved in diff.get("renamed", []):
             paths.extend((moved["from"], moved["to"]))
         return [f"/{name}/{p}" for p in paths]
+
+
+def _kind_mode(node: Node) -> int:
+    return (statmod.S_IFDIR if node.is_dir else statmod.S_IFREG) | node.mode
 
 
 def _join(parent: str, name: str) -> str:
@@ -324,21 +347,21 @@ class Overlay:
                 "st_atime": mtime,
             }
 
-    def readdir(self, path: str) -> list[tuple[str, dict[str, Any]]]:
+    def readdir(self, path: str) -> list[tuple[str, int]]:
+        """(name, st_mode) of each child: the kernel takes nothing else from a listing."""
         loc = self.locate(path)
-        out = {n: self._attr(node, loc.child(n)) for n, node in self._list(loc)}
-        if loc.spec is not None and loc.ref is None:
+        if loc.ref is not None:
+            return self.cache.listing(loc)
+        out = {n: _kind_mode(node) for n, node in self.cache.listdir(loc)}
+        if loc.spec is not None:
             prefix = f"{loc.path}/" if loc.path else ""
             with self._lock:
                 pending = [s for k, s in self._stagings.items() if k[0] == loc.spec]
             for st in pending:
                 rest = st.path[len(prefix) :] if st.path.startswith(prefix) else None
                 if rest and "/" not in rest:
-                    out[rest] = self._staging_attr(st)
+                    out[rest] = statmod.S_IFREG | st.mode
         return sorted(out.items())
-
-    def _list(self, loc: Location) -> list[tuple[str, Node]]:
-        return self.cache.listdir(loc)
 
     def statfs(self) -> dict[str, int]:
         sv = os.statvfs(self.store.root)

@@ -207,6 +207,24 @@ def test_cli_changes_show_within_a_second(mnt: Path, store_root: Path, tmp_path:
     assert "later" in os.listdir(mnt)
 
 
+def test_moved_tag_and_latest_show_the_new_snapshot(mnt: Path, store_root: Path) -> None:
+    (mnt / "sales" / "d").mkdir()
+    f = mnt / "sales" / "d" / "f.txt"
+    f.write_text("one")
+    ds(store_root, "snapshot", "sales", "--tag", "t")
+    for ref in ("t", "latest"):
+        assert (mnt / f"sales@{ref}" / "d" / "f.txt").read_text() == "one"
+        assert os.listdir(mnt / f"sales@{ref}" / "d") == ["f.txt"]
+    f.write_text("two, longer")
+    (mnt / "sales" / "d" / "g.txt").write_text("g")
+    ds(store_root, "snapshot", "sales")
+    ds(store_root, "tag", "sales", "latest", "t", "--force")
+    time.sleep(1.0)
+    for ref in ("t", "latest"):
+        assert (mnt / f"sales@{ref}" / "d" / "f.txt").read_text() == "two, longer"
+        assert sorted(os.listdir(mnt / f"sales@{ref}" / "d")) == ["f.txt", "g.txt"]
+
+
 # pinned reads ----------------------------------------------------------------------
 
 
