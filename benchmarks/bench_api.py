@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +44,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     requests_per_route = 1000 if quick else 4000
     work = Path(tempfile.mkdtemp(prefix="ds-bench-api-"))
     try:
-        return _transfers(work, size) + _latency(work, requests_per_route)
+        return _transfers(work, size, 3) + _latency(work, requests_per_route)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -101,6 +103,12 @@ def _make_file(path: Path, size: int, seed: int) -> None:
             f.write(seed.to_bytes(4, "little") + i.to_bytes(4, "little") + block[8:])
 
 
+def _stamp(path: Path, n: int) -> None:
+    """Change the first bytes, so a repeated upload is new content, never a dedup hit."""
+    with open(path, "r+b") as f:
+        f.write(n.to_bytes(8, "little"))
+
+
 def _curl(*args: str) -> float:
     start = time.perf_counter()
     out = subprocess.run(
@@ -112,39 +120,67 @@ def _curl(*args: str) -> float:
     return elapsed
 
 
-def _transfers(work: Path, size: int) -> list[dict[str, Any]]:
-    sources = [work / f"src{i}.bin" for i in range(2)]
-    for i, src in enumerate(sources):
-        _make_file(src, size, i)
+def _transfers(work: Path, size: int, repeats: int) -> list[dict[str, Any]]:
+    """Each transfer ``repeats`` times per server, alternating which goes first; medians."""
+    src = work / "src.bin"
+    _make_file(src, size, 0)
     ds, token = _start_ds(work / "store", size)
     auth = f"Authorization: Bearer {token}"
     bare = _start_bare(work / "bare")
+    files = f"{ds.base}/v1/datasets/bench/files"
+    serial = itertools.count(1)
+
+    def put(server: str) -> float:
+        n = next(serial)
+        _stamp(src, n)
+        if server == "ds":
+            return _curl("-H", auth, "-T", str(src), f"{files}/put{n}.bin")
+        return _curl("-T", str(src), f"{bare.base}/upload/put{n}.bin")
+
+    def multipart(server: str) -> float:
+        n = next(serial)
+        _stamp(src, n)
+        form = f"file=@{src};filename=multipart{n}.bin"
+        if server == "ds":
+            return _curl("-H", auth, "-F", form, files)
+        return _curl("-F", form, f"{bare.base}/multipart")
+
+    def download(server: str) -> float:
+        drop_caches()
+        if server == "ds":
+            return _curl("-H", auth, f"{files}/dl.bin")
+        return _curl(f"{bare.base}/files/dl.bin")
+
+    def download_warm(server: str) -> float:
+        if server == "ds":
+            return _curl("-H", auth, f"{files}/dl.bin")
+        return _curl(f"{bare.base}/files/dl.bin")
+
+    ops = {"put": put, "multipart": multipart, "download": download}
+    ops["download-warm"] = download_warm
+    times: dict[tuple[str, str], list[float]] = {}
     try:
         _curl("-H", auth, "-H", "Content-Type: application/json", "-d", '{"name": "bench"}',
               f"{ds.base}/v1/datasets")  # fmt: skip
-        files = f"{ds.base}/v1/datasets/bench/files"
-        times: dict[tuple[str, str], float] = {}
-        drop_caches()
-        times[("ds", "put")] = _curl("-H", auth, "-T", str(sources[0]), f"{files}/put.bin")
-        times[("bare", "put")] = _curl("-T", str(sources[0]), f"{bare.base}/upload/put.bin")
-        drop_caches()
-        form = f"file=@{sources[1]};filename=multipart.bin"
-        times[("ds", "multipart")] = _curl("-H", auth, "-F", form, files)
-        times[("bare", "multipart")] = _curl("-F", form, f"{bare.base}/multipart")
-        drop_caches()
-        times[("ds", "download")] = _curl("-H", auth, f"{files}/put.bin")
-        times[("bare", "download")] = _curl(f"{bare.base}/files/put.bin")
-        # a second, warm-cache download of each, the steady state of a busy server
-        times[("ds", "download-warm")] = _curl("-H", auth, f"{files}/put.bin")
-        times[("bare", "download-warm")] = _curl(f"{bare.base}/files/put.bin")
+        _curl("-H", auth, "-T", str(src), f"{files}/dl.bin")  # what the downloads read
+        _curl("-T", str(src), f"{bare.base}/upload/dl.bin")
+        for op, fn in ops.items():
+            for i in range(repeats):
+                for server in ("ds", "bare") if i % 2 == 0 else ("bare", "ds"):
+                    times.setdefault((server, op), []).append(fn(server))
+                    os.sync()
     finally:
         ds.stop()
         bare.stop()
+    return _transfer_rows(times, size)
+
+
+def _transfer_rows(times: dict[tuple[str, str], list[float]], size: int) -> list[dict[str, Any]]:
     rows = []
     label = f"{size // MiB} MiB"
     for op in ("put", "multipart", "download", "download-warm"):
-        ds_rate = size / MiB / times[("ds", op)]
-        bare_rate = size / MiB / times[("bare", op)]
+        ds_rate = size / MiB / statistics.median(times[("ds", op)])
+        bare_rate = size / MiB / statistics.median(times[("bare", op)])
         workload = f"api-{op} {label}"
         rows.append(row(workload, "ds serve", "throughput", round(ds_rate, 1), "MiB/s"))
         rows.append(row(workload, "bare aiohttp", "throughput", round(bare_rate, 1), "MiB/s"))

@@ -24,6 +24,9 @@ from .common import Output, common_options, table
 DEFAULT_MAX_UPLOAD = 5 * 1024**3
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
 SHUTDOWN_GRACE = 30.0  # seconds in-flight requests get to finish on SIGTERM/SIGINT
+# The event loop thread hands work to the pool and back on every request; with the
+# default 5 ms GIL switch interval each handoff can wait behind a busy worker.
+SWITCH_INTERVAL = 0.0005
 
 
 def is_loopback(host: str) -> bool:
@@ -100,6 +103,7 @@ def serve_cmd(
         else f"admin token {'created ' if created else ''}in {access.admin_token_path()}"
         + ("" if created or access.admin_token_path().exists() else " (not present: use ds token)")
     )
+    sys.setswitchinterval(SWITCH_INTERVAL)
     asyncio.run(_serve(store, settings, host, port, mount_dir, inbox_dir, token_note))
 
 

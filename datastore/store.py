@@ -294,7 +294,9 @@ class Store:
                 raise DatasetNotFound(f"dataset {row.name!r} not found")
             staged = self.catalog.staged(row.id, db)
             base = self.catalog.ranges(fresh.base) if fresh.base else []
-        upto = max((r["seq"] for r in staged), default=0)
+        if not staged:  # a clean head is its base; skip building an empty Arrow table
+            return list(base), 0
+        upto = max(r["seq"] for r in staged)
         return self.manifests.apply(base, changes_table(staged)), upto
 
     def _head_differs(self, row: DatasetRow, ranges: Sequence[AnyRange]) -> bool:

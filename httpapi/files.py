@@ -87,12 +87,22 @@ async def list_files(request: web.Request) -> web.Response:
 def _bridge(
     loop: asyncio.AbstractEventLoop, read_block: Callable[[], Coroutine[Any, Any, bytes]]
 ) -> Iterator[bytes]:
-    """Chunks for a worker thread, each pulled from the event loop when the thread asks."""
-    while True:
-        block = asyncio.run_coroutine_threadsafe(read_block(), loop).result()
-        if not block:
-            return
-        yield block
+    """Chunks for a worker thread, read on the event loop one block ahead.
+
+    While the thread hashes and writes block N the loop already receives block N+1, so
+    the network and the disk overlap; at most two blocks are held, and the reads stay
+    strictly one after the other.
+    """
+    pending = asyncio.run_coroutine_threadsafe(read_block(), loop)
+    try:
+        while True:
+            block = pending.result()
+            if not block:
+                return
+            pending = asyncio.run_coroutine_threadsafe(read_block(), loop)
+            yield block
+    finally:
+        pending.cancel()  # the consumer stopped early (a refusal): drop the read ahead
 
 
 class _Counter:
@@ -227,23 +237,35 @@ async def _read_field(part: BodyPartReader) -> str:
 
 
 async def _spool(request: web.Request, part: BodyPartReader, tmp: Path, counter: _Counter) -> None:
+    """Copy one part to ``tmp``; block N is written in the pool while N+1 is received."""
     fd = await blocking(request, os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    writing: asyncio.Future[None] | None = None
     try:
         while True:
-            parts: list[bytes] = []
-            size = 0
-            while size < BLOCK:
-                chunk = await part.read_chunk(BLOCK)
-                if not chunk:
-                    break
-                parts.append(chunk)
-                size += len(chunk)
-            if not parts:
+            block = await _read_part_block(part)
+            if writing is not None:
+                await writing
+                writing = None
+            if not block:
                 return
-            counter.add(size)
-            await blocking(request, _write_all, fd, b"".join(parts))
+            counter.add(len(block))
+            writing = asyncio.ensure_future(blocking(request, _write_all, fd, block))
     finally:
+        if writing is not None:
+            await asyncio.gather(writing, return_exceptions=True)  # never close under a write
         os.close(fd)
+
+
+async def _read_part_block(part: BodyPartReader) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while size < BLOCK:
+        chunk = await part.read_chunk(BLOCK)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
 
 
 def _write_all(fd: int, data: bytes) -> None:
