@@ -22,7 +22,6 @@ from datastore.errors import InvalidRequest
 from .common import Output, common_options, table
 
 DEFAULT_MAX_UPLOAD = 5 * 1024**3
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
 SHUTDOWN_GRACE = 30.0  # seconds in-flight requests get to finish on SIGTERM/SIGINT
 # The event loop thread hands work to the pool and back on every request; with the
 # default 5 ms GIL switch interval each handoff can wait behind a busy worker.
@@ -118,13 +117,13 @@ async def _serve(
 ) -> None:
     from aiohttp import web
 
-    from httpapi.app import create_app
+    from httpapi.app import AccessLog, create_app
 
     app = create_app(store, settings)
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("ds.access"),
-        access_log_format=ACCESS_LOG_FORMAT,
+        access_log_class=AccessLog,
         handle_signals=False,
     )
     await runner.setup()
@@ -138,9 +137,9 @@ async def _serve(
         await site.start()
         bound = runner.addresses[0][1] if runner.addresses else port
         if mount_dir:
-            handles.append(("mount", await asyncio.to_thread(_start_mount, store, mount_dir)))
+            handles.append(("mount", await _start("--mount", _start_mount, store, mount_dir)))
         if inbox_dir:
-            handles.append(("inbox", await asyncio.to_thread(_start_inbox, store, inbox_dir)))
+            handles.append(("inbox", await _start("--inbox", _start_inbox, store, inbox_dir)))
         url_host = f"[{host}]" if ":" in host else host
         click.echo(f"ds serve: http://{url_host}:{bound}/v1 ({token_note})")
         if mount_dir:
@@ -162,6 +161,16 @@ async def _serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
+
+
+async def _start(option: str, starter: Any, store: Any, where: str) -> Any:
+    """Start the mount or the inbox off the loop; a failure is a one-line error, exit 1."""
+    try:
+        return await asyncio.to_thread(starter, store, where)
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        raise click.ClickException(f"{option} {where}: {exc}") from exc
 
 
 async def _drain(app: Any, grace: float = SHUTDOWN_GRACE) -> None:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from datastore.access import Access
 from datastore.store import Store
@@ -75,3 +76,27 @@ def create_app(store: Store, settings: Settings | None = None) -> web.Applicatio
 async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     app[EXECUTOR].shutdown(wait=True, cancel_futures=True)
+
+
+class AccessLog(AbstractAccessLogger):
+    """One line per request: client, request line, status, body bytes, seconds.
+
+    The same fields as aiohttp's ``'%a "%r" %s %b %Tf'`` format, without its per-request
+    format interpretation, which cost a fifth of the event loop's time under load.
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        version = request.version
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %d %.6fs',
+            request.remote,
+            request.method,
+            request.raw_path,
+            version.major,
+            version.minor,
+            response.status,
+            response.body_length,
+            time,
+        )

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -296,6 +298,14 @@ def test_upload_limit_and_no_auth_rules(store_root: Path) -> None:
     )
     assert refused.returncode != 0
     assert b"--no-auth" in refused.stderr and b"loopback" in refused.stderr
+    bad_mount = subprocess.run(
+        [DS_BIN, "serve", "--port", "0", "--mount", str(store_root / "no" / "such" / "dir")],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad_mount.returncode == 1
+    assert b"--mount" in bad_mount.stderr and b"Traceback" not in bad_mount.stderr
 
 
 def test_no_auth_on_loopback(store_root: Path) -> None:
@@ -324,3 +334,34 @@ def test_help_has_an_example(
     command: list[str], ds_run: Callable[..., subprocess.CompletedProcess[bytes]]
 ) -> None:
     assert b"Example:" in ds_run(*command, "--help").stdout
+
+
+def test_one_daemon_with_inbox_and_mount(store_root: Path, tmp_path: Path) -> None:
+    """``--inbox`` ingests dropped files; ``--mount`` (when FUSE is usable) shows them."""
+    inbox = tmp_path / "inbox"
+    args = ["--inbox", str(inbox)]
+    mnt = tmp_path / "mnt"
+    fuse = Path("/dev/fuse").exists() and shutil.which("fusermount3") is not None
+    if fuse:
+        mnt.mkdir()
+        args += ["--mount", str(mnt)]
+    srv = start_server(store_root, *args)
+    try:
+        s = requests.Session()
+        s.headers.update(srv.headers())
+        s.post(srv.url("/v1/datasets"), json={"name": "drop"}).raise_for_status()
+        (inbox / "drop").mkdir(parents=True, exist_ok=True)
+        tmp = inbox / "drop" / ".incoming.tmp"
+        tmp.write_bytes(b"id,v\n1,2\n")
+        tmp.rename(inbox / "drop" / "a.csv")
+        url = srv.url("/v1/datasets/drop/files/a.csv")
+        deadline = time.monotonic() + 30
+        while s.get(url).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert s.get(url).content == b"id,v\n1,2\n"
+        if fuse:
+            assert (mnt / "drop" / "a.csv").read_bytes() == b"id,v\n1,2\n"
+    finally:
+        assert srv.stop() == 0
+    if fuse:
+        assert not os.path.ismount(mnt)
