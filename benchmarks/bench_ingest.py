@@ -1,10 +1,12 @@
 """Inbox ingest rate next to ``ds put`` of the same files, in the same run.
 
 For each workload (small-many, mixed) the files are generated once; ``ds put`` imports
-them into one store (timed as a command, start-up included), then a hard-linked copy is
-renamed into the inbox of a running ``ds watch`` on a second store, timed from the rename
-until the watcher has reported every file ingested (each batch is durable and its inbox
-files removed before it reports). Both read the same inodes from a warm page cache.
+them into a fresh store (timed as a command, start-up included), then a hard-linked copy
+is renamed into the inbox of a running ``ds watch`` on another fresh store, timed from the
+rename until the watcher has reported every file ingested (each batch is durable and its
+inbox files removed before it reports). Both read the same inodes from a warm page cache.
+The pair runs three times, alternating, and the best time of each counts: the machines
+this runs on are shared, and the best run is the one least disturbed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .measure import DS, row, tree_bytes
 
 TOOL = "ds"
 INGEST = "ds watch"
+REPEAT = 3
 
 
 def _count(root: Path) -> int:
@@ -38,6 +41,7 @@ def _put(data: Path, store: Path) -> float:
 
 def _ingest(data: Path, work: Path, store: Path, files: int) -> float:
     """Seconds from dropping every file into the inbox until the watcher has taken all."""
+    work.mkdir()
     inbox = work / "inbox"
     staging = work / "staging"
     subprocess.run(["cp", "-al", str(data), str(staging)], check=True)
@@ -87,8 +91,14 @@ def run_workload(name: str, quick: bool) -> list[dict[str, Any]]:
         (workloads.small_many if name == "small-many" else workloads.mixed)(data, scale)
         files = _count(data)
         size_mb = tree_bytes(data)[0] / 1e6
-        put_s = _put(data, work / "store-put")
-        ingest_s = _ingest(data, work, work / "store-inbox", files)
+        put_runs, ingest_runs = [], []
+        for i in range(1 if quick else REPEAT):  # alternate, keep the best of each
+            put_runs.append(_put(data, work / f"store-put-{i}"))
+            shutil.rmtree(work / f"store-put-{i}")
+            ingest_runs.append(_ingest(data, work / f"in-{i}", work / f"store-inbox-{i}", files))
+            shutil.rmtree(work / f"in-{i}")
+            shutil.rmtree(work / f"store-inbox-{i}")
+        put_s, ingest_s = min(put_runs), min(ingest_runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ratio = put_s / ingest_s

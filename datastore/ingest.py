@@ -6,8 +6,9 @@ How a file moves (SPEC sections 3.5, 7 and 11):
    ``rescan_seconds`` catches what events cannot (files present before the start, whole
    directories moved in, overflowed event queues).
 2. A file is *ready* when it is complete: closed after its last write (an inotify
-   close-after-write or a rename into place), or, without that evidence, unchanged for
-   ``stable_seconds`` and not open for writing by anyone (a read lease test on Linux).
+   close-after-write or a rename into place), or, without that evidence, unchanged
+   between two looks and open for writing by no one (a read-lease test on Linux); where
+   the lease test cannot answer (another owner, NFS), unchanged for ``stable_seconds``.
    Dotfiles and temporary names (``*.part``, ``*.tmp``, ``*~``) wait until renamed.
 3. Ready files are checked one by one (dataset name, path, size limits, the dataset's
    type rules); a permanent problem moves the file to ``DIR/.rejected/NAME/rel/path``
@@ -128,7 +129,7 @@ class InboxStats:
 class _Events(FileSystemEventHandler):
     """Turns watchdog events into (path, closed) notes for the worker; does no I/O."""
 
-    def __init__(self, notes: queue.SimpleQueue[tuple[str, bool, bool]], wake: threading.Event):
+    def __init__(self, notes: queue.SimpleQueue[tuple[str, str, bool]], wake: threading.Event):
         self.notes = notes
         self.wake = wake
 
@@ -141,8 +142,8 @@ class _Events(FileSystemEventHandler):
             path = os.fsdecode(path)
         if not path:
             return
-        # (path, closed, is_dir): a rename into place or a close after writing is complete
-        self.notes.put((path, kind in ("closed", "moved"), event.is_directory))
+        # (path, kind, is_dir); the worker decides what each kind means
+        self.notes.put((path, kind, event.is_directory))
         self.wake.set()
 
 
@@ -162,7 +163,7 @@ class Inbox:
         self.report = report
         self.stats = InboxStats()
         self._pending: dict[Path, _Seen] = {}
-        self._notes: queue.SimpleQueue[tuple[str, bool, bool]] = queue.SimpleQueue()
+        self._notes: queue.SimpleQueue[tuple[str, str, bool]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._dirty: dict[str, float] = {}  # dataset -> last ingest (monotonic)
@@ -231,23 +232,31 @@ class Inbox:
     def _drain(self) -> None:
         while True:
             try:
-                raw, closed, is_dir = self._notes.get_nowait()
+                raw, kind, is_dir = self._notes.get_nowait()
             except queue.Empty:
                 return
             path = Path(raw)
             if is_dir:
                 if self._watched(path):
-                    self._scan(path, closed)  # a directory renamed in brings files with it
+                    # a directory renamed in brings its files (watchdog calls a rename from
+                    # outside the inbox "created"); scanning now beats waiting for its events
+                    self._scan(path, closed=kind == "moved")
                 continue
-            self._note(path, closed)
+            self._note(path, kind)
 
-    def _note(self, path: Path, closed: bool) -> None:
+    def _note(self, path: Path, kind: str) -> None:
+        """A rename into place or a close after writing is evidence the file is complete;
+        a later write takes that evidence away. Creation alone says nothing either way
+        (watchdog also reports the files of a directory moved in as created)."""
         if not self._watched(path):
             return
         seen = self._pending.get(path)
         if seen is None:
             seen = self._pending[path] = _Seen()
-        seen.closed = closed  # a later write clears the close evidence of an earlier one
+        if kind in ("closed", "moved"):
+            seen.closed = True
+        elif kind == "modified":
+            seen.closed = False
         rel = path.relative_to(self.root).parts
         if len(rel) > 1:
             self._activity[rel[0]] = time.monotonic()
@@ -268,8 +277,9 @@ class Inbox:
                     continue
                 if e.is_dir(follow_symlinks=False):
                     stack.append(path)
-                elif path not in self._pending:
-                    self._pending[path] = _Seen(closed=closed)
+                else:
+                    seen = self._pending.setdefault(path, _Seen())
+                    seen.closed = seen.closed or closed
 
     def _watched(self, path: Path) -> bool:
         """Inside the inbox, not under .rejected and no dotfile or temporary name."""
@@ -301,12 +311,18 @@ class Inbox:
                 seen.sig, seen.since = sig, now
                 if not seen.closed:
                     continue
-            elif not seen.closed and (
-                now - seen.since < self.options.stable_seconds or _open_for_writing(path)
-            ):
+            elif not seen.closed and not self._settled(path, now - seen.since):
                 continue
             ready.append(self._classify(path, sig))
         return ready
+
+    def _settled(self, path: Path, quiet: float) -> bool:
+        """Complete without close evidence: unchanged since the last look and nobody has it
+        open for writing; where that cannot be known, unchanged for ``stable_seconds``."""
+        writing = _open_for_writing(path)
+        if writing is None:
+            return quiet >= self.options.stable_seconds
+        return not writing
 
     def _classify(self, path: Path, sig: Signature) -> _Ready:
         parts = path.relative_to(self.root).parts
@@ -350,6 +366,9 @@ class Inbox:
         try:
             self.store.put(item.dataset, [item.path], dests=[item.rel])
         except DatastoreError as err:
+            if _signature(item.path) is None:
+                self._pending.pop(item.path, None)  # taken away by someone else: nothing to do
+                return
             self._reject(item, f"{err.message} [{err.code}]")
             return
         except (OSError, sqlite3.Error) as err:
@@ -531,24 +550,24 @@ def _signature(path: Path) -> Signature | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _open_for_writing(path: Path) -> bool:
-    """True when some process has the file open for writing (Linux read-lease test).
+def _open_for_writing(path: Path) -> bool | None:
+    """Whether some process has the file open for writing, by a Linux read-lease test.
 
-    A read lease is refused with EAGAIN while any writer has the file open. Where leases
-    are unavailable (another owner, NFS, not Linux) this answers False and the stability
-    window alone decides.
+    A read lease is refused with EAGAIN while any writer has the file open. None when it
+    cannot be known (another owner, a filesystem without leases, not Linux): then the
+    stability window alone decides.
     """
     set_lease = getattr(fcntl, "F_SETLEASE", None)
     if set_lease is None:
-        return False
+        return None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        return False
+        return None
     try:
         fcntl.fcntl(fd, set_lease, fcntl.F_RDLCK)
     except OSError as err:
-        return err.errno in (errno.EAGAIN, errno.EBUSY)
+        return True if err.errno in (errno.EAGAIN, errno.EBUSY) else None
     else:
         fcntl.fcntl(fd, set_lease, fcntl.F_UNLCK)
         return False
