@@ -25,7 +25,7 @@ from .errors import error_middleware
 from .metrics import METRICS, Metrics, metrics_middleware
 from .openapi import OPENAPI_DOC
 from .routes import ROUTES_KEY
-from .state import ACCESS, EXECUTOR, SETTINGS, STORE, TASK_LOOKUP, Settings
+from .state import ACCESS, EXECUTOR, SETTINGS, STORE, TASK_LOOKUP, UPLOADS, Settings
 
 log = logging.getLogger("ds.api")
 
@@ -68,6 +68,7 @@ def create_app(store: Store, settings: Settings | None = None) -> web.Applicatio
         mod.add_routes(app)
     # threads start on first use; the cleanup context joins them when the app stops
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="ds-api")
+    app[UPLOADS] = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="ds-upload")
     app[OPENAPI_DOC] = {}
     app.cleanup_ctx.append(_executor_ctx)
     return app
@@ -75,6 +76,7 @@ def create_app(store: Store, settings: Settings | None = None) -> web.Applicatio
 
 async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
+    app[UPLOADS].shutdown(wait=True, cancel_futures=True)
     app[EXECUTOR].shutdown(wait=True, cancel_futures=True)
 
 

@@ -43,6 +43,7 @@ from .state import (
     flag,
     paging,
     store,
+    streaming,
 )
 
 BLOCK = 1 << 20
@@ -147,7 +148,7 @@ async def put_file(request: web.Request) -> web.Response:
         return b"".join(parts)
 
     loop = asyncio.get_running_loop()
-    entry, created = await blocking(
+    entry, created = await streaming(
         request,
         store(request).put_stream,
         spec,

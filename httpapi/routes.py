@@ -92,8 +92,10 @@ async def _check(request: web.Request, route: Route) -> Principal:
         presented = _bearer(request)
         who = None
     if route.access in LEVELS:
-        name, ref = names.split_ref(request.match_info["name"])
-        who = await blocking(request, _authorize, app, presented, who, name, route.access)
+        spec = request.match_info["name"]
+        who, name, ref = await blocking(
+            request, _authorize, app, presented, who, spec, route.access
+        )
         if ref is not None and route.writes:
             raise ReadOnlyRef(f"{name}@{ref} is a read-only version; write to {name}")
         return who
@@ -105,14 +107,19 @@ async def _check(request: web.Request, route: Route) -> Principal:
 
 
 def _authorize(
-    app: web.Application, presented: str | None, who: Principal | None, name: str, need: str
-) -> Principal:
-    """Authenticate and check the grant in one executor hop."""
+    app: web.Application, presented: str | None, who: Principal | None, spec: str, need: str
+) -> tuple[Principal, str, str | None]:
+    """Authenticate, then parse ``NAME[@REF]`` and check the grant, in one executor hop.
+
+    The token comes first: a caller without one learns nothing, not even whether a name
+    is well formed.
+    """
     access = app[ACCESS]
     if who is None:
         who = access.authenticate(presented)
+    name, ref = names.split_ref(spec)
     access.require(who, name, need)
-    return who
+    return who, name, ref
 
 
 def _bearer(request: web.Request) -> str | None:

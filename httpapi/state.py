@@ -41,6 +41,9 @@ STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)
 ACCESS = web.AppKey("access", Access)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+# Streaming uploads hold a thread for as long as the client takes to send; they get their
+# own pool so slow uploaders can never starve the short catalog work of other requests.
+UPLOADS = web.AppKey("uploads", ThreadPoolExecutor)
 # The latest processing task of a dataset (name -> task JSON or None). The module that
 # runs tasks replaces this; until then the status route reports no task.
 TaskLookup = Callable[[str], "dict[str, Any] | None"]
@@ -55,6 +58,13 @@ async def blocking(request: web.Request, fn: Callable[..., T], *args: Any, **kwa
     loop = asyncio.get_running_loop()
     call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
     return await loop.run_in_executor(request.app[EXECUTOR], call)
+
+
+async def streaming(request: web.Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Like :func:`blocking`, in the upload pool: for work that waits on the client."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(fn, *args, **kwargs)
+    return await loop.run_in_executor(request.app[UPLOADS], call)
 
 
 def principal(request: web.Request) -> Principal:

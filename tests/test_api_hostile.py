@@ -351,3 +351,41 @@ def test_fifty_parallel_uploads_to_one_dataset(api: Api) -> None:
     report = api.store.fsck()
     assert report["ok"], report["problems"]
     assert temp_leftovers(api.store) == []
+
+
+def test_slow_uploaders_do_not_starve_other_requests(store: Store) -> None:
+    """More stalled uploads than worker threads; a listing still answers at once."""
+    import socket
+
+    client = make_api(store, workers=4)
+    try:
+        client.post("/v1/datasets", json={"name": "d"})
+        server = client.client.server
+        head = (
+            f"PUT /v1/datasets/d/files/slow-{{}}.bin HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {client.token}\r\nContent-Length: 100000\r\n\r\n"
+        )
+        socks = []
+        for i in range(12):
+            sock = socket.create_connection((server.host, server.port))
+            sock.sendall(head.format(i).encode() + b"s" * 1000)
+            socks.append(sock)
+        threading.Event().wait(0.5)
+        answers: list[Resp] = []
+        reader = threading.Thread(target=lambda: answers.append(client.get("/v1/datasets")))
+        reader.start()
+        reader.join(10)
+        assert answers and answers[0].status == 200, "a listing waited behind stalled uploads"
+        for sock in socks:
+            sock.close()
+        _wait_until(lambda: not temp_leftovers(store))
+        assert temp_leftovers(store) == []
+        assert [e.path for e in store.entries("d")] == []
+    finally:
+        client.close()
+
+
+def test_no_token_is_401_before_any_name_check(small: Api) -> None:
+    for url in ("/v1/datasets/UPPER", "/v1/datasets/d@bad:ref/files", "/v1/datasets/..%2F"):
+        r = raw_request(small, "GET", url, token=None)
+        assert (r.status, r.code) == (401, "unauthorized"), url
