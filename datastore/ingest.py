@@ -59,10 +59,19 @@ from watchdog.observers import Observer
 from . import names
 from . import rules as ds_rules
 from .categories import categorize
-from .errors import DatasetExists, DatasetNotFound, DatastoreError, FileTooLarge, TagExists
+from .errors import (
+    Conflict,
+    DatasetExists,
+    DatasetNotFound,
+    DatastoreError,
+    FileTooLarge,
+    InvalidRequest,
+    TagExists,
+)
 from .store import Store
 
 REJECTED = ".rejected"
+LOCK = ".ds-watch.lock"  # one watcher per inbox; the kernel drops it when the watcher dies
 # Only what can make a file ready; opens, reads and deletions (ours, mostly) are not asked
 # of inotify at all, which keeps the event thread off the CPU the ingest needs.
 EVENTS = [
@@ -97,6 +106,25 @@ class InboxOptions:
     rescan_seconds: float = 30.0
     retry_seconds: float = 2.0
     batch_files: int = 5000
+
+    @classmethod
+    def from_env(cls) -> InboxOptions:
+        """How ``ds serve --inbox`` is configured: ``DS_INBOX_CREATE_DATASETS=1``,
+        ``DS_INBOX_SNAPSHOT_AFTER``, ``DS_INBOX_TAG_PATTERN``, ``DS_INBOX_MAX_BYTES``,
+        ``DS_INBOX_STABLE_SECONDS``."""
+        env = os.environ
+        after = env.get("DS_INBOX_SNAPSHOT_AFTER")
+        limit = env.get("DS_INBOX_MAX_BYTES")
+        pattern = env.get("DS_INBOX_TAG_PATTERN") or None
+        if pattern is not None:
+            check_tag_pattern(pattern)
+        return cls(
+            create_datasets=env.get("DS_INBOX_CREATE_DATASETS", "") in ("1", "true", "yes"),
+            snapshot_after=float(after) if after else None,
+            tag_pattern=pattern,
+            max_bytes=int(limit) if limit else None,
+            stable_seconds=float(env.get("DS_INBOX_STABLE_SECONDS") or 1.0),
+        )
 
 
 @dataclass(slots=True)
@@ -171,12 +199,14 @@ class Inbox:
         self._observer: Any = None
         self._thread: threading.Thread | None = None
         self._next_scan = 0.0
+        self._lock_fd: int | None = None
 
     # lifecycle --------------------------------------------------------------
 
     def start(self) -> Inbox:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / REJECTED).mkdir(exist_ok=True)
+        self._lock_fd = _only_watcher(self.root / LOCK)
         self._observer = Observer()
         self._observer.schedule(
             _Events(self._notes, self._wake), str(self.root), recursive=True, event_filter=EVENTS
@@ -195,6 +225,9 @@ class Inbox:
             self._observer.join(timeout=10)
         if self._thread is not None:
             self._thread.join(timeout=60)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def wait(self) -> None:
         """Block until :meth:`stop` (``ds watch`` in the foreground)."""
@@ -515,7 +548,7 @@ def check_tag_pattern(pattern: str) -> str:
     try:
         render_tag(pattern, "dataset")
     except (KeyError, IndexError, ValueError) as exc:
-        raise DatastoreError(f"bad tag pattern {pattern!r}: {exc}") from exc
+        raise InvalidRequest(f"bad tag pattern {pattern!r}: {exc}") from exc
     return pattern
 
 
@@ -527,7 +560,7 @@ def start(
 ) -> Inbox:
     """Open the store and start watching ``inbox_dir``; ``stop()`` on the result ends it."""
     store = Store.open(store_root)
-    return Inbox(store, Path(inbox_dir), options, report).start()
+    return Inbox(store, Path(inbox_dir), options or InboxOptions.from_env(), report).start()
 
 
 def _by_dataset(items: Iterable[_Ready]) -> dict[str, list[_Ready]]:
@@ -548,6 +581,17 @@ def _signature(path: Path) -> Signature | None:
     except FileNotFoundError:
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _only_watcher(path: Path) -> int:
+    """Hold the inbox's lock for the watcher's life; a second watcher is refused."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise Conflict(f"another watcher is already ingesting {path.parent}") from None
+    return fd
 
 
 def _open_for_writing(path: Path) -> bool | None:

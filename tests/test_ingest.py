@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from datastore.ingest import REJECTED, Inbox, InboxOptions
+from datastore.ingest import LOCK, REJECTED, Inbox, InboxOptions
 from datastore.store import Store
 from tests.conftest import DS_BIN
 
@@ -72,7 +72,7 @@ def inbox_files(inbox_dir: Path) -> list[Path]:
     out = []
     for dirpath, dirnames, filenames in os.walk(inbox_dir):
         dirnames[:] = [d for d in dirnames if d != REJECTED]
-        out.extend(Path(dirpath) / f for f in filenames)
+        out.extend(Path(dirpath) / f for f in filenames if f != LOCK)
     return out
 
 
@@ -357,3 +357,34 @@ def test_sigkill_mid_burst_loses_nothing(store_root: Path, inbox_dir: Path, tmp_
     for rel in names:
         assert fresh.read_bytes("crash", rel) == files[rel], rel
     assert not (inbox_dir / REJECTED / "crash").exists()
+
+
+def test_one_watcher_per_inbox_and_serve_options_from_env(
+    store: Store,
+    inbox_dir: Path,
+    watch: Callable[..., tuple[Inbox, Recorder]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datastore.errors import Conflict, InvalidRequest
+    from datastore.ingest import start
+
+    watch()
+    with pytest.raises(Conflict):
+        Inbox(store, inbox_dir, InboxOptions()).start()
+    monkeypatch.setenv("DS_INBOX_CREATE_DATASETS", "1")
+    monkeypatch.setenv("DS_INBOX_SNAPSHOT_AFTER", "30")
+    monkeypatch.setenv("DS_INBOX_TAG_PATTERN", "in-{utc:%Y%m%d}")
+    options = InboxOptions.from_env()
+    assert options.create_datasets and options.snapshot_after == 30.0
+    assert options.tag_pattern == "in-{utc:%Y%m%d}"
+    monkeypatch.setenv("DS_INBOX_TAG_PATTERN", "in-{nope}")
+    with pytest.raises(InvalidRequest):
+        InboxOptions.from_env()
+    monkeypatch.delenv("DS_INBOX_TAG_PATTERN")
+    other = start(store.root, inbox_dir.parent / "other-inbox")  # what ds serve --inbox calls
+    try:
+        _write_direct(inbox_dir.parent / "other-inbox" / "auto" / "a.txt", b"hi")
+        wait_for(lambda: not inbox_files(inbox_dir.parent / "other-inbox"), what="auto/a.txt")
+        assert store.read_bytes("auto", "a.txt") == b"hi"  # created, as configured
+    finally:
+        other.stop()
