@@ -66,6 +66,17 @@ class DsFUSE(mfusepy.FUSE):
             fip.contents.keep_cache = 1
         return 0
 
+    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        """Read straight into libfuse's buffer (one copy, no bytes object per request);
+        also for an unlinked open file, whose path is NULL (hard_remove)."""
+        view = ctypes.cast(buf, ctypes.POINTER(ctypes.c_char * size)).contents
+        return self.operations.read_into(memoryview(view).cast("B"), offset, fip.contents.fh)
+
+    def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        """Write from libfuse's buffer without copying it into a bytes object first."""
+        view = ctypes.cast(buf, ctypes.POINTER(ctypes.c_char * size)).contents
+        return self.operations.write_from(memoryview(view).cast("B"), offset, fip.contents.fh)
+
 
 class DsOperations(mfusepy.Operations):
     """mfusepy callbacks; file handles are the overlay's integers, set on ``fi.fh``."""
@@ -156,6 +167,14 @@ class DsOperations(mfusepy.Operations):
     @_translated
     def read(self, path: str | None, size: int, offset: int, fi: Any) -> bytes:
         return self.overlay.read(fi.fh, size, offset)
+
+    @_translated
+    def read_into(self, view: memoryview, offset: int, fh: int) -> int:
+        return self.overlay.read_into(fh, view, offset)
+
+    @_translated
+    def write_from(self, view: memoryview, offset: int, fh: int) -> int:
+        return self.overlay.write(fh, view, offset)
 
     @_translated
     def write(self, path: str | None, data: bytes, offset: int, fi: Any) -> int:

@@ -405,6 +405,7 @@ class Overlay:
         only while the path still serves the same object (tags move, heads change)."""
         node = self.cache.stat(loc)
         fd = os.open(self.store.object_path(self._object(node, loc)), os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         keep = self._served.get(key) == node.object
         self._served[key] = node.object
         return self._add(Handle(fd, None, False, keep)), keep
@@ -466,6 +467,17 @@ class Overlay:
             raise _err(errno.EBADF, str(fh)) from None
 
     # data --------------------------------------------------------------------
+
+    def read_into(self, fh: int, view: memoryview, offset: int) -> int:
+        """Fill ``view`` from ``offset``; returns the bytes read (short at end of file)."""
+        h = self.handle(fh)
+        if h.staging is None:
+            assert h.fd is not None
+            return os.preadv(h.fd, [view], offset)
+        st = h.staging
+        with st.lock:
+            fd = st.fd if st.fd is not None else st.base_fd
+            return 0 if fd is None else os.preadv(fd, [view], offset)
 
     def read(self, fh: int, size: int, offset: int) -> bytes:
         h = self.handle(fh)
