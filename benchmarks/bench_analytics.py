@@ -175,8 +175,8 @@ def _cached_stats(work: Path, files: dict[str, Path]) -> float:
 
 
 def _generate(work: Path, n: int) -> dict[str, Path]:
-    import duckdb
-
+    """Write the tables in a child process: a parent that grew while generating would
+    pass its peak RSS on to every child it starts (Linux keeps it across exec)."""
     data = work / "data"
     data.mkdir()
     files = {
@@ -184,11 +184,14 @@ def _generate(work: Path, n: int) -> dict[str, Path]:
         "csv": data / "transactions.csv",
         "v2": work / "transactions-v2.parquet",
     }
-    con = duckdb.connect()
-    con.execute(GENERATE.format(n=n))
-    con.execute(f"COPY t TO '{files['parquet']}' (FORMAT parquet, ROW_GROUP_SIZE 1048576)")
-    con.execute(f"COPY t TO '{files['csv']}' (FORMAT csv, HEADER)")
-    con.execute(NEXT_VERSION.format(n=n))
-    con.execute(f"COPY t2 TO '{files['v2']}' (FORMAT parquet, ROW_GROUP_SIZE 1048576)")
-    con.close()
+    script = f"""
+import duckdb
+con = duckdb.connect()
+con.execute({GENERATE.format(n=n)!r})
+con.execute("COPY t TO '{files["parquet"]}' (FORMAT parquet, ROW_GROUP_SIZE 1048576)")
+con.execute("COPY t TO '{files["csv"]}' (FORMAT csv, HEADER)")
+con.execute({NEXT_VERSION.format(n=n)!r})
+con.execute("COPY t2 TO '{files["v2"]}' (FORMAT parquet, ROW_GROUP_SIZE 1048576)")
+"""
+    run_cmd([sys.executable, "-c", script], {})
     return files

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from .errors import InvalidRequest
-from .profile import EXACT_QUANTILE_ROWS, json_value, label
+from .profile import json_value, label
 from .tabular import TableFile, columns, dtype, kind, open_tables, quote, run
 
 if TYPE_CHECKING:
@@ -53,7 +53,12 @@ def psi(from_counts: list[int], to_counts: list[int]) -> float | None:
 
 
 def compare_tables(an: Analytics, a: TableFile, b: TableFile, key: str | None) -> dict[str, Any]:
-    """The compare document (without the ``from``/``to`` labels, which depend on refs)."""
+    """The compare document (without the ``from``/``to`` labels, which depend on refs).
+
+    Scans: the ``from`` facts, its deciles (exact while they fit the memory budget),
+    its bin counts, then the ``to`` facts and bin counts together, the category counts
+    of low-cardinality columns, and with a key one join of per-row hashes.
+    """
     if a.empty or b.empty:
         return _empty_compare(an, a, b, key)
     with open_tables({A: a, B: b}, an.scratch, an.limits) as con:
@@ -61,16 +66,21 @@ def compare_tables(an: Analytics, a: TableFile, b: TableFile, key: str | None) -
         if key is not None and (key not in ta or key not in tb):
             raise InvalidRequest(f"key column {key!r} is not in both versions")
         common = [n for n in ta if n in tb]
-        fa = _facts(con, a, A, ta, deciles=True, large_rows=EXACT_QUANTILE_ROWS)
-        large = fa["rows"] > EXACT_QUANTILE_ROWS
-        fb = _facts(con, b, B, tb, deciles=False, large_rows=EXACT_QUANTILE_ROWS)
-        diffs = _column_diffs(con, a, b, ta, tb, common, fa, fb)
+        numeric = [n for n in common if kind(ta[n]) == kind(tb[n]) == "numeric"]
+        fa = _facts(con, a, A, ta)
+        exact = fa["rows"] <= an.limits.exact_values()
+        cuts = _deciles(con, a, numeric, fa, exact)
+        bins_a = _bin_counts(con, a, A, cuts, [])
+        fb: dict[str, Any] = {}
+        bins_b = _bin_counts(con, b, B, cuts, _facts_exprs(tb), fb)
+        bins = {n: (bins_a[n], bins_b[n]) for n in cuts}
+        diffs = _column_diffs(con, a, b, ta, tb, common, fa, fb, bins)
         doc: dict[str, Any] = {
             "object_from": a.object,
             "object_to": b.object,
             "summary": _summary(ta, tb, fa["rows"], fb["rows"]),
             "column_diffs": diffs,
-            "approximate_deciles": large,
+            "approximate_deciles": not exact,
         }
         if key is not None:
             doc["rows"] = _keyed(con, a, ta, tb, key, common)
@@ -123,41 +133,62 @@ def _empty_compare(an: Analytics, a: TableFile, b: TableFile, key: str | None) -
 # per-version facts ----------------------------------------------------------------------
 
 
-def _facts(
-    con: duckdb.DuckDBPyConnection,
-    table: TableFile,
-    view: str,
-    types: dict[str, str],
-    deciles: bool,
-    large_rows: int,
-) -> dict[str, Any]:
-    """Row count; per column count, mean, std (numeric) and distinct estimate; deciles."""
-    rows = int(run(con, f"SELECT count(*) FROM {view}", table)[0][0])
-    exprs: list[str] = []
-    layout: list[tuple[str, str]] = []
+def _facts_exprs(types: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(column, what, SQL) of the per-column facts: count, mean, std, min/max, distinct."""
+    out: list[tuple[str, str, str]] = [("", "rows", "count(*)")]
     for n, t in types.items():
         c, x = quote(n), f"CAST({quote(n)} AS DOUBLE)"
-        exprs.append(f"count({c})")
-        layout.append((n, "count"))
+        out.append((n, "count", f"count({c})"))
         if kind(t) == "numeric":
-            exprs += [f"avg({x})", f"stddev_samp({x})"]
-            layout += [(n, "mean"), (n, "std")]
-            if deciles:
-                fn = "approx_quantile" if rows > large_rows else "quantile_cont"
-                exprs.append(f"{fn}({x}, {DECILES})")
-                layout.append((n, "deciles"))
+            out += [(n, "mean", f"avg({x})"), (n, "std", f"stddev_samp({x})")]
         elif kind(t) == "datetime":
-            exprs += [f"min({c})", f"max({c})"]
-            layout += [(n, "min"), (n, "max")]
+            out += [(n, "min", f"min({c})"), (n, "max", f"max({c})")]
         else:
-            exprs.append(f"approx_count_distinct({c})")
-            layout.append((n, "distinct"))
+            out.append((n, "distinct", f"approx_count_distinct({c})"))
+    return out
+
+
+def _facts(
+    con: duckdb.DuckDBPyConnection, table: TableFile, view: str, types: dict[str, str]
+) -> dict[str, Any]:
+    exprs = _facts_exprs(types)
+    got = run(con, f"SELECT {', '.join(e for _, _, e in exprs)} FROM {view}", table)[0]
+    return _read_facts(exprs, list(got), types)
+
+
+def _read_facts(
+    exprs: list[tuple[str, str, str]], got: list[Any], types: dict[str, str]
+) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {n: {} for n in types}
-    if exprs:
-        got = run(con, f"SELECT {', '.join(exprs)} FROM {view}", table)[0]
-        for (n, what), v in zip(layout, got, strict=True):
+    rows = 0
+    for (n, what, _), v in zip(exprs, got, strict=True):
+        if what == "rows":
+            rows = int(v)
+        else:
             per[n][what] = v
     return {"rows": rows, "columns": per}
+
+
+def _deciles(
+    con: duckdb.DuckDBPyConnection,
+    table: TableFile,
+    numeric: list[str],
+    fa: dict[str, Any],
+    exact: bool,
+) -> dict[str, list[float]]:
+    """The ``from`` deciles: exact (one column per query, bounded memory) when they fit
+    the memory budget, else DuckDB's approximate quantiles."""
+    live = [n for n in numeric if fa["columns"][n]["count"]]
+    out: dict[str, list[float]] = {}
+    if exact:
+        for n in live:
+            sql = f"SELECT quantile_cont(CAST({quote(n)} AS DOUBLE), {DECILES}) FROM {A}"
+            out[n] = [float(v) for v in run(con, sql, table)[0][0]]
+    elif live:
+        exprs = [f"approx_quantile(CAST({quote(n)} AS DOUBLE), {DECILES})" for n in live]
+        got = run(con, f"SELECT {', '.join(exprs)} FROM {A}", table)[0]
+        out = {n: sorted(float(v) for v in d) for n, d in zip(live, got, strict=True)}
+    return out
 
 
 # column diffs ---------------------------------------------------------------------------
@@ -172,9 +203,8 @@ def _column_diffs(
     common: list[str],
     fa: dict[str, Any],
     fb: dict[str, Any],
+    bins: dict[str, tuple[list[int], list[int]]],
 ) -> dict[str, Any]:
-    numeric = [n for n in common if kind(ta[n]) == kind(tb[n]) == "numeric"]
-    bins = _numeric_bins(con, a, b, numeric, fa)
     out: dict[str, Any] = {}
     for n in common:
         ca, cb = fa["columns"][n], fb["columns"][n]
@@ -182,7 +212,7 @@ def _column_diffs(
             "missing_from": _share(fa["rows"] - ca["count"], fa["rows"]),
             "missing_to": _share(fb["rows"] - cb["count"], fb["rows"]),
         }
-        if n in numeric:
+        if kind(ta[n]) == kind(tb[n]) == "numeric":
             doc = {"type": "numeric", **_numeric_diff(ca, cb), **doc}
             value = psi(*bins[n]) if n in bins else None
             doc.update(psi=_round(value), shift_level=shift_level(value))
@@ -214,35 +244,38 @@ def _numeric_diff(ca: dict[str, Any], cb: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _numeric_bins(
+def _bin_counts(
     con: duckdb.DuckDBPyConnection,
-    a: TableFile,
-    b: TableFile,
-    numeric: list[str],
-    fa: dict[str, Any],
-) -> dict[str, tuple[list[int], list[int]]]:
-    """Counts of both versions in the 10 bins cut at the ``from`` deciles."""
-    cuts = {n: sorted(fa["columns"][n].get("deciles") or []) for n in numeric}
-    cuts = {n: e for n, e in cuts.items() if e}
-    if not cuts:
+    table: TableFile,
+    view: str,
+    cuts: dict[str, list[float]],
+    facts: list[tuple[str, str, str]],
+    into: dict[str, Any] | None = None,
+) -> dict[str, list[int]]:
+    """Counts in the 10 bins cut at the ``from`` deciles; ``facts`` ride along in the same
+    scan (their values go to ``into``)."""
+    hists = [
+        f"histogram({_bin(n, e)}) FILTER (WHERE {quote(n)} IS NOT NULL)" for n, e in cuts.items()
+    ]
+    exprs = [e for _, _, e in facts] + hists
+    if not exprs:
         return {}
-    counts: dict[str, list[list[int]]] = {n: [] for n in cuts}
-    for view, table in ((A, a), (B, b)):
-        exprs = [
-            f"histogram({_bin(n, e)}) FILTER (WHERE {quote(n)} IS NOT NULL)"
-            for n, e in cuts.items()
-        ]
-        got = run(con, f"SELECT {', '.join(exprs)} FROM {view}", table)[0]
-        for n, hist in zip(cuts, got, strict=True):
-            h = dict(hist or {})
-            counts[n].append([int(h.get(i, 0)) for i in range(len(cuts[n]) + 1)])
-    return {n: (c[0], c[1]) for n, c in counts.items()}
+    got = list(run(con, f"SELECT {', '.join(exprs)} FROM {view}", table)[0])
+    if into is not None:
+        types = {n: "" for n, _, _ in facts if n}
+        into.update(_read_facts(facts, got[: len(facts)], types))
+    counts = {}
+    for n, hist in zip(cuts, got[len(facts) :], strict=True):
+        h = dict(hist or {})
+        counts[n] = [int(h.get(i, 0)) for i in range(len(cuts[n]) + 1)]
+    return counts
 
 
 def _bin(name: str, edges: list[float]) -> str:
     """Bin j holds edges[j-1] < x <= edges[j] (the first and last bins are open)."""
     x = f"CAST({quote(name)} AS DOUBLE)"
-    return " + ".join(f"({x} > '{float(e)!r}'::DOUBLE)::INTEGER" for e in edges)
+    whens = " ".join(f"WHEN {x} <= '{float(e)!r}'::DOUBLE THEN {j}" for j, e in enumerate(edges))
+    return f"CASE {whens} ELSE {len(edges)} END"
 
 
 def _categorical_diff(
@@ -301,52 +334,73 @@ def _keyed(
     key: str,
     common: list[str],
 ) -> dict[str, Any]:
-    """Rows added, removed, changed and unchanged by key, and a few changed rows."""
+    """Rows added, removed, changed and unchanged by key, and the first changed rows.
+
+    Each side is reduced to (key, 64-bit hash of the other common columns) before the
+    join, so the join moves two numbers per row instead of whole rows; NULL hashes
+    equal NULL, as ``IS DISTINCT FROM`` has it. (Two different rows hashing alike, the
+    only way a change could go uncounted, has odds of 1 in 2^64 per row.)
+    """
     k = quote(key)
     others = [n for n in common if n != key]
-    diff = " OR ".join(_differs(n, ta[n], tb[n]) for n in others) or "false"
-    sample = (
-        "{"
-        + ", ".join(
-            [f"'key': a.{k}"]
-            + [f"'f{i}': a.{quote(n)}, 't{i}': b.{quote(n)}" for i, n in enumerate(others)]
-        )
-        + "}"
-    )
     sql = f"""
         SELECT
-            count(*) FILTER (WHERE b.__in IS NULL) AS removed,
-            count(*) FILTER (WHERE a.__in IS NULL) AS added,
-            count(*) FILTER (WHERE a.__in AND b.__in AND ({diff})) AS changed,
-            count(*) FILTER (WHERE a.__in AND b.__in AND NOT ({diff})) AS unchanged,
-            min_by({sample}, a.{k}, {SAMPLE_ROWS}) FILTER (WHERE a.__in AND b.__in AND ({diff}))
-        FROM (SELECT *, true AS __in FROM {A}) a
-        FULL OUTER JOIN (SELECT *, true AS __in FROM {B}) b ON a.{k} = b.{k}
+            count(*) FILTER (WHERE b.k IS NULL) AS removed,
+            count(*) FILTER (WHERE a.k IS NULL) AS added,
+            count(*) FILTER (WHERE a.h <> b.h) AS changed,
+            count(*) FILTER (WHERE a.h = b.h) AS unchanged,
+            min_by(a.k, a.k, {SAMPLE_ROWS}) FILTER (WHERE a.h <> b.h) AS samples
+        FROM (SELECT {k} AS k, {_row_hash(others, ta, tb)} AS h FROM {A}) a
+        FULL OUTER JOIN (SELECT {k} AS k, {_row_hash(others, tb, ta)} AS h FROM {B}) b
+        ON a.k = b.k
     """
-    removed, added, changed, unchanged, samples = run(con, sql, a)[0]
+    removed, added, changed, unchanged, keys = run(con, sql, a)[0]
     return {
         "added": int(added),
         "removed": int(removed),
         "changed": int(changed),
         "unchanged": int(unchanged),
-        "samples": [_sample(s, others) for s in samples or []],
+        "samples": _samples(con, a, key, others, keys or []),
     }
 
 
-def _differs(name: str, type_a: str, type_b: str) -> str:
-    c = quote(name)
-    if type_a == type_b:
-        return f"a.{c} IS DISTINCT FROM b.{c}"
-    return f"CAST(a.{c} AS VARCHAR) IS DISTINCT FROM CAST(b.{c} AS VARCHAR)"
+def _row_hash(others: list[str], mine: dict[str, str], theirs: dict[str, str]) -> str:
+    """The hash of the compared columns; a column whose type differs between the
+    versions is compared as text."""
+    if not others:
+        return "0::UBIGINT"
+    parts = [quote(n) if mine[n] == theirs[n] else f"CAST({quote(n)} AS VARCHAR)" for n in others]
+    return f"hash({', '.join(parts)})"
 
 
-def _sample(row: dict[str, Any], others: list[str]) -> dict[str, Any]:
-    changes = {}
-    for i, n in enumerate(others):
-        before, after = row[f"f{i}"], row[f"t{i}"]
-        if before != after and not (before is None and after is None):
-            changes[n] = {"from": json_value(before), "to": json_value(after)}
-    return {"key": json_value(row["key"]), "changes": changes}
+def _samples(
+    con: duckdb.DuckDBPyConnection, a: TableFile, key: str, others: list[str], keys: list[Any]
+) -> list[dict[str, Any]]:
+    """The changed rows of the sample keys, column by column: what was, what is."""
+    if not keys:
+        return []
+    cols = ", ".join(quote(n) for n in [key, *others])
+    marks = ", ".join("?" for _ in keys)
+    found: dict[str, dict[Any, tuple[Any, ...]]] = {}
+    for view in (A, B):
+        sql = f"SELECT {cols} FROM {view} WHERE {quote(key)} IN ({marks})"
+        try:
+            rows = con.execute(sql, keys).fetchall()
+        except duckdb.Error:
+            return []  # samples are a courtesy; the counts stand without them
+        found[view] = {r[0]: r[1:] for r in rows}
+    out = []
+    for k in keys:
+        before, after = found[A].get(k), found[B].get(k)
+        if before is None or after is None:
+            continue
+        changes = {
+            n: {"from": json_value(x), "to": json_value(y)}
+            for n, x, y in zip(others, before, after, strict=True)
+            if x != y and not (x is None and y is None)
+        }
+        out.append({"key": json_value(k), "changes": changes})
+    return out
 
 
 def _share(part: int, whole: int) -> float:

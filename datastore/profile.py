@@ -223,7 +223,8 @@ def _bin_edges(lo: Any, hi: Any) -> list[float]:
 def _bucket(c: Column) -> str:
     """The bin of a value, as numpy counts it: edges[i] <= x < edges[i+1], last bin closed."""
     inner = c.facts["edges"][1:BINS]
-    return " + ".join(f"({c.x} >= {_lit(e)})::INTEGER" for e in inner)
+    whens = " ".join(f"WHEN {c.x} < {_lit(e)} THEN {i}" for i, e in enumerate(inner))
+    return f"CASE {whens} ELSE {BINS - 1} END"
 
 
 def _window_exprs(c: Column) -> list[str]:
