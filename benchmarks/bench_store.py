@@ -4,6 +4,7 @@ diff, storage, peak RSS; and a 1,000,000-entry dataset for snapshot, diff, ls an
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -33,6 +34,10 @@ def run_files_workload(name: str, quick: bool, work: Path) -> list[dict[str, Any
 
     ds("create", "bench")
     drop_caches()
+    copy_v1 = run(["cp", "-a", str(data), str(work / "copy")]).seconds
+    shutil.rmtree(work / "copy")
+    os.sync()
+    drop_caches()
     import_v1 = ds("put", "bench", str(data)) + ds("snapshot", "bench", "--tag", "v1")
     workloads.mutate(data)
     snapshot_v2 = ds("put", "bench", str(data)) + ds("snapshot", "bench", "--tag", "v2")
@@ -40,6 +45,7 @@ def run_files_workload(name: str, quick: bool, work: Path) -> list[dict[str, Any
     diff = ds("diff", "bench@v1", "bench@v2", "--json")
     apparent, disk = tree_bytes(work / "store")
     return [
+        row(name, "cp -a", "import_v1_s", copy_v1, "s"),
         row(name, TOOL, "import_v1_s", import_v1, "s"),
         row(name, TOOL, "snapshot_v2_s", snapshot_v2, "s"),
         row(name, TOOL, "checkout_v1_s", checkout_v1, "s"),
@@ -50,10 +56,9 @@ def run_files_workload(name: str, quick: bool, work: Path) -> list[dict[str, Any
     ]
 
 
-def scale_child(root: str, entries: int, changes: int) -> None:
-    """Runs in its own process so its peak RSS is the figure; prints JSON metrics."""
+def scale_seed(root: str, entries: int, changes: int) -> None:
+    """Build the 1M-entry dataset, snapshot v1 and stage the changes (setup, not measured)."""
     import random
-    import resource
 
     from datastore.store import Store
 
@@ -61,10 +66,18 @@ def scale_child(root: str, entries: int, changes: int) -> None:
     store.create_dataset("scale")
     _seed_entries(store, entries)
     store.snapshot("scale", tag="v1")
-    rng = random.Random(1)
-    picks = rng.sample(range(entries), changes)
-    for i in picks:
+    for i in random.Random(1).sample(range(entries), changes):
         store.put_bytes("scale", _path(i), f"changed {i}".encode())
+
+
+def scale_measure(root: str, entries: int, changes: int) -> None:
+    """A fresh process, so its peak RSS is what the measured operations cost; prints JSON."""
+    import random
+    import resource
+
+    from datastore.store import Store
+
+    store = Store.open(root)
     t = time.perf_counter()
     store.snapshot("scale", tag="v2")
     snap_s = time.perf_counter() - t
@@ -78,7 +91,7 @@ def scale_child(root: str, entries: int, changes: int) -> None:
     ls_s = time.perf_counter() - t
     assert len(listing) == 1000
     t = time.perf_counter()
-    for i in rng.sample(range(entries), 100):
+    for i in random.Random(2).sample(range(entries), 100):
         fresh.stat("scale@v2", _path(i))
     lookup_s = (time.perf_counter() - t) / 100
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -120,18 +133,11 @@ def _seed_entries(store: Any, entries: int) -> None:
 
 def run_scale(quick: bool, work: Path) -> list[dict[str, Any]]:
     entries = 100_000 if quick else 1_000_000
-    r = run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_store",
-            "scale-child",
-            str(work / "store"),
-            str(entries),
-            "1000",
-        ],
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    args = [str(work / "store"), str(entries), "1000"]
+    here = Path(__file__).resolve().parent.parent
+    run([sys.executable, "-m", "benchmarks.bench_store", "scale-seed", *args], cwd=here)
+    drop_caches()
+    r = run([sys.executable, "-m", "benchmarks.bench_store", "scale-measure", *args], cwd=here)
     figures = json.loads(r.stdout)
     units = {"peak_rss_mb": "MB"}
     return [row("scale", TOOL, k, v, units.get(k, "s")) for k, v in figures.items()]
@@ -155,5 +161,5 @@ def run_all(quick: bool) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "scale-child":
-        scale_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    step = {"scale-seed": scale_seed, "scale-measure": scale_measure}[sys.argv[1]]
+    step(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
