@@ -556,6 +556,8 @@ class Overlay:
         with st.lock:
             if not st.dirty or st.detached or st.fd is None or st.temp is None:
                 return
+            if not st.temp.exists():  # gc took a temp idle past its grace period
+                st.temp = self._rescue(st.fd)
             os.close(st.fd)
             temp, st.fd, st.temp = st.temp, None, None
             mtime = st.mtime_ns or time.time_ns()
@@ -569,6 +571,16 @@ class Overlay:
             st.base_fd = os.open(self.store.object_path(entry.object), os.O_RDONLY)
             st.dirty = False
             self.cache.forget_heads()
+
+    def _rescue(self, fd: int) -> Path:
+        """A fresh temp path holding the bytes of an open staging file whose path is gone."""
+        temp = self.store.temp_path()
+        out = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            _copy_fd(fd, out, os.fstat(fd).st_size)
+        finally:
+            os.close(out)
+        return temp
 
     def flush(self, fh: int) -> None:
         st = self.handle(fh).staging

@@ -160,3 +160,12 @@ def test_read_only_overlay_refuses_head_writes(store: Store) -> None:
         ov.open("/sales/f", RW)
     assert errno_of(info.value) == errno.EROFS
     assert ov.getattr("/sales/f")["st_mode"] & 0o222 == 0
+
+
+def test_commit_survives_gc_removing_an_idle_temp_file(ov: Overlay, store: Store) -> None:
+    fh = ov.create("/sales/slow.txt", 0o644)
+    ov.write(fh, b"written long ago", 0)
+    for temp in store.objects.tmp.iterdir():
+        temp.unlink()  # what gc does to temp files older than its grace period
+    ov.release(fh)
+    assert store.read_bytes("sales", "slow.txt") == b"written long ago"
