@@ -2,8 +2,9 @@
 
 Sequential read of a large committed file (cold: page cache dropped; warm: second pass),
 sequential write into a head (write + fsync + close, i.e. acknowledged; native gets the
-same fsync), creating many small files, and ``find`` with stat over a large tree, first
-(cold) and second pass. ``tool`` is ``ds-mount`` or ``native``.
+same fsync), creating many small files, ``find`` with stat over a large tree, first
+(cold) and second pass, and a snapshot of a mounted 20,000-file head after 200 changes
+made through the mount. ``tool`` is ``ds-mount`` or ``native``.
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def run(quick: bool) -> list[dict[str, Any]]:
     store = Store.open(work / "store")
     store.create_dataset("bench")
     seed_tree(store, "bench", tree)
+    store.create_dataset("snap")
+    seed_tree(store, "snap", 20_000)
+    store.snapshot("snap")
     store.close()
     handle = mount.start(work / "store", point)
     try:
@@ -137,6 +141,12 @@ def run(quick: bool) -> list[dict[str, Any]]:
         t_native = _timed(lambda: make_small_files(native / "small", small))
         t_mount = _timed(lambda: make_small_files(head / "small", small))
         both("files_per_s", "files/s", small / t_native, small / t_mount, wl)
+
+        wl = "snapshot-20000-files-200-changes"
+        for i in range(200):
+            (point / "snap" / "tree" / f"d{i % 20:03d}" / f"f{i * 97:06d}").write_bytes(b"new")
+        fresh = Store.open(work / "store")
+        rows.append(row(wl, "ds-mount", "snapshot_s", _timed(lambda: fresh.snapshot("snap")), "s"))
 
         wl = f"find-{tree}"
         Store.open(work / "store").snapshot("bench", tag="v2")
