@@ -139,7 +139,7 @@ class _Seen:
 
 @dataclass(frozen=True, slots=True)
 class _Ready:
-    path: Path
+    path: str
     dataset: str
     rel: str
     sig: Signature
@@ -187,10 +187,12 @@ class Inbox:
     ) -> None:
         self.store = store
         self.root = Path(root).absolute()
+        # paths are plain strings from here on: pathlib costs more than the syscalls
+        self._prefix = str(self.root) + os.sep
         self.options = options or InboxOptions()
         self.report = report
         self.stats = InboxStats()
-        self._pending: dict[Path, _Seen] = {}
+        self._pending: dict[str, _Seen] = {}
         self._notes: queue.SimpleQueue[tuple[str, str, bool]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -251,7 +253,7 @@ class Inbox:
         """Take in events, ingest what is ready, snapshot quiet datasets; returns files done."""
         now = time.monotonic()
         if now >= self._next_scan:
-            self._scan(self.root, closed=False)
+            self._scan(str(self.root), closed=False)
             self._next_scan = now + self.options.rescan_seconds
         self._drain()
         ready = self._ready(time.monotonic())
@@ -268,7 +270,7 @@ class Inbox:
                 raw, kind, is_dir = self._notes.get_nowait()
             except queue.Empty:
                 return
-            path = Path(raw)
+            path = raw
             if is_dir:
                 if self._watched(path):
                     # a directory renamed in brings its files (watchdog calls a rename from
@@ -277,7 +279,7 @@ class Inbox:
                 continue
             self._note(path, kind)
 
-    def _note(self, path: Path, kind: str) -> None:
+    def _note(self, path: str, kind: str) -> None:
         """A rename into place or a close after writing is evidence the file is complete;
         a later write takes that evidence away. Creation alone says nothing either way
         (watchdog also reports the files of a directory moved in as created)."""
@@ -290,11 +292,11 @@ class Inbox:
             seen.closed = True
         elif kind == "modified":
             seen.closed = False
-        rel = path.relative_to(self.root).parts
-        if len(rel) > 1:
-            self._activity[rel[0]] = time.monotonic()
+        dataset = self._classify(path, (0, 0, 0)).dataset
+        if dataset:
+            self._activity[dataset] = time.monotonic()
 
-    def _scan(self, top: Path, closed: bool) -> None:
+    def _scan(self, top: str, closed: bool) -> None:
         """Add every file below ``top`` (startup, directories moved in, periodic safety net)."""
         stack = [top]
         while stack:
@@ -305,7 +307,7 @@ class Inbox:
             except OSError:
                 continue
             for e in entries:
-                path = Path(e.path)
+                path = e.path
                 if not self._watched(path):
                     continue
                 if e.is_dir(follow_symlinks=False):
@@ -314,17 +316,14 @@ class Inbox:
                     seen = self._pending.setdefault(path, _Seen())
                     seen.closed = seen.closed or closed
 
-    def _watched(self, path: Path) -> bool:
+    def _watched(self, path: str) -> bool:
         """Inside the inbox, not under .rejected and no dotfile or temporary name."""
-        try:
-            rel = path.relative_to(self.root).parts
-        except ValueError:
+        if not path.startswith(self._prefix):
             return False
-        if not rel:
+        parts = path[len(self._prefix) :].split(os.sep)
+        if any(p.startswith(".") or not p for p in parts):
             return False
-        if any(p.startswith(".") for p in rel):
-            return False
-        return not rel[-1].endswith(TEMP_SUFFIXES)
+        return not parts[-1].endswith(TEMP_SUFFIXES)
 
     def _ready(self, now: float) -> list[_Ready]:
         ready: list[_Ready] = []
@@ -349,7 +348,7 @@ class Inbox:
             ready.append(self._classify(path, sig))
         return ready
 
-    def _settled(self, path: Path, quiet: float) -> bool:
+    def _settled(self, path: str, quiet: float) -> bool:
         """Complete without close evidence: unchanged since the last look and nobody has it
         open for writing; where that cannot be known, unchanged for ``stable_seconds``."""
         writing = _open_for_writing(path)
@@ -357,11 +356,12 @@ class Inbox:
             return quiet >= self.options.stable_seconds
         return not writing
 
-    def _classify(self, path: Path, sig: Signature) -> _Ready:
-        parts = path.relative_to(self.root).parts
-        if len(parts) == 1:
-            return _Ready(path, "", parts[0], sig)
-        return _Ready(path, parts[0], "/".join(parts[1:]), sig)
+    def _classify(self, path: str, sig: Signature) -> _Ready:
+        rel = path[len(self._prefix) :]
+        dataset, sep, rest = rel.partition(os.sep)
+        if not sep:
+            return _Ready(path, "", rel, sig)
+        return _Ready(path, dataset, rest.replace(os.sep, "/"), sig)
 
     # ingesting ----------------------------------------------------------------
 
@@ -416,7 +416,7 @@ class Inbox:
             if _signature(item.path) != item.sig:
                 continue  # rewritten while we read it: the new content goes in next round
             with contextlib.suppress(FileNotFoundError):
-                item.path.unlink()
+                os.unlink(item.path)
             self._pending.pop(item.path, None)
             removed += 1
         self.stats.ingested += removed
@@ -433,7 +433,7 @@ class Inbox:
             if seen is not None:
                 seen.retry_at = retry
         self.stats.errors.append(f"{type(err).__name__}: {err}")
-        self.report("retry", {"files": [str(i.path) for i in items], "error": str(err)})
+        self.report("retry", {"files": [i.path for i in items], "error": str(err)})
 
     def _dataset_problem(self, dataset: str) -> str | None:
         if not dataset:
@@ -478,7 +478,7 @@ class Inbox:
 
     def _reject(self, item: _Ready, reason: str) -> None:
         """Move a file to .rejected/NAME/rel/path with the reason in path.error beside it."""
-        rel = item.path.relative_to(self.root)
+        rel = item.path[len(self._prefix) :]
         target = self.root / REJECTED / rel
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -492,7 +492,7 @@ class Inbox:
             return
         self._pending.pop(item.path, None)
         self.stats.rejected += 1
-        self.report("rejected", {"file": str(rel), "reason": reason})
+        self.report("rejected", {"file": rel, "reason": reason})
 
     # auto-snapshot --------------------------------------------------------------
 
@@ -575,7 +575,7 @@ def _chunks(items: list[_Ready], size: int) -> Iterable[list[_Ready]]:
         yield items[i : i + size]
 
 
-def _signature(path: Path) -> Signature | None:
+def _signature(path: str) -> Signature | None:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -594,7 +594,7 @@ def _only_watcher(path: Path) -> int:
     return fd
 
 
-def _open_for_writing(path: Path) -> bool | None:
+def _open_for_writing(path: str) -> bool | None:
     """Whether some process has the file open for writing, by a Linux read-lease test.
 
     A read lease is refused with EAGAIN while any writer has the file open. None when it
