@@ -10,9 +10,12 @@ computing many aggregates at once, a batch of columns per query:
    than DuckDB's own skewness and kurtosis);
 3. outlier counts (from pass 2's quartiles) and exact distinct counts of the columns
    pass 1 estimated to have few distinct values;
-4. one grouped scan per high-cardinality column for its exact distinct count (DuckDB
-   spills these to disk, so ten million distinct ids never need one in-memory table);
-5. the top values of each categorical column, and duplicate rows.
+4. one grouped scan per categorical column for its top values and distinct count, and
+   one per other high-cardinality column for its exact distinct count (DuckDB spills
+   these to disk, so ten million distinct values never need one in-memory table);
+   integers (and whole-second timestamps) over a small enough range are counted as
+   the set bits of a bitmap in pass 3 instead;
+5. duplicate rows (none when any column has as many distinct values as rows).
 
 Exact quartiles need a column's values in memory at once (``quantile_cont``). When that
 does not fit the memory budget (``exact_values``), pass 1 also computes approximate
@@ -33,7 +36,7 @@ from typing import Any
 
 import duckdb
 
-from .tabular import TABLE, TableFile, columns, dtype, kind, quote, run
+from .tabular import TABLE, TableFile, columns, dtype, is_integer, kind, quote, run
 
 QUANTILES = (0.25, 0.5, 0.75)
 WINDOW = 0.005  # approximate quartile +- this bounds the exact one
@@ -43,6 +46,7 @@ CORRELATION_COLUMNS = 30  # correlations among the first N numeric columns
 BATCH_COLUMNS = 40  # columns per query, so 1,000-column tables stay plannable
 TOP_VALUES = 10
 BINS = 10
+BITMAP_BITS = 1 << 27  # 16 MiB per thread: integer ranges up to this use a bitmap
 SMALL_DISTINCT = 1_000_000  # columns estimated at or below this are counted together
 
 
@@ -82,11 +86,11 @@ def profile(
         live = [c for c in numeric if c.facts["count"] > 0]
         per_query = BATCH_COLUMNS if windowed else max(1, exact_values // rows)
         _pass2(con, table, live, windowed, per_query)
-        _pass3(con, table, cols)
-        _high_cardinality_distinct(con, table, cols)
         for c in cols:
             if c.kind == "categorical":
                 c.facts["top_values"] = _top_values(con, table, c)
+        _pass3(con, table, cols)
+        _high_cardinality_distinct(con, table, cols)
     return {
         "row_count": rows,
         "column_count": len(cols),
@@ -140,28 +144,37 @@ def _pass1(
 
 
 def _pass1_exprs(c: Column, windowed: bool) -> list[str]:
-    first = [f"count({c.ref})", f"approx_count_distinct({c.ref})"]
+    """count, a distinct estimate (where the exact count's method depends on it), and
+    for numbers and times min, max (and mean; approximate quartiles when windowed)."""
+    exprs = [f"count({c.ref})"]
+    if not (is_integer(c.sql_type) or c.sql_type == "BOOLEAN"):
+        exprs.append(f"approx_count_distinct({c.ref})")
+    if c.kind in ("numeric", "datetime"):
+        exprs += [f"min({c.ref})", f"max({c.ref})"]
+    if c.sql_type == "TIMESTAMP":  # whole seconds? then a bitmap counts distinct values
+        exprs.append(f"count(*) FILTER (WHERE epoch_us({c.ref}) % 1000000 <> 0)")
     if c.kind == "numeric":
-        exprs = [*first, f"min({c.ref})", f"max({c.ref})", f"avg({c.x})"]
+        exprs.append(f"avg({c.x})")
         if windowed:
             bounds = [q + d for q in QUANTILES for d in (-WINDOW, WINDOW)]
             exprs.append(f"approx_quantile({c.x}, {bounds})")
-        return exprs
-    if c.kind == "datetime":
-        return [*first, f"min({c.ref})", f"max({c.ref})"]
-    return first
+    return exprs
 
 
 def _pass1_facts(c: Column, got: list[Any], windowed: bool) -> dict[str, Any]:
     width = len(_pass1_exprs(c, windowed))
     values, got[:] = got[:width], got[width:]
-    facts: dict[str, Any] = {"count": int(values[0]), "approx_distinct": values[1]}
+    facts: dict[str, Any] = {"count": int(values.pop(0))}
+    if not (is_integer(c.sql_type) or c.sql_type == "BOOLEAN"):
+        facts["approx_distinct"] = values.pop(0)
     if c.kind in ("numeric", "datetime"):
-        facts.update(min=values[2], max=values[3])
+        facts["min"], facts["max"] = values.pop(0), values.pop(0)
+    if c.sql_type == "TIMESTAMP":
+        facts["subsecond"] = values.pop(0)
     if c.kind == "numeric":
-        facts["mean"] = values[4]
+        facts["mean"] = values.pop(0)
         if windowed:
-            facts["approx"] = values[5]
+            facts["approx"] = values.pop(0)
     return facts
 
 
@@ -306,22 +319,29 @@ class _Window:
 
 
 def _pass3(con: duckdb.DuckDBPyConnection, table: TableFile, cols: list[Column]) -> None:
-    """Outlier counts, and exact distinct counts of the low-cardinality columns."""
+    """Outlier counts, and exact distinct counts of the columns that need no hash table
+    of their own: few distinct values, or integers (and whole-second times) over a
+    range small enough for a bitmap."""
     for batch in _batches(cols):
         exprs: list[str] = []
         for c in batch:
             exprs.extend(_pass3_exprs(c))
         got = _one_row(con, table, exprs)
         for c in batch:
-            if _few_distinct(c):
-                c.facts["unique"] = int(got.pop(0))
+            if "unique" not in c.facts and (_bitmap(c) is not None or _few_distinct(c)):
+                c.facts["unique"] = int(got.pop(0) or 0)
             if "quartiles" in c.facts:
                 c.facts["outliers"] = int(got.pop(0))
 
 
 def _pass3_exprs(c: Column) -> list[str]:
     exprs: list[str] = []
-    if _few_distinct(c):
+    bitmap = _bitmap(c)
+    if "unique" in c.facts:
+        pass  # counted with the top values
+    elif bitmap is not None:
+        exprs.append(bitmap)
+    elif _few_distinct(c):
         exprs.append(f"count(DISTINCT {c.ref})")
     if "quartiles" in c.facts:
         q1, _, q3 = c.facts["quartiles"]
@@ -330,8 +350,35 @@ def _pass3_exprs(c: Column) -> list[str]:
     return exprs
 
 
+def _bitmap(c: Column) -> str | None:
+    """Exact distinct count as the set bits of a bitmap over [min, max]: one bit per
+    possible value, so no hash table and a fraction of the time."""
+    f = c.facts
+    if not f.get("count"):
+        return None
+    if is_integer(c.sql_type) and c.sql_type not in ("HUGEINT", "UHUGEINT", "UBIGINT"):
+        lo, hi, value = int(f["min"]), int(f["max"]), f"CAST({c.ref} AS BIGINT)"
+    elif c.sql_type == "TIMESTAMP" and f.get("subsecond") == 0:
+        lo, hi = _epoch_seconds(f["min"]), _epoch_seconds(f["max"])
+        value = f"epoch_us({c.ref}) // 1000000"
+    else:
+        return None
+    if hi - lo > BITMAP_BITS:
+        return None
+    return f"bit_count(bitstring_agg({value}, {lo}::BIGINT, {hi}::BIGINT))"
+
+
+def _epoch_seconds(value: datetime) -> int:
+    delta = value - datetime(1970, 1, 1)
+    return delta.days * 86400 + delta.seconds
+
+
 def _few_distinct(c: Column) -> bool:
-    return (c.facts.get("approx_distinct") or 0) <= SMALL_DISTINCT
+    if c.sql_type == "BOOLEAN":
+        return True
+    if "approx_distinct" not in c.facts:
+        return False  # an integer beyond the bitmap's range: its own grouped scan
+    return (c.facts["approx_distinct"] or 0) <= SMALL_DISTINCT
 
 
 def _high_cardinality_distinct(
@@ -339,7 +386,7 @@ def _high_cardinality_distinct(
 ) -> None:
     """One grouped scan per high-cardinality column: DuckDB can spill it to disk."""
     for c in cols:
-        if _few_distinct(c):
+        if "unique" in c.facts:
             continue
         sql = (
             f"SELECT count(*) FROM (SELECT {c.ref} FROM {TABLE}"
@@ -352,12 +399,16 @@ def _high_cardinality_distinct(
 
 
 def _top_values(con: duckdb.DuckDBPyConnection, table: TableFile, c: Column) -> dict[str, int]:
-    """The 10 most frequent values, ties broken by value ascending."""
+    """The 10 most frequent values, ties broken by value ascending; the same grouped
+    scan counts the distinct values."""
     sql = (
-        f"SELECT {c.ref} AS v, count(*) AS n FROM {TABLE} WHERE {c.ref} IS NOT NULL"
-        f" GROUP BY {c.ref} ORDER BY n DESC, v ASC LIMIT {TOP_VALUES}"
+        f"SELECT v, n, count(*) OVER () FROM (SELECT {c.ref} AS v, count(*) AS n"
+        f" FROM {TABLE} WHERE {c.ref} IS NOT NULL GROUP BY {c.ref})"
+        f" ORDER BY n DESC, v ASC LIMIT {TOP_VALUES}"
     )
-    return {label(v): int(n) for v, n in run(con, sql, table)}
+    got = run(con, sql, table)
+    c.facts["unique"] = int(got[0][2]) if got else 0
+    return {label(v): int(n) for v, n, _ in got}
 
 
 def _duplicate_rows(

@@ -401,6 +401,10 @@ def dtype(sql_type: str) -> str:
     return "object"
 
 
+def is_integer(sql_type: str) -> bool:
+    return sql_type in _INT_DTYPES
+
+
 def kind(sql_type: str) -> str:
     """``numeric``, ``datetime`` or ``categorical``: which statistics a column gets."""
     if sql_type in _INT_DTYPES or sql_type in ("DOUBLE", "FLOAT", "REAL"):
