@@ -255,3 +255,14 @@ def test_creator_administers_the_new_dataset(world: World) -> None:
         "/v1/datasets/made-by-nobody", json={"rules": {}}, token=world.tokens["writer"]
     )
     assert r.code == "dataset_not_found"
+
+
+def test_rules_need_the_admin_grant(world: World) -> None:
+    name, _ = world.fresh_dataset()
+    url = f"/v1/datasets/{name}"
+    r = world.api.patch(url, json={"rules": {}}, token=world.tokens["writer"])
+    assert (r.status, r.code) == (403, "forbidden")
+    r = world.api.patch(url, json={"description": "ok"}, token=world.tokens["writer"])
+    assert r.status == 200 and r.json()["description"] == "ok"
+    r = world.api.patch(url, json={"rules": {}}, token=world.tokens["owner"])
+    assert r.status == 200, r.body
