@@ -147,8 +147,40 @@ def test_seed_workflows_over_http(server: Server, tmp_path: Path) -> None:
     # list files and status (seed 000: GET data, GET status)
     listed = s.get(server.url("/v1/datasets/papers/files"), params={"limit": 1000}).json()
     assert listed["total"] == 13
+    # bulk upload with extra form fields other platforms send (seed 004), then list one
+    # category and page through everything with limit/offset
+    notes = {"notes/a.json": b'{"q": 1}\n', "notes/b.txt": b"plain words\n"}
+    for path, data in notes.items():
+        r = s.post(
+            server.url("/v1/datasets/papers/files"),
+            files={"file": (path.split("/")[1], data)},
+            data={"purpose": "training", "path": path},
+        )
+        assert r.status_code == 201
+    by_cat = s.get(
+        server.url("/v1/datasets/papers/files"),
+        params={"recursive": "true", "category": "data"},
+    ).json()
+    assert [e["path"] for e in by_cat["items"]] == ["notes/a.json"]
+    seen: list[str] = []
+    offset = 0
+    while True:
+        page = s.get(
+            server.url("/v1/datasets/papers/files"),
+            params={"recursive": "true", "limit": 4, "offset": offset},
+        ).json()
+        seen += [e["path"] for e in page["items"]]
+        offset += page["limit"]
+        if offset >= page["total"]:
+            break
+    assert len(seen) == len(set(seen)) == 16, seen
+    meta = s.get(
+        server.url("/v1/datasets/papers/files/notes/b.txt"),
+        params={"metadata": "true", "checksum": "sha256"},
+    ).json()
+    assert meta["category"] == "text" and len(meta["sha256"]) == 64
     status = s.get(server.url("/v1/datasets/papers/status")).json()
-    assert status["dirty"] is True and len(status["staged"]["added"]) >= 14
+    assert status["dirty"] is True and len(status["staged"]["added"]) >= 16
     # snapshot with a tag, then change the head
     snap = s.post(server.url("/v1/datasets/papers/snapshots"), json={"tag": "v1.0"})
     assert snap.status_code == 201 and snap.json()["tags"] == ["v1.0"]
@@ -174,7 +206,7 @@ def test_seed_workflows_over_http(server: Server, tmp_path: Path) -> None:
     arch = s.get(server.url("/v1/datasets/papers@v1.0/archive"), params={"format": "zip"})
     assert arch.status_code == 200 and arch.content[:2] == b"PK"
     # statistics summary (seed 002)
-    assert s.get(server.url("/v1/datasets/papers/summary")).json()["file_count"] == 13
+    assert s.get(server.url("/v1/datasets/papers/summary")).json()["file_count"] == 15
     assert s.get(server.url("/v1/stats")).json()["datasets"] == 1
     # delete the dataset (seed 000)
     assert s.delete(server.url("/v1/datasets/papers")).status_code == 204
