@@ -252,3 +252,36 @@ def test_cli_process_background_then_task(store: Store, ds_run: Callable[..., An
     second = ds_run("validate", "bg", "--wait", "--json", check=False)
     assert second.returncode == 1  # two files fail validation
     assert json.loads(second.stdout)["status"] == "completed"
+
+
+def test_killed_runner_task_is_reported_failed(store: Store, store_root: Path) -> None:
+    """SIGKILL the process running a task; the next look reports it failed, interrupted."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import DS_BIN
+
+    fill(store, "killed", 60)
+    env = {**os.environ, "DS_STORE": str(store_root)}
+    proc = subprocess.Popen(
+        [DS_BIN, "process", "killed", "--wait", "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    dataset_id = store.dataset("killed").id
+    deadline = time.monotonic() + 30
+    row = None
+    while time.monotonic() < deadline:
+        row = store.catalog.latest_task(dataset_id)
+        if row is not None and row["progress"].get("files_processed", 0) > 0:
+            break
+        time.sleep(0.02)
+    assert row is not None and row["status"] == "processing", row
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    doc = TaskRunner(store).get(row["id"])
+    assert doc["status"] == "failed" and doc["reason"].startswith("interrupted")
+    assert 0 < doc["progress"]["files_processed"] < 64
+    assert doc["finished_at"] is not None
