@@ -36,7 +36,7 @@ from typing import Any
 
 import duckdb
 
-from .tabular import TABLE, TableFile, columns, dtype, is_integer, kind, quote, run
+from .tabular import TABLE, AnalyticsError, TableFile, columns, dtype, is_integer, kind, quote, run
 
 QUANTILES = (0.25, 0.5, 0.75)
 WINDOW = 0.005  # approximate quartile +- this bounds the exact one
@@ -85,7 +85,13 @@ def profile(
     if rows:
         live = [c for c in numeric if c.facts["count"] > 0]
         per_query = BATCH_COLUMNS if windowed else max(1, exact_values // rows)
-        _pass2(con, table, live, windowed, per_query)
+        try:
+            _pass2(con, table, live, windowed, per_query)
+        except AnalyticsError:
+            if windowed:
+                raise
+            _approx_quartiles(con, table, live)  # exact ones did not fit after all
+            _pass2(con, table, live, True, BATCH_COLUMNS)
         for c in cols:
             if c.kind == "categorical":
                 c.facts["top_values"] = _top_values(con, table, c)
@@ -176,6 +182,15 @@ def _pass1_facts(c: Column, got: list[Any], windowed: bool) -> dict[str, Any]:
         if windowed:
             facts["approx"] = values.pop(0)
     return facts
+
+
+def _approx_quartiles(con: duckdb.DuckDBPyConnection, table: TableFile, live: list[Column]) -> None:
+    """Pass 1's approximate quartile bounds, for a windowed pass 2 decided late."""
+    bounds = [q + d for q in QUANTILES for d in (-WINDOW, WINDOW)]
+    for batch in _batches(live):
+        got = _one_row(con, table, [f"approx_quantile({c.x}, {bounds})" for c in batch])
+        for c, value in zip(batch, got, strict=True):
+            c.facts["approx"] = value
 
 
 # pass 2 ------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ _BY_EXTENSION = {
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", "\t", ";", "|")
 TABLE = "t"  # every query reads the view of this name
-DEFAULT_MEMORY = "512MB"
+DEFAULT_MEMORY = "300MB"
 
 
 class MalformedTable(NotTabular):
@@ -65,9 +65,10 @@ class Limits:
     threads: int = 0  # 0: DuckDB's default (every core)
 
     def exact_values(self) -> int:
-        """How many values an exact quantile may hold at once: about 32 bytes each
-        (the value, DuckDB's copy while sorting, slack) within the memory limit."""
-        return max(1_000_000, memory_bytes(self.memory) // 32)
+        """How many values an exact quantile may hold at once: about 24 bytes each
+        (the value, DuckDB's copy while sorting, slack) within the memory limit. Past
+        it, or when DuckDB runs out of memory anyway, quartiles are windowed."""
+        return max(1_000_000, memory_bytes(self.memory) // 24)
 
     @classmethod
     def from_env(cls) -> Limits:

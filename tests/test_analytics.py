@@ -589,3 +589,19 @@ def test_cli_table_commands(cli: Any, tmp_path: Path) -> None:
     cli("put", "sales", str(tmp_path / "n.txt"))
     notab = cli("stats", "sales/n.txt")
     assert notab.exit_code == 6 and "[not_tabular]" in notab.output
+
+
+def test_exact_quartiles_out_of_memory_fall_back_to_windows(
+    store: Store, tmp_path: Path, monkeypatch: Any
+) -> None:
+    table, df = generated_frame(4000, seed=5)
+    put_table(store, tmp_path, "oom", parquet_bytes(table), "o.parquet")
+    real = profile_mod._pass2
+
+    def exact_fails(con: Any, tf: Any, live: Any, windowed: bool, per_query: int) -> None:
+        if not windowed:
+            raise profile_mod.AnalyticsError("out of memory")
+        real(con, tf, live, windowed, per_query)
+
+    monkeypatch.setattr(profile_mod, "_pass2", exact_fails)
+    assert_matches(Analytics(store).stats("oom", "o.parquet"), df)
