@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -28,6 +29,8 @@ CACHE_TIMEOUT = 60.0  # seconds the kernel keeps entries and attributes
 POLL_INTERVAL = 0.2  # seconds between looks for changes made outside the mount
 IO_SIZE = 1 << 20
 DIR_MODE = 0o040755
+FUSE_READDIR_PLUS = 1 << 0
+FUSE_FILL_DIR_PLUS = 1 << 1
 
 
 def _translated(func: F) -> F:
@@ -58,12 +61,46 @@ class DsFUSE(mfusepy.FUSE):
     second ``find`` or ``ls`` never reaches Python.
     """
 
+    def __init__(self, operations: Any, mountpoint: str, **kwargs: Any) -> None:
+        self._dirs: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        self._next_dir = itertools.count(1)
+        super().__init__(operations, mountpoint, **kwargs)
+
     def opendir(self, path: bytes, fip: Any) -> int:
         decoded = path.decode(self.encoding, self.errors)
-        fip.contents.fh = self.operations.opendir(decoded)
+        self.operations.opendir(decoded)
+        fip.contents.fh = next(self._next_dir)
         if self.operations.immutable(decoded):
             fip.contents.cache_readdir = 1
             fip.contents.keep_cache = 1
+        return 0
+
+    def readdir_fuse_3(
+        self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
+    ) -> int:
+        """Listings with full attributes when the kernel asks for READDIRPLUS, so a
+        ``find`` or ``ls -l`` needs no LOOKUP per entry (mfusepy sends the mode only).
+        Entries carry offsets (libfuse drops READDIRPLUS attributes without them); the
+        listing is taken once per opendir and served in the kernel's chunks."""
+        fh = fip.contents.fh
+        entries = self._dirs.get(fh)
+        if entries is None or offset == 0:
+            decoded = "/" if path is None else path.decode(self.encoding, self.errors)
+            entries = self.operations.listing(decoded, bool(flags & FUSE_READDIR_PLUS))
+            self._dirs[fh] = entries
+        fill = FUSE_FILL_DIR_PLUS if flags & FUSE_READDIR_PLUS else 0
+        st = mfusepy.c_stat()
+        size = ctypes.sizeof(st)
+        for i in range(offset, len(entries)):
+            name, attrs = entries[i]
+            ctypes.memset(ctypes.byref(st), 0, size)
+            mfusepy.set_st_attrs(st, attrs, use_ns=True)
+            if filler(buf, name.encode(self.encoding, self.errors), st, i + 1, fill) != 0:
+                break
+        return 0
+
+    def releasedir(self, path: bytes | None, fip: Any) -> int:
+        self._dirs.pop(fip.contents.fh, None)
         return 0
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
@@ -134,6 +171,13 @@ class DsOperations(mfusepy.Operations):
         return self.overlay.getattr(_path(path), fh.fh if fh is not None else None)
 
     @_translated
+    def listing(self, path: str, plus: bool) -> list[tuple[str, dict[str, Any]]]:
+        dots = [(".", {"st_mode": DIR_MODE}), ("..", {"st_mode": DIR_MODE})]
+        if plus:
+            return dots + self.overlay.readdir_attrs(path)
+        return dots + [(n, {"st_mode": mode}) for n, mode in self.overlay.readdir(path)]
+
+    @_translated
     def readdir(self, path: str | None, fh: int) -> list[Any]:
         return [(".", DIR_MODE, 0), ("..", DIR_MODE, 0), *self._with_offsets(path)]
 
@@ -142,6 +186,10 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def opendir(self, path: str) -> int:
+        self.overlay.getattr(path)
+        return 0
+
+    def releasedir(self, path: str | None, fh: int) -> int:
         return 0
 
     def immutable(self, path: str) -> bool:

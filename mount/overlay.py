@@ -22,6 +22,7 @@ import shutil
 import stat as statmod
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,8 @@ class NodeCache:
         self._head: dict[Key, tuple[Node, float]] = {}
         self._refs: dict[str, str] = {}
         self._listings: dict[Key, list[tuple[str, int]]] = {}
-        self._listed: dict[str, set[str]] = {}
+        self._seen: dict[str, set[str]] = {}
+        self._attr_listings: dict[Key, list[tuple[str, dict[str, Any]]]] = {}
 
     def pinned(self, loc: Location) -> Location:
         """``NAME@REF`` as ``NAME@<snapshot id>``; kept until :meth:`moved_refs` sees the
@@ -126,6 +128,7 @@ class NodeCache:
         if loc.ref is not None:
             pinned = self.pinned(loc)
             key = (pinned.spec or "", pinned.path)
+            self._seen.setdefault(loc.spec, set()).add(loc.path)
             node = self._snap.get(key)
             if node is None:
                 node = self.ns.stat(pinned)
@@ -159,14 +162,35 @@ class NodeCache:
         """A snapshot directory's (name, st_mode) list, built once per snapshot."""
         pinned = self.pinned(loc)
         key = (pinned.spec or "", pinned.path)
-        self._listed.setdefault(loc.spec or "", set()).add(loc.path)
         found = self._listings.get(key)
         if found is None:
             found = sorted((n, _kind_mode(node)) for n, node in self.listdir(loc))
             if len(self._listings) >= LISTINGS:
                 self._listings.clear()
             self._listings[key] = found
+        self._saw(loc, [n for n, _ in found])
         return found
+
+    def attr_listing(
+        self, loc: Location, attr: Callable[[Node, Location], dict[str, Any]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """A snapshot directory's children with full attributes, built once per snapshot."""
+        pinned = self.pinned(loc)
+        key = (pinned.spec or "", pinned.path)
+        found = self._attr_listings.get(key)
+        if found is None:
+            found = sorted((n, attr(node, loc.child(n))) for n, node in self.listdir(loc))
+            if len(self._attr_listings) >= LISTINGS:
+                self._attr_listings.clear()
+            self._attr_listings[key] = found
+        self._saw(loc, [n for n, _ in found])
+        return found
+
+    def _saw(self, loc: Location, children: list[str]) -> None:
+        """Remember what the kernel may now hold under a ref, to drop it if the ref moves."""
+        seen = self._seen.setdefault(loc.spec or "", set())
+        seen.add(loc.path)
+        seen.update(_join(loc.path, n) for n in children)
 
     def _remember(self, key: Key, node: Node) -> None:
         if len(self._snap) >= self.limit:
@@ -175,8 +199,9 @@ class NodeCache:
 
     def moved_refs(self) -> list[str]:
         """Tree paths of refs resolved before that now name another snapshot (a tag moved,
-        a new ``latest``), with the directories listed under them (the kernel may hold
-        those listings); the refs are re-resolved on the next lookup."""
+        a new ``latest``), with every path looked up or listed under them (the kernel may
+        hold their attributes and listings), deepest first; the refs are re-resolved on
+        the next lookup."""
         moved = []
         for spec, sid in list(self._refs.items()):
             try:
@@ -185,9 +210,9 @@ class NodeCache:
                 now = None
             if now != sid:
                 self._refs.pop(spec, None)
+                seen = self._seen.pop(spec, set())
+                moved.extend(f"/{spec}/{path}" for path in sorted(seen, reverse=True) if path)
                 moved.append(f"/{spec}")
-                listed = self._listed.pop(spec, set())
-                moved.extend(f"/{spec}/{path}" for path in sorted(listed, reverse=True) if path)
         return moved
 
     def forget_heads(self) -> None:
@@ -361,6 +386,22 @@ class Overlay:
                 rest = st.path[len(prefix) :] if st.path.startswith(prefix) else None
                 if rest and "/" not in rest:
                     out[rest] = statmod.S_IFREG | st.mode
+        return sorted(out.items())
+
+    def readdir_attrs(self, path: str) -> list[tuple[str, dict[str, Any]]]:
+        """Each child with its full attributes (READDIRPLUS); built once per snapshot dir."""
+        loc = self.locate(path)
+        if loc.ref is not None:
+            return self.cache.attr_listing(loc, self._attr)
+        out = {n: self._attr(node, loc.child(n)) for n, node in self.cache.listdir(loc)}
+        if loc.spec is not None:
+            prefix = f"{loc.path}/" if loc.path else ""
+            with self._lock:
+                pending = [s for k, s in self._stagings.items() if k[0] == loc.spec]
+            for st in pending:
+                rest = st.path[len(prefix) :] if st.path.startswith(prefix) else None
+                if rest and "/" not in rest:
+                    out[rest] = self._staging_attr(st)
         return sorted(out.items())
 
     def statfs(self) -> dict[str, int]:
