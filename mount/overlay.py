@@ -489,12 +489,28 @@ class Overlay:
                 raise _err(errno.ENOTDIR, path)
         else:
             self.ns.stat(Location(name, ""))
+        if self._exists(loc, key):
+            if flags & os.O_EXCL:
+                raise _err(errno.EEXIST, path)
+            return self.open(path, flags)[0]
         st = self._attach(key, None)
         with st.lock:
             st.mode = statmod.S_IMODE(mode)
             self._copy_up(st, empty=True)
         self._served.pop(key, None)
         return self._add(Handle(None, st, bool(flags & os.O_APPEND), False))
+
+    def _exists(self, loc: Location, key: Key) -> bool:
+        """A create that races a file made elsewhere opens it instead of truncating it."""
+        if self._staging(key) is not None:
+            return True
+        try:
+            node = self.ns.stat(loc)
+        except FileNotFound:
+            return False
+        if node.is_dir:
+            raise _err(errno.EISDIR, str(loc))
+        return True
 
     def _add(self, handle: Handle) -> int:
         fh = next(self._next)

@@ -169,3 +169,12 @@ def test_commit_survives_gc_removing_an_idle_temp_file(ov: Overlay, store: Store
         temp.unlink()  # what gc does to temp files older than its grace period
     ov.release(fh)
     assert store.read_bytes("sales", "slow.txt") == b"written long ago"
+
+
+def test_create_of_an_existing_file_keeps_its_bytes(ov: Overlay, store: Store) -> None:
+    fh = ov.create("/sales/a/b.csv", 0o644, os.O_WRONLY)
+    ov.release(fh)
+    assert store.read_bytes("sales", "a/b.csv") == b"x,y\n1,2\n"
+    with pytest.raises(OSError) as info:
+        ov.create("/sales/a/b.csv", 0o644, os.O_WRONLY | os.O_EXCL)
+    assert info.value.errno == errno.EEXIST
