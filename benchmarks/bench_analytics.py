@@ -13,14 +13,16 @@ N is 10,000,000 (``--quick``: 200,000).
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import measure
 from .measure import DS, row
 
 ROWS = 10_000_000
@@ -140,21 +142,48 @@ def _measure(work: Path, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def run_cmd(cmd: list[str], env: dict[str, str]) -> measure.Run:
-    return measure.run(cmd, env=env)
+@dataclass
+class Timed:
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+
+
+def run_cmd(cmd: list[str], env: dict[str, str]) -> Timed:
+    """Wall time, CPU time (user + system) and peak RSS of one child process.
+
+    CPU time is reported beside wall time because this machine is shared: on a busy
+    box a tool that runs on both cores loses its parallel speed-up in wall time first.
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} {cmd[1]} failed: {err.decode()[-2000:]}")
+    return Timed(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def _ds(env: dict[str, str], *args: str) -> None:
     run_cmd([DS, *args], env)
 
 
-def _python(script: str, path: Path, fmt: str) -> measure.Run:
+def _python(script: str, path: Path, fmt: str) -> Timed:
     return run_cmd([sys.executable, "-c", script, str(path), fmt], {})
 
 
-def _pair(workload: str, metric: str, tool: str, result: measure.Run) -> list[dict[str, Any]]:
+def _pair(workload: str, metric: str, tool: str, result: Timed) -> list[dict[str, Any]]:
     return [
         row(workload, tool, f"{metric}_s", result.seconds, "s"),
+        row(workload, tool, f"{metric}_cpu_s", result.cpu_seconds, "s"),
         row(workload, tool, f"{metric}_peak_rss_mb", result.peak_rss_mb, "MB"),
     ]
 

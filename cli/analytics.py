@@ -8,17 +8,29 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from datastore import names
-from datastore.analytics import EXPORT_FORMATS, PREVIEW_DEFAULT, Analytics
 from datastore.errors import InvalidRequest
 
 from .common import Output, common_options, table
 
+if TYPE_CHECKING:
+    from datastore.analytics import Analytics
+
 BARS = " ▁▂▃▄▅▆▇█"
+# datastore.analytics (and DuckDB) load only when a table command runs, so every other
+# command starts as fast as before; these mirror its EXPORT_FORMATS and PREVIEW_DEFAULT.
+EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+PREVIEW_DEFAULT = 20
+
+
+def _analytics(out: Output) -> Analytics:
+    from datastore.analytics import Analytics
+
+    return Analytics(out.store)
 
 
 def _target(spec: str) -> tuple[str, str]:
@@ -56,7 +68,7 @@ def schema_cmd(out: Output, spec: str) -> None:
       ds schema sales@v1.0/raw/2026-11.csv
     """
     version, path = _target(spec)
-    doc = Analytics(out.store).schema(version, path)
+    doc = _analytics(out).schema(version, path)
 
     def human() -> None:
         click.echo(f"{doc['path']} ({doc['format']}, {doc['row_count']} rows)")
@@ -77,7 +89,7 @@ def preview_cmd(out: Output, spec: str, limit: int) -> None:
       ds preview sales/raw/2026-11.csv -n 5
     """
     version, path = _target(spec)
-    doc = Analytics(out.store).preview(version, path, limit)
+    doc = _analytics(out).preview(version, path, limit)
 
     def human() -> None:
         header = [c["name"] for c in doc["columns"]]
@@ -99,7 +111,7 @@ def stats_cmd(out: Output, spec: str) -> None:
       ds stats sales@v1.0/raw/2026-11.parquet
     """
     version, path = _target(spec)
-    doc = Analytics(out.store).stats(version, path)
+    doc = _analytics(out).stats(version, path)
     out.emit(doc, lambda: _stats_human(doc))
 
 
@@ -135,7 +147,7 @@ def quality_cmd(out: Output, spec: str) -> None:
       ds quality sales/raw/2026-11.csv
     """
     version, path = _target(spec)
-    doc = Analytics(out.store).quality(version, path)
+    doc = _analytics(out).quality(version, path)
 
     def human() -> None:
         click.echo(f"{doc['path']}: quality score {doc['overall_score']:.1f} / 100")
@@ -161,7 +173,7 @@ def compare_cmd(out: Output, spec: str, from_ref: str, to_ref: str | None, key: 
     name, ref, path = names.split_ref_path(spec)
     if not path:
         raise InvalidRequest("name a table: NAME/PATH")
-    doc = Analytics(out.store).compare(name, path, from_ref, to_ref or ref, key)
+    doc = _analytics(out).compare(name, path, from_ref, to_ref or ref, key)
     out.emit(doc, lambda: _compare_human(doc))
 
 
@@ -200,9 +212,7 @@ def _compare_human(doc: dict[str, Any]) -> None:
 
 @click.command("export")
 @click.argument("spec", metavar="NAME[@REF]/PATH")
-@click.option(
-    "--format", "fmt", type=click.Choice(list(EXPORT_FORMATS)), required=True, help="Output."
-)
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="Output.")
 @click.option(
     "-o", "--output", required=True, type=click.Path(), help="File to write ('-': stdout)."
 )
@@ -215,7 +225,7 @@ def export_cmd(out: Output, spec: str, fmt: str, output: str) -> None:
       ds export sales@v1.0/raw/2026-11.csv --format parquet -o 2026-11.parquet
     """
     version, path = _target(spec)
-    an = Analytics(out.store)
+    an = _analytics(out)
     if output == "-":
         tmp = out.store.temp_path()
         try:

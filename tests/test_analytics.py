@@ -605,3 +605,11 @@ def test_exact_quartiles_out_of_memory_fall_back_to_windows(
 
     monkeypatch.setattr(profile_mod, "_pass2", exact_fails)
     assert_matches(Analytics(store).stats("oom", "o.parquet"), df)
+
+
+def test_cli_constants_mirror_the_library() -> None:
+    from cli import analytics as cli_analytics
+    from datastore import analytics
+
+    assert tuple(analytics.EXPORT_FORMATS) == cli_analytics.EXPORT_FORMATS
+    assert cli_analytics.PREVIEW_DEFAULT == analytics.PREVIEW_DEFAULT
