@@ -66,6 +66,7 @@ from .errors import (
     DatastoreError,
     FileTooLarge,
     InvalidRequest,
+    StoreCorrupt,
     TagExists,
 )
 from .store import Store
@@ -152,6 +153,11 @@ class InboxStats:
     snapshots: int = 0
     batches: int = 0
     errors: list[str] = field(default_factory=list)
+
+    def error(self, text: str) -> None:
+        """Remember a failure; only the latest hundred, so a long outage stays bounded."""
+        self.errors.append(text)
+        del self.errors[:-100]
 
 
 class _Events(FileSystemEventHandler):
@@ -242,7 +248,7 @@ class Inbox:
                 self.step()
             except Exception as err:  # noqa: BLE001 - the watcher must outlive any one failure
                 log.exception("inbox step failed")
-                self.stats.errors.append(f"{type(err).__name__}: {err}")
+                self.stats.error(f"{type(err).__name__}: {err}")
                 self._stop.wait(self.options.retry_seconds)
             self._wake.wait(self.options.poll_seconds if self._pending else 1.0)
             self._wake.clear()
@@ -384,6 +390,9 @@ class Inbox:
             return len(items)
         try:
             self.store.put(dataset, [i.path for i in good], dests=[i.rel for i in good])
+        except StoreCorrupt as err:
+            self._transient(good, err)  # the store's fault, not the files': keep them
+            return 0
         except DatastoreError:
             # one file spoiled the batch (a rule changed, a directory in the way): go one by one
             for item in good:
@@ -398,6 +407,9 @@ class Inbox:
     def _ingest_one(self, item: _Ready) -> None:
         try:
             self.store.put(item.dataset, [item.path], dests=[item.rel])
+        except StoreCorrupt as err:
+            self._transient([item], err)
+            return
         except DatastoreError as err:
             if _signature(item.path) is None:
                 self._pending.pop(item.path, None)  # taken away by someone else: nothing to do
@@ -432,7 +444,7 @@ class Inbox:
             seen = self._pending.get(item.path)
             if seen is not None:
                 seen.retry_at = retry
-        self.stats.errors.append(f"{type(err).__name__}: {err}")
+        self.stats.error(f"{type(err).__name__}: {err}")
         self.report("retry", {"files": [i.path for i in items], "error": str(err)})
 
     def _dataset_problem(self, dataset: str) -> str | None:
@@ -479,9 +491,8 @@ class Inbox:
     def _reject(self, item: _Ready, reason: str) -> None:
         """Move a file to .rejected/NAME/rel/path with the reason in path.error beside it."""
         rel = item.path[len(self._prefix) :]
-        target = self.root / REJECTED / rel
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target = _free_name(self.root / REJECTED / rel)
             error = target.with_name(target.name + ".error")
             tmp = error.with_name(f".{error.name}.{os.getpid()}.tmp")
             tmp.write_text(reason.rstrip() + "\n", encoding="utf-8")
@@ -492,7 +503,10 @@ class Inbox:
             return
         self._pending.pop(item.path, None)
         self.stats.rejected += 1
-        self.report("rejected", {"file": rel, "reason": reason})
+        self.report(
+            "rejected",
+            {"file": rel, "to": str(target.relative_to(self.root)), "reason": reason},
+        )
 
     # auto-snapshot --------------------------------------------------------------
 
@@ -515,7 +529,7 @@ class Inbox:
         try:
             snap, created = self._snapshot_tagged(dataset, tag)
         except (DatastoreError, OSError, sqlite3.Error) as err:
-            self.stats.errors.append(f"snapshot of {dataset}: {err}")
+            self.stats.error(f"snapshot of {dataset}: {err}")
             self.report("error", {"dataset": dataset, "error": str(err)})
             return
         self.stats.snapshots += int(created)
@@ -573,6 +587,17 @@ def _by_dataset(items: Iterable[_Ready]) -> dict[str, list[_Ready]]:
 def _chunks(items: list[_Ready], size: int) -> Iterable[list[_Ready]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _free_name(target: Path) -> Path:
+    """``target``, or ``target.1``, ``target.2``, ... : a second rejected file of the same
+    name must not replace the first (nothing handed to the inbox may vanish)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = target, 0
+    while candidate.exists() or candidate.with_name(candidate.name + ".error").exists():
+        n += 1
+        candidate = target.with_name(f"{target.name}.{n}")
+    return candidate
 
 
 def _signature(path: str) -> Signature | None:

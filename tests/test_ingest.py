@@ -388,3 +388,17 @@ def test_one_watcher_per_inbox_and_serve_options_from_env(
         assert store.read_bytes("auto", "a.txt") == b"hi"  # created, as configured
     finally:
         other.stop()
+
+
+def test_a_second_rejected_file_of_the_same_name_keeps_the_first(
+    store: Store, inbox_dir: Path, watch: Callable[..., tuple[Inbox, Recorder]]
+) -> None:
+    watch(stable_seconds=0.1)
+    rejected = inbox_dir / REJECTED / "ghost"
+    _write_direct(inbox_dir / "ghost" / "a.txt", b"first")
+    wait_for(lambda: (rejected / "a.txt").exists(), what="the first rejection")
+    _write_direct(inbox_dir / "ghost" / "a.txt", b"second")
+    wait_for(lambda: (rejected / "a.txt.1").exists(), what="the second rejection")
+    assert (rejected / "a.txt").read_bytes() == b"first"
+    assert (rejected / "a.txt.1").read_bytes() == b"second"
+    assert "[dataset_not_found]" in (rejected / "a.txt.1.error").read_text()
