@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
 
 import click
 
 from .common import Output, common_options
 
 
-def _mount_module():  # type: ignore[no-untyped-def]
+def _mount_module() -> ModuleType:
     """Imported late: the FUSE binding loads libfuse, which only these commands need."""
     import mount
 

@@ -202,7 +202,7 @@ class NodeCache:
         a new ``latest``), with every path looked up or listed under them (the kernel may
         hold their attributes and listings), deepest first; the refs are re-resolved on
         the next lookup."""
-        moved = []
+        moved: list[str] = []
         for spec, sid in list(self._refs.items()):
             try:
                 now = self.ns.pin(Location(spec, "")).spec
