@@ -355,3 +355,41 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, store_root: Path) -
         ds(store_root, "fsck")
     finally:
         subprocess.run(["fusermount3", "-uz", str(point)], capture_output=True, check=False)
+
+
+# the commands ------------------------------------------------------------------------
+
+
+def test_foreground_read_only_mount_and_umount(tmp_path: Path, store_root: Path) -> None:
+    store = Store.open(store_root)
+    store.create_dataset("sales")
+    store.put_bytes("sales", "f.txt", b"hello")
+    store.close()
+    point = tmp_path / "mnt"
+    point.mkdir()
+    assert ds(store_root, "umount", str(point), check=False).returncode != 0
+    env = {**os.environ, "DS_STORE": str(store_root)}
+    proc = subprocess.Popen(
+        [DS_BIN, "mount", str(point), "--foreground", "--read-only"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not mount.is_mounted(point):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert (point / "sales" / "f.txt").read_bytes() == b"hello"
+        with pytest.raises(OSError) as info:
+            os.open(point / "sales" / "g.txt", os.O_WRONLY | os.O_CREAT)
+        assert info.value.errno == errno.EROFS
+        assert ds(store_root, "mount", str(point), check=False).returncode != 0  # busy
+        ds(store_root, "umount", str(point))
+        assert proc.wait(30) == 0
+    finally:
+        _force_unmount(point, None)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
