@@ -60,6 +60,7 @@ FORMAT_VERSION = 1
 DEFAULT_DIR_MODE = 0o755
 DEFAULT_FILE_MODE = 0o644
 IMPORT_THREADS = 4
+LOOKUP_LIMIT = 256  # exact-path puts up to this size look paths up instead of listing
 IMPORT_BATCH = 32
 log = logging.getLogger("ds.store")
 
@@ -421,7 +422,7 @@ class Store:
         for _, dest, st in plan.files:
             ds_rules.check_size(rules, dest, st.st_size)
         cache = self.catalog.import_cache(row.id) if dests is None else {}
-        current = {e.path: e for e in self._head_listing(row, to, True)}
+        current = self._touched(row, to, [dest for _, dest, _ in plan.files], dests is not None)
         staged_rows: list[dict[str, Any]] = []
         remembered: list[tuple[str, int, int, int, str]] = []
         added: list[str] = []
@@ -472,6 +473,16 @@ class Store:
                 if dests is None:
                     self.catalog.remember_imports(db, row.id, remembered)
         return PutResult(added, modified, unchanged, hashed)
+
+    def _touched(self, row: DatasetRow, to: str, paths: list[str], exact: bool) -> dict[str, Entry]:
+        """The head entries a put may replace: the whole tree below ``to``, or, for a small
+        batch of exact paths (the inbox), just those paths and their directories, so a few
+        files dropped into a million-file dataset do not list all of it."""
+        if not exact or len(paths) > LOOKUP_LIMIT:
+            return {e.path: e for e in self._head_listing(row, to, True)}
+        head = Version(row, None, None)
+        found = {p: self._lookup(head, p) for p in {*paths, *_ancestors(paths, "")}}
+        return {p: e for p, e in found.items() if e is not None}
 
     def _import_files(
         self, pool: ThreadPoolExecutor, sources: list[str]
