@@ -342,6 +342,8 @@ def _keyed(
     only way a change could go uncounted, has odds of 1 in 2^64 per row.)
     """
     k = quote(key)
+    if ta[key] != tb[key]:  # an id column that became text still matches by its spelling
+        k = f"CAST({k} AS VARCHAR)"
     others = [n for n in common if n != key]
     sql = f"""
         SELECT

@@ -347,6 +347,8 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, table: TableFile) -> list[tupl
         raise out_of_memory(table, exc) from exc
     except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
         raise _malformed(table, exc) from exc
+    except duckdb.Error as exc:
+        raise AnalyticsError(f"{table.name}: {_first_line(str(exc))}") from exc
 
 
 def out_of_memory(table: TableFile, exc: Exception) -> AnalyticsError:

@@ -613,3 +613,16 @@ def test_cli_constants_mirror_the_library() -> None:
 
     assert tuple(analytics.EXPORT_FORMATS) == cli_analytics.EXPORT_FORMATS
     assert cli_analytics.PREVIEW_DEFAULT == analytics.PREVIEW_DEFAULT
+
+
+def test_compare_when_the_key_changes_type(store: Store, tmp_path: Path) -> None:
+    v1 = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "v": [1.0, 2.0, 3.0]})
+    v2 = pa.table({"id": pa.array(["1", "2", "4"]), "v": [1.0, 2.5, 4.0]})
+    put_table(store, tmp_path, "kt", parquet_bytes(v1), "k.parquet")
+    store.snapshot("kt", tag="v1")
+    put_table(store, tmp_path, "kt", parquet_bytes(v2), "k.parquet")
+    doc = Analytics(store).compare("kt", "k.parquet", "v1", None, key="id")
+    assert doc["summary"]["columns_type_changed"] == [
+        {"column": "id", "from": "int64", "to": "object"}
+    ]
+    assert doc["rows"] == {**doc["rows"], "added": 1, "removed": 1, "changed": 1, "unchanged": 1}
