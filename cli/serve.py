@@ -134,7 +134,10 @@ async def _serve(
     handles: list[tuple[str, Any]] = []
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # port taken, address not local: say so in one line
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
         bound = runner.addresses[0][1] if runner.addresses else port
         if mount_dir:
             handles.append(("mount", await _start("--mount", _start_mount, store, mount_dir)))

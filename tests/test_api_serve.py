@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import threading
@@ -338,6 +339,15 @@ def test_upload_limit_and_no_auth_rules(store_root: Path) -> None:
     )
     assert bad_mount.returncode == 1
     assert b"--mount" in bad_mount.stderr and b"Traceback" not in bad_mount.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = subprocess.run(
+            [DS_BIN, "serve", "--port", port], capture_output=True, env=env, timeout=60
+        )
+    assert busy.returncode == 1
+    assert b"cannot listen" in busy.stderr and b"Traceback" not in busy.stderr
 
 
 def test_no_auth_on_loopback(store_root: Path) -> None:
