@@ -317,6 +317,14 @@ class Catalog:
         )
         return [r[0] for r in rows]
 
+    def latest_snapshot(self, dataset_id: str) -> str | None:
+        row = self.db.execute(
+            "SELECT id FROM snapshots WHERE dataset_id=? ORDER BY created_at DESC, rowid DESC"
+            " LIMIT 1",
+            (dataset_id,),
+        ).fetchone()
+        return row[0] if row else None
+
     def snapshot_at(self, dataset_id: str, at: str) -> str | None:
         row = self.db.execute(
             "SELECT id FROM snapshots WHERE dataset_id=? AND created_at <= ?"

@@ -307,8 +307,7 @@ class Store:
         return not _same_ranges(base, ranges, self.manifests)
 
     def _latest(self, row: DatasetRow) -> str | None:
-        snaps = self.catalog.snapshots(row.id)
-        return snaps[0].id if snaps else None
+        return self.catalog.latest_snapshot(row.id)
 
     # reading -----------------------------------------------------------------
 
