@@ -34,6 +34,7 @@ import fcntl
 import logging
 import os
 import queue
+import signal
 import sqlite3
 import stat as statmod
 import threading
@@ -243,14 +244,19 @@ class Inbox:
             self._thread.join(0.5)
 
     def _loop(self) -> None:
+        idle = self.options.poll_seconds
         while not self._stop.is_set():
             try:
-                self.step()
+                done = self.step()
             except Exception as err:  # noqa: BLE001 - the watcher must outlive any one failure
                 log.exception("inbox step failed")
                 self.stats.error(f"{type(err).__name__}: {err}")
                 self._stop.wait(self.options.retry_seconds)
-            self._wake.wait(self.options.poll_seconds if self._pending else 1.0)
+                done = 0
+            # files still being written are looked at less often the longer nothing is
+            # ready; any event wakes the loop at once
+            idle = self.options.poll_seconds if done else min(idle * 2, 1.0)
+            self._wake.wait(idle if self._pending else 1.0)
             self._wake.clear()
 
     # one round ----------------------------------------------------------------
@@ -634,6 +640,11 @@ def _open_for_writing(path: str) -> bool | None:
     except OSError:
         return None
     try:
+        # A writer opening the file in the instant we hold the lease makes the kernel signal
+        # us (SIGIO by default, which terminates); SIGURG is ignored unless handled.
+        set_sig = getattr(fcntl, "F_SETSIG", None)
+        if set_sig is not None:
+            fcntl.fcntl(fd, set_sig, signal.SIGURG)
         fcntl.fcntl(fd, set_lease, fcntl.F_RDLCK)
     except OSError as err:
         return True if err.errno in (errno.EAGAIN, errno.EBUSY) else None
