@@ -348,7 +348,10 @@ class Inbox:
                 del self._pending[path]
                 continue
             if not statmod.S_ISREG(st.st_mode):
-                del self._pending[path]
+                # a symlink could point anywhere (never follow it into the store), a FIFO
+                # never ends: neither can go in, and neither may linger unexplained
+                what = "a symbolic link" if statmod.S_ISLNK(st.st_mode) else "not a regular file"
+                self._reject(self._classify(path, (0, 0, 0)), f"{what} [invalid_path]")
                 continue
             sig = (st.st_size, st.st_mtime_ns, st.st_ino)
             if sig != seen.sig:
@@ -600,7 +603,7 @@ def _free_name(target: Path) -> Path:
     name must not replace the first (nothing handed to the inbox may vanish)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     candidate, n = target, 0
-    while candidate.exists() or candidate.with_name(candidate.name + ".error").exists():
+    while os.path.lexists(candidate) or os.path.lexists(f"{candidate}.error"):
         n += 1
         candidate = target.with_name(f"{target.name}.{n}")
     return candidate

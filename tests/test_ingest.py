@@ -241,6 +241,9 @@ def test_rejections_land_in_rejected_with_reason(
     with open(bad, "wb") as f:
         f.write(b"a\n1\n")
     _write_direct(inbox_dir / "strict" / "ok.csv", b"a\n2\n")
+    secret = inbox_dir.parent / "secret.csv"
+    secret.write_bytes(b"a\n3\n")
+    os.symlink(secret, inbox_dir / "strict" / "link.csv")
     wait_for(lambda: not inbox_files(inbox_dir), what="every file to be handled")
     rejected = inbox_dir / REJECTED
     for rel, (data, code) in drops.items():
@@ -256,7 +259,9 @@ def test_rejections_land_in_rejected_with_reason(
         k: after[k].object for k in before
     }  # nothing already there changed
     assert [d.name for d in store.list_datasets()] == ["strict"]
-    assert len(rec.of("rejected")) == 6
+    assert os.path.islink(rejected / "strict" / "link.csv")
+    assert "symbolic link" in (rejected / "strict" / "link.csv.error").read_text()
+    assert len(rec.of("rejected")) == 7
 
 
 def test_create_datasets_and_auto_snapshot_with_tag_pattern(
