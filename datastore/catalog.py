@@ -730,6 +730,10 @@ class Catalog:
         ).fetchone()
         return _task(row) if row else None
 
+    def dataset_name_of(self, dataset_id: str) -> str | None:
+        row = self.db.execute("SELECT name FROM datasets WHERE id=?", (dataset_id,)).fetchone()
+        return str(row[0]) if row else None
+
     def active_tasks(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM tasks WHERE status IN ('queued','processing')")
         return [_task(r) for r in rows]

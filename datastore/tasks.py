@@ -244,10 +244,7 @@ class TaskRunner:
         return None if row is None else self.get(row["id"])
 
     def _dataset_name(self, dataset_id: str) -> str:
-        for row in self.store.catalog.datasets():
-            if row.id == dataset_id:
-                return row.name
-        return ""
+        return self.store.catalog.dataset_name_of(dataset_id) or ""
 
     # recovery and shutdown --------------------------------------------------
 
