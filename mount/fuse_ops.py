@@ -29,6 +29,8 @@ CACHE_TIMEOUT = 60.0  # seconds the kernel keeps entries and attributes
 POLL_INTERVAL = 0.2  # seconds between looks for changes made outside the mount
 IO_SIZE = 1 << 20
 DIR_MODE = 0o040755
+DOTS = [(".", {"st_mode": DIR_MODE}), ("..", {"st_mode": DIR_MODE})]
+BUILT_LISTINGS = 4096
 FUSE_READDIR_PLUS = 1 << 0
 FUSE_FILL_DIR_PLUS = 1 << 1
 
@@ -62,7 +64,8 @@ class DsFUSE(mfusepy.FUSE):
     """
 
     def __init__(self, operations: Any, mountpoint: str, **kwargs: Any) -> None:
-        self._dirs: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        self._dirs: dict[int, list[tuple[bytes, Any]]] = {}
+        self._built: dict[int, tuple[list[Any], list[tuple[bytes, Any]]]] = {}
         self._next_dir = itertools.count(1)
         super().__init__(operations, mountpoint, **kwargs)
 
@@ -86,18 +89,33 @@ class DsFUSE(mfusepy.FUSE):
         entries = self._dirs.get(fh)
         if entries is None or offset == 0:
             decoded = "/" if path is None else path.decode(self.encoding, self.errors)
-            entries = self.operations.listing(decoded, bool(flags & FUSE_READDIR_PLUS))
+            entries = self._entries(decoded, bool(flags & FUSE_READDIR_PLUS))
             self._dirs[fh] = entries
         fill = FUSE_FILL_DIR_PLUS if flags & FUSE_READDIR_PLUS else 0
-        st = mfusepy.c_stat()
-        size = ctypes.sizeof(st)
         for i in range(offset, len(entries)):
-            name, attrs = entries[i]
-            ctypes.memset(ctypes.byref(st), 0, size)
-            mfusepy.set_st_attrs(st, attrs, use_ns=True)
-            if filler(buf, name.encode(self.encoding, self.errors), st, i + 1, fill) != 0:
+            name, st = entries[i]
+            if filler(buf, name, st, i + 1, fill) != 0:
                 break
         return 0
+
+    def _entries(self, path: str, plus: bool) -> list[tuple[bytes, Any]]:
+        """Names and stat structs, built once per snapshot listing (the overlay hands out
+        the same list object for an immutable directory), per opendir for a head."""
+        listing = self.operations.listing(path, plus)
+        hit = self._built.get(id(listing))
+        if hit is not None and hit[0] is listing:
+            return hit[1]
+        built = [self._stat_entry(n, a) for n, a in [*DOTS, *listing]]
+        if self.operations.immutable(path):
+            if len(self._built) >= BUILT_LISTINGS:
+                self._built.clear()
+            self._built[id(listing)] = (listing, built)
+        return built
+
+    def _stat_entry(self, name: str, attrs: dict[str, Any]) -> tuple[bytes, Any]:
+        st = mfusepy.c_stat()
+        mfusepy.set_st_attrs(st, attrs, use_ns=True)
+        return name.encode(self.encoding, self.errors), st
 
     def releasedir(self, path: bytes | None, fip: Any) -> int:
         self._dirs.pop(fip.contents.fh, None)
@@ -172,10 +190,10 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def listing(self, path: str, plus: bool) -> list[tuple[str, dict[str, Any]]]:
-        dots = [(".", {"st_mode": DIR_MODE}), ("..", {"st_mode": DIR_MODE})]
+        """The overlay's own list when it has one cached (its identity keys DsFUSE's)."""
         if plus:
-            return dots + self.overlay.readdir_attrs(path)
-        return dots + [(n, {"st_mode": mode}) for n, mode in self.overlay.readdir(path)]
+            return self.overlay.readdir_attrs(path)
+        return [(n, {"st_mode": mode}) for n, mode in self.overlay.readdir(path)]
 
     @_translated
     def readdir(self, path: str | None, fh: int) -> list[Any]:
