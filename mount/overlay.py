@@ -427,19 +427,25 @@ class Overlay:
         if writing and (loc.read_only or self.read_only or loc.path == ""):
             raise ReadOnlyRef(f"{path} is read-only")
         key = (loc.spec or "", loc.path)
-        st = self._staging(key) if not loc.read_only else None
+        st = self._join(key) if not loc.read_only else None
         if st is None and not writing:
             return self._open_committed(loc, key)
         if st is None:
             self._head(path)
             st = self._attach(key, self.ns.stat(loc))
-        else:
-            with self._lock:
-                st.opens += 1
         self._served.pop(key, None)
         if flags & os.O_TRUNC:
             self._truncate(st, 0)
         return self._add(Handle(None, st, bool(flags & os.O_APPEND), False)), False
+
+    def _join(self, key: Key) -> Staging | None:
+        """The staging open on ``key``, counted as opened once more (in one step, so a
+        release cannot tear it down in between)."""
+        with self._lock:
+            st = self._stagings.get(key)
+            if st is not None:
+                st.opens += 1
+            return st
 
     def _open_committed(self, loc: Location, key: Key) -> tuple[int, bool]:
         """A read-only handle on the object file itself; the kernel keeps its cached pages
