@@ -56,11 +56,12 @@ def _path(path: str | None) -> str:
 
 
 class DsFUSE(mfusepy.FUSE):
-    """mfusepy's FUSE with one change: ``opendir`` may ask the kernel to cache a listing.
+    """mfusepy's FUSE with the few request paths where its defaults cost too much.
 
-    mfusepy hands ``opendir`` no file info; a snapshot's directories never change, so
-    their listings are cached by the kernel (``cache_readdir`` + ``keep_cache``) and a
-    second ``find`` or ``ls`` never reaches Python.
+    ``opendir`` may ask the kernel to cache a snapshot's listing; ``readdir`` answers
+    READDIRPLUS with full attributes and offsets (mfusepy sends modes only, and libfuse
+    drops READDIRPLUS attributes given without offsets); ``read`` and ``write`` work on
+    libfuse's buffer in place and also serve unlinked open files (NULL path).
     """
 
     def __init__(self, operations: Any, mountpoint: str, **kwargs: Any) -> None:
