@@ -5,10 +5,10 @@ How a file moves (SPEC sections 3.5, 7 and 11):
 1. watchdog (inotify on Linux) reports paths; a full scan at start and every
    ``rescan_seconds`` catches what events cannot (files present before the start, whole
    directories moved in, overflowed event queues).
-2. A file is *ready* when it is complete: closed after its last write (an inotify
-   close-after-write or a rename into place), or, without that evidence, unchanged
-   between two looks and open for writing by no one (a read-lease test on Linux); where
-   the lease test cannot answer (another owner, NFS), unchanged for ``stable_seconds``.
+2. A file is *ready* when it is complete: open for writing by no one (a read-lease test
+   on Linux) and either closed after writing or renamed into place (inotify), or
+   unchanged between two looks. Where the lease test cannot answer (another owner, NFS),
+   the close or rename evidence alone, or ``stable_seconds`` without a change, decides.
    Dotfiles and temporary names (``*.part``, ``*.tmp``, ``*~``) wait until renamed.
 3. Ready files are checked one by one (dataset name, path, size limits, the dataset's
    type rules); a permanent problem moves the file to ``DIR/.rejected/NAME/rel/path``
@@ -50,7 +50,6 @@ from watchdog.events import (
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
-    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -74,11 +73,12 @@ from .store import Store
 
 REJECTED = ".rejected"
 LOCK = ".ds-watch.lock"  # one watcher per inbox; the kernel drops it when the watcher dies
-# Only what can make a file ready; opens, reads and deletions (ours, mostly) are not asked
-# of inotify at all, which keeps the event thread off the CPU the ingest needs.
+# Only what can make a file ready: created, renamed in, closed after writing. Writes,
+# attribute changes, opens, reads and deletions (ours, mostly: every unlink is an
+# IN_ATTRIB) are not asked of inotify at all, which keeps the event thread off the CPU the
+# ingest needs; whether a writer still has a file open is asked of the file itself.
 EVENTS = [
     FileCreatedEvent,
-    FileModifiedEvent,
     FileMovedEvent,
     FileClosedEvent,
     DirCreatedEvent,
@@ -292,9 +292,9 @@ class Inbox:
             self._note(path, kind)
 
     def _note(self, path: str, kind: str) -> None:
-        """A rename into place or a close after writing is evidence the file is complete;
-        a later write takes that evidence away. Creation alone says nothing either way
-        (watchdog also reports the files of a directory moved in as created)."""
+        """A rename into place or a close after writing is evidence the file is complete.
+        Creation alone says nothing either way (watchdog also reports the files of a
+        directory moved in as created)."""
         if not self._watched(path):
             return
         seen = self._pending.get(path)
@@ -302,8 +302,6 @@ class Inbox:
             seen = self._pending[path] = _Seen()
         if kind in ("closed", "moved"):
             seen.closed = True
-        elif kind == "modified":
-            seen.closed = False
         dataset = self._classify(path, (0, 0, 0)).dataset
         if dataset:
             self._activity[dataset] = time.monotonic()
@@ -358,17 +356,18 @@ class Inbox:
                 seen.sig, seen.since = sig, now
                 if not seen.closed:
                     continue
-            elif not seen.closed and not self._settled(path, now - seen.since):
+            if not self._settled(path, now - seen.since, seen.closed):
                 continue
             ready.append(self._classify(path, sig))
         return ready
 
-    def _settled(self, path: str, quiet: float) -> bool:
-        """Complete without close evidence: unchanged since the last look and nobody has it
-        open for writing; where that cannot be known, unchanged for ``stable_seconds``."""
+    def _settled(self, path: str, quiet: float, closed: bool) -> bool:
+        """Complete: nobody has it open for writing (a writer that reopened a closed file
+        to append is caught here), and, without close evidence, unchanged since the last
+        look; where the lease test cannot tell, closed or unchanged for ``stable_seconds``."""
         writing = _open_for_writing(path)
         if writing is None:
-            return quiet >= self.options.stable_seconds
+            return closed or quiet >= self.options.stable_seconds
         return not writing
 
     def _classify(self, path: str, sig: Signature) -> _Ready:
