@@ -5,7 +5,7 @@ them into a fresh store (timed as a command, start-up included), then a hard-lin
 is renamed into the inbox of a running ``ds watch`` on another fresh store, timed from the
 rename until the watcher has reported every file ingested (each batch is durable and its
 inbox files removed before it reports). Both read the same inodes from a warm page cache.
-The pair runs three times, alternating, and the best time of each counts: the machines
+The pair runs five times, alternating, and the best time of each counts: the machines
 this runs on are shared, and the best run is the one least disturbed. ``ds put`` pays a
 command start-up the running watcher does not, so the rate without it is reported too
 (``put_net_files_per_s``, ``ingest_vs_put_net_rate``).
@@ -29,7 +29,7 @@ from .measure import DS, row, tree_bytes
 
 TOOL = "ds"
 INGEST = "ds watch"
-REPEAT = 3
+REPEAT = 5
 
 
 def _count(root: Path) -> int:
