@@ -61,13 +61,14 @@ def watch_cmd(
 ) -> None:
     """Ingest files dropped at INBOX/NAME/path into dataset NAME until interrupted.
 
-    A file goes in once it is closed and its size is stable, then leaves the inbox.
+    A file goes in once it is complete (closed or renamed in, and open for writing
+    by no one), then leaves the inbox.
     Dotfiles and *.part, *.tmp, *~ wait until renamed. Files that cannot go in move to
     INBOX/.rejected/NAME/path with path.error beside them.
 
     \b
     Example:
-      ds watch /srv/inbox --create-datasets --snapshot-after 60 \
+      ds watch /srv/inbox --create-datasets --snapshot-after 60 \\
         --tag-pattern 'inbox-{utc:%Y%m%dT%H%M%S}'
     """
     from datastore import ingest
