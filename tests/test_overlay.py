@@ -178,3 +178,23 @@ def test_create_of_an_existing_file_keeps_its_bytes(ov: Overlay, store: Store) -
     with pytest.raises(OSError) as info:
         ov.create("/sales/a/b.csv", 0o644, os.O_WRONLY | os.O_EXCL)
     assert info.value.errno == errno.EEXIST
+
+
+def test_watch_names_what_changed_outside(ov: Overlay, store: Store) -> None:
+    assert ov.watch.poll() == []
+    store.put_bytes("sales", "a/new.csv", b"1")
+    assert "/sales/a/new.csv" in ov.watch.poll()
+    # staged and snapshotted between two polls: the moved base is diffed
+    store.put_bytes("sales", "a/quick.csv", b"2")
+    ov.watch.seq = store.head_changes(1 << 62)[0]  # as if the poll missed the row
+    store.snapshot("sales")
+    assert "/sales/a/quick.csv" in ov.watch.poll()
+    # a ref the mount resolved, then moved
+    assert [n for n, _ in ov.readdir("/sales@v1.0/a")] == ["b.csv"]
+    ov.getattr("/sales@v1.0/a/b.csv")
+    store.tag("sales", "latest", "v1.0", force=True)
+    moved = ov.watch.poll()
+    assert moved[-3:] == ["/sales@v1.0/a/b.csv", "/sales@v1.0/a", "/sales@v1.0"]
+    assert [n for n, _ in ov.readdir("/sales@v1.0/a")] == ["b.csv", "new.csv", "quick.csv"]
+    store.delete_dataset("other")
+    assert "/other" in ov.watch.poll()
