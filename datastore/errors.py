@@ -65,6 +65,14 @@ class NotTabular(DatastoreError):
     code = "not_tabular"
 
 
+class MalformedTable(NotTabular):
+    """A file that claims to be a table but cannot be parsed; the message names where."""
+
+
+class AnalyticsError(DatastoreError):
+    """DuckDB failed on a readable table (out of memory, an unsupported type)."""
+
+
 class FileTooLarge(DatastoreError):
     code = "file_too_large"
 

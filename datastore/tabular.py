@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 
 from .categories import extension
-from .errors import DatastoreError, NotTabular
+from .errors import AnalyticsError, MalformedTable, NotTabular
 
 FORMATS = ("csv", "tsv", "csv.gz", "parquet", "jsonl")
 _BY_EXTENSION = {
@@ -47,14 +47,6 @@ SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", "\t", ";", "|")
 TABLE = "t"  # every query reads the view of this name
 DEFAULT_MEMORY = "300MB"
-
-
-class MalformedTable(NotTabular):
-    """A file that claims to be a table but cannot be parsed; the message names where."""
-
-
-class AnalyticsError(DatastoreError):
-    """DuckDB failed on a readable table (out of memory, an unsupported type)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +193,8 @@ def connect(limits: Limits, spill: Path, database: str = ":memory:") -> duckdb.D
 def open_table(
     table: TableFile, scratch_root: Path, limits: Limits, materialize: bool = True
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection where the view ``t`` is the table (NaN read as NULL, as pandas does).
+    """A connection where the view ``t`` is the table (NaN read as NULL and -0.0 as 0.0,
+    as pandas counts them).
 
     Text formats are parsed once into a scratch database when ``materialize`` (several
     passes follow); a preview reads the first rows straight from the file instead.
@@ -261,11 +254,18 @@ def _create_view(
         raise _malformed(table, exc) from exc
     _check_field_counts(table, len(cols))
     floats = [c[0] for c in cols if c[1] in ("DOUBLE", "FLOAT", "REAL")]
-    replace = ", ".join(
-        f"CASE WHEN isnan({quote(c)}) THEN NULL ELSE {quote(c)} END AS {quote(c)}" for c in floats
-    )
+    replace = ", ".join(f"{_no_nan(quote(c))} AS {quote(c)}" for c in floats)
     select = f"* REPLACE ({replace})" if replace else "*"
     con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {select} FROM {source}")
+
+
+def _no_nan(c: str) -> str:
+    """NaN as NULL and -0.0 as 0.0, as pandas counts them. Spelled with isfinite, not
+    isnan: DuckDB folds isnan() to false from Parquet statistics, which leave NaN out."""
+    return (
+        f"CASE WHEN isfinite({c}) THEN {c} + 0.0"
+        f" WHEN {c} = 'inf'::DOUBLE OR {c} = '-inf'::DOUBLE THEN {c} END"
+    )
 
 
 def resniff(con: duckdb.DuckDBPyConnection, table: TableFile, view: str = TABLE) -> None:
