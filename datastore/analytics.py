@@ -59,6 +59,7 @@ from .tabular import (
 CACHE_VERSION = "1"
 PREVIEW_DEFAULT = 20
 PREVIEW_MAX = 1000
+LOCK_STRIPES = 64
 EXPORT_FORMATS = {
     "csv": ("text/csv", "(FORMAT csv, HEADER true)"),
     "parquet": ("application/vnd.apache.parquet", "(FORMAT parquet)"),
@@ -73,18 +74,28 @@ class Analytics:
         self.store = store
         self.limits = limits or Limits.from_env()
         self.scratch = store.root / "tmp-analytics"
-        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
-        self._guard = threading.Lock()
+        # striped: concurrent requests for the same uncached bytes wait for one profile
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     # locating tables -----------------------------------------------------------------
 
-    def locate(self, spec: str, path: str) -> tuple[Entry, TableFile]:
-        """The entry at ``path`` in ``name[@ref]`` and its table file (``not_tabular`` if none)."""
+    def entry(self, spec: str, path: str) -> tuple[Entry, str]:
+        """The file entry at ``path`` in ``name[@ref]`` and its object id."""
         path = names.file_path(path)
         entry = self.store.stat(spec, path)
         if entry.is_dir or entry.object is None:
             raise InvalidPath(f"{path!r} is a directory, not a table")
-        return entry, detect(self.store.object_path(entry.object), entry.path, entry.object)
+        return entry, entry.object
+
+    def table(self, entry: Entry) -> TableFile:
+        """The entry's object as a table file (``not_tabular`` if it is none); this reads
+        the file's first bytes, so cache hits skip it."""
+        assert entry.object is not None
+        return detect(self.store.object_path(entry.object), entry.path, entry.object)
+
+    def locate(self, spec: str, path: str) -> tuple[Entry, TableFile]:
+        entry, _ = self.entry(spec, path)
+        return entry, self.table(entry)
 
     @contextmanager
     def connection(self, table: TableFile, materialize: bool = True) -> Iterator[Any]:
@@ -110,16 +121,14 @@ class Analytics:
             return doc
 
     def _lock(self, oid: str, kind: str, params: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault((oid, kind, params), threading.Lock())
+        return self._locks[hash((oid, kind, params)) % LOCK_STRIPES]
 
     # schema and preview -----------------------------------------------------------------
 
     def schema(self, spec: str, path: str) -> dict[str, Any]:
         """``{"path", "object", "format", "columns": [{"name", "dtype"}], "row_count"}``."""
-        entry, table = self.locate(spec, path)
-        assert entry.object is not None
-        doc = self.cached(entry.object, "schema", "", lambda: self._schema(table))
+        entry, oid = self.entry(spec, path)
+        doc = self.cached(oid, "schema", "", lambda: self._schema(self.table(entry)))
         return {"path": entry.path, **doc}
 
     def _schema(self, table: TableFile) -> dict[str, Any]:
@@ -136,9 +145,10 @@ class Analytics:
         if limit < 0:
             raise InvalidRequest("limit must be zero or more")
         limit = min(limit, PREVIEW_MAX)
-        entry, table = self.locate(spec, path)
-        assert entry.object is not None
-        doc = self.cached(entry.object, "preview", str(limit), lambda: self._preview(table, limit))
+        entry, oid = self.entry(spec, path)
+        doc = self.cached(
+            oid, "preview", str(limit), lambda: self._preview(self.table(entry), limit)
+        )
         return {"path": entry.path, **doc}
 
     def _preview(self, table: TableFile, limit: int) -> dict[str, Any]:
@@ -158,8 +168,9 @@ class Analytics:
 
     def stats(self, spec: str, path: str) -> dict[str, Any]:
         """SPEC's statistics document (section 6 and 11), cached by object id."""
-        entry, table = self.locate(spec, path)
-        return {"path": entry.path, **self.stats_of(table)}
+        entry, oid = self.entry(spec, path)
+        doc = self.cached(oid, "stats", "", lambda: self._stats(self.table(entry)))
+        return {"path": entry.path, **doc}
 
     def stats_of(self, table: TableFile) -> dict[str, Any]:
         return self.cached(_oid(table), "stats", "", lambda: self._stats(table))
@@ -173,8 +184,8 @@ class Analytics:
 
     def quality(self, spec: str, path: str) -> dict[str, Any]:
         """``{"overall_score", "checks": [{"name", "passed", "details", "score"}]}``."""
-        entry, table = self.locate(spec, path)
-        doc = self.cached(_oid(table), "quality", "", lambda: self._quality(table))
+        entry, oid = self.entry(spec, path)
+        doc = self.cached(oid, "quality", "", lambda: self._quality(self.table(entry)))
         return {"path": entry.path, **doc}
 
     def _quality(self, table: TableFile) -> dict[str, Any]:
@@ -193,8 +204,8 @@ class Analytics:
         for n in text:
             exprs.append(f"count(*) FILTER (WHERE TRY_CAST({quote(n)} AS DOUBLE) IS NOT NULL)")
             exprs.append(f"count({quote(n)})")
-        with self.connection(table) as con:
-            got = run(con, f"SELECT {', '.join(exprs)} FROM {TABLE}", table)[0]
+        with self.connection(table, materialize=False) as con:  # one pass: no copy
+            got = _read(con, table, f"SELECT {', '.join(exprs)} FROM {TABLE}")[0]
         return [n for i, n in enumerate(text) if 0 < got[2 * i] < got[2 * i + 1]]
 
     # compare and export -------------------------------------------------------------------

@@ -97,11 +97,15 @@ def profile(
                 c.facts["top_values"] = _top_values(con, table, c)
         _pass3(con, table, cols)
         _high_cardinality_distinct(con, table, cols)
+    docs = {c.name: _column_doc(c, rows) for c in cols}
+    for name, row in correlations.items():
+        # exactly 1.0, as pandas reports it, for a column that varies; None for a constant
+        row[name] = 1.0 if (docs[name].get("std") or 0) > 0 else None
     return {
         "row_count": rows,
         "column_count": len(cols),
         "duplicate_rows": _duplicate_rows(con, table, cols, rows),
-        "columns": {c.name: _column_doc(c, rows) for c in cols},
+        "columns": docs,
         "correlations": correlations,
     }
 
@@ -142,10 +146,7 @@ def _pass1(
             values = got  # what the columns left: the correlations
     corr: dict[str, dict[str, float | None]] = {c.name: {} for c in corr_cols}
     for (a, b), r in zip(pairs, values, strict=True):
-        value = _num(r)
-        if a is b and value is not None:
-            value = 1.0  # exactly, as pandas reports it, not 0.9999999999999998
-        corr[a.name][b.name] = corr[b.name][a.name] = value
+        corr[a.name][b.name] = corr[b.name][a.name] = _num(r)
     return {a.name: {b.name: corr[a.name][b.name] for b in corr_cols} for a in corr_cols}
 
 
@@ -501,9 +502,10 @@ def _shape(
     std = math.sqrt(m2 / (n - 1)) if n >= 2 else None
     if m2 <= n * (1e-14 * float(mean)) ** 2:
         return (0.0 if std is not None else None), None, None
-    skew = n * math.sqrt(n - 1) / (n - 2) * m3 / m2**1.5 if n >= 3 else None
-    kurt = None
-    if n >= 4:
+    skew = kurt = None
+    if n >= 3 and m2**1.5 > 0:  # a variance so small its powers underflow: no shape
+        skew = n * math.sqrt(n - 1) / (n - 2) * m3 / m2**1.5
+    if n >= 4 and m2**2 > 0:
         adj = 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))
         kurt = n * (n + 1) * (n - 1) * m4 / ((n - 2) * (n - 3) * m2**2) - adj
     return std, skew, kurt
