@@ -38,14 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from . import names
-from .errors import InvalidPath, InvalidRequest
+from .errors import InvalidPath, InvalidRequest, MalformedTable
 from .manifest import Entry
 from .profile import empty_profile, json_value, profile
 from .store import Store
 from .tabular import (
     TABLE,
     Limits,
-    MalformedTable,
     TableFile,
     columns,
     detect,

@@ -36,7 +36,8 @@ from typing import Any
 
 import duckdb
 
-from .tabular import TABLE, AnalyticsError, TableFile, columns, dtype, is_integer, kind, quote, run
+from .errors import AnalyticsError
+from .tabular import TABLE, TableFile, columns, dtype, is_integer, kind, quote, run
 
 QUANTILES = (0.25, 0.5, 0.75)
 WINDOW = 0.005  # approximate quartile +- this bounds the exact one

@@ -22,9 +22,15 @@ from hypothesis import strategies as st
 from datastore import profile as profile_mod
 from datastore.analytics import Analytics
 from datastore.compare import psi, shift_level
-from datastore.errors import FileNotFound, InvalidRequest, NotTabular
+from datastore.errors import (
+    AnalyticsError,
+    FileNotFound,
+    InvalidRequest,
+    MalformedTable,
+    NotTabular,
+)
 from datastore.store import Store
-from datastore.tabular import Limits, MalformedTable, detect, memory_bytes, open_table
+from datastore.tabular import Limits, detect, memory_bytes, open_table
 
 from .conftest import parse
 
@@ -607,7 +613,7 @@ def test_exact_quartiles_out_of_memory_fall_back_to_windows(
 
     def exact_fails(con: Any, tf: Any, live: Any, windowed: bool, per_query: int) -> None:
         if not windowed:
-            raise profile_mod.AnalyticsError("out of memory")
+            raise AnalyticsError("out of memory")
         real(con, tf, live, windowed, per_query)
 
     monkeypatch.setattr(profile_mod, "_pass2", exact_fails)
