@@ -80,6 +80,7 @@ class TableFile:
     format: str
     delimiter: str = ","
     object: str = ""  # the object id: the cache key
+    encoding: str = "utf-8"  # of a text format: utf-8, utf-16 (with a BOM) or latin-1
 
     @property
     def empty(self) -> bool:
@@ -119,8 +120,14 @@ def detect(path: Path, name: str, object_id: str = "") -> TableFile:
         head = _gunzip_head(path, name)
         if head and not _is_text(head):
             raise NotTabular(f"{name} is gzip but not compressed text")
-    delimiter = "\t" if fmt == "tsv" else _sniff_delimiter(head) if fmt != "parquet" else ","
-    return TableFile(path, name, fmt, delimiter, object_id or path.name)
+    if fmt == "parquet":
+        return TableFile(path, name, fmt, ",", object_id or path.name)
+    encoding = _encoding(head) or "utf-8"
+    if fmt == "jsonl" and encoding != "utf-8":
+        raise NotTabular(f"{name}: JSON lines must be UTF-8, this looks like {encoding}")
+    text = _decode(head, encoding)
+    delimiter = "\t" if fmt == "tsv" else _sniff_delimiter(text)
+    return TableFile(path, name, fmt, delimiter, object_id or path.name, encoding)
 
 
 def _content_format(head: bytes) -> str | None:
@@ -128,24 +135,44 @@ def _content_format(head: bytes) -> str | None:
         return "parquet"
     if head.startswith(b"\x1f\x8b"):
         return "csv.gz"
-    if not head or not _is_text(head):
+    encoding = _encoding(head) if head else None
+    if encoding is None:
         return None
-    lines = [ln for ln in head.decode("utf-8", "replace").splitlines()[:20] if ln.strip()]
+    text = _decode(head, encoding)
+    lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
     if lines and all(ln.lstrip().startswith("{") for ln in lines):
         return "jsonl"
-    if lines and _sniff_delimiter(head, strict=True) is not None:
+    if lines and _sniff_delimiter(text, strict=True) is not None:
         return "csv"
     return None
 
 
 def _is_text(head: bytes) -> bool:
+    return _encoding(head) is not None
+
+
+_CONTROL = set(range(0x00, 0x09)) | set(range(0x0E, 0x20)) | {0x7F}
+
+
+def _encoding(head: bytes) -> str | None:
+    """utf-8, utf-16 (marked by a BOM) or latin-1 text; None for binary data."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
     if b"\x00" in head:
-        return False
+        return None
     try:
         head.decode("utf-8")
+        return "utf-8"
     except UnicodeDecodeError as exc:
-        return exc.start >= len(head) - 4  # a multi-byte character cut by the sample
-    return True
+        if exc.start >= len(head) - 4:
+            return "utf-8"  # a multi-byte character cut by the sample
+    if _CONTROL.isdisjoint(head) and sum(b >= 0x80 for b in head) < len(head) // 4:
+        return "latin-1"  # a few accented letters in otherwise plain text
+    return None
+
+
+def _decode(head: bytes, encoding: str) -> str:
+    return head.decode(encoding, "replace")
 
 
 def _gunzip_head(path: Path, name: str) -> bytes:
@@ -156,13 +183,12 @@ def _gunzip_head(path: Path, name: str) -> bytes:
         raise MalformedTable(f"{name} is not readable gzip: {exc}") from exc
 
 
-def _sniff_delimiter(head: bytes, strict: bool = False) -> Any:
+def _sniff_delimiter(text: str, strict: bool = False) -> Any:
     """The delimiter that splits the first lines into the same number (>1) of fields.
 
     ``strict`` (content sniffing of an unnamed file) answers None when nothing fits;
     otherwise a single-column file gets ``,``.
     """
-    text = head.decode("utf-8", "replace")
     lines = [ln for ln in text.splitlines()[:-1] or text.splitlines() if ln.strip()][:20]
     best: tuple[int, str] | None = None
     for d in DELIMITERS:
@@ -282,6 +308,8 @@ def _source_sql(table: TableFile, full_sniff: bool) -> str:
     compression = "gzip" if table.format == "csv.gz" else "none"
     delim = _sql_str(table.delimiter)
     base = f"read_csv('{path}', delim='{delim}', compression='{compression}'"
+    if table.encoding != "utf-8":
+        base += f", encoding='{table.encoding}'"
     if _header_only(table):
         return f"{base}, header=true, all_varchar=true)"
     return f"{base}{', sample_size=-1' if full_sniff else ''})"
@@ -293,7 +321,7 @@ def _check_field_counts(table: TableFile, found: int) -> None:
     if table.format not in ("csv", "tsv", "csv.gz"):
         return
     opener = gzip.open if table.format == "csv.gz" else open
-    with opener(table.path, "rt", encoding="utf-8", errors="replace", newline="") as f:
+    with opener(table.path, "rt", encoding=table.encoding, errors="replace", newline="") as f:
         first = next(csv.reader(f, delimiter=table.delimiter), [])
     if len(first) != found:
         ragged = _first_ragged_line(table)
@@ -306,7 +334,7 @@ def _header_only(table: TableFile) -> bool:
     opener = gzip.open if table.format == "csv.gz" else open
     with opener(table.path, "rb") as f:
         head = f.read(SNIFF_BYTES)
-    lines = [ln for ln in head.splitlines() if ln.strip()]
+    lines = [ln for ln in _decode(head, table.encoding).splitlines() if ln.strip()]
     return len(lines) == 1 and len(head) < SNIFF_BYTES
 
 
@@ -322,7 +350,7 @@ def _malformed(table: TableFile, exc: duckdb.Error | None) -> MalformedTable:
 def _first_ragged_line(table: TableFile) -> str | None:
     opener = gzip.open if table.format == "csv.gz" else open
     try:
-        with opener(table.path, "rt", encoding="utf-8", newline="") as f:
+        with opener(table.path, "rt", encoding=table.encoding, newline="") as f:
             reader = csv.reader(f, delimiter=table.delimiter)
             expected = None
             for row in reader:

@@ -415,6 +415,8 @@ def test_psi_levels() -> None:
         ("noext", b"x,y\n1,2\n3,4\n", "csv"),
         ("data.bin", parquet_bytes(pa.table({"x": [1, 3], "y": [2, 4]})), "parquet"),
         ("rows.log", b'{"x": 1}\n{"x": 3}\n', "jsonl"),
+        ("latin1.csv", "x,name\n1,José\n3,Köln\n".encode("latin-1"), "csv"),
+        ("utf16.csv", "x,name\n1,José\n3,Köln\n".encode("utf-16"), "csv"),
     ],
 )
 def test_formats_are_detected(
@@ -639,3 +641,12 @@ def test_compare_when_the_key_changes_type(store: Store, tmp_path: Path) -> None
         {"column": "id", "from": "int64", "to": "object"}
     ]
     assert doc["rows"] == {**doc["rows"], "added": 1, "removed": 1, "changed": 1, "unchanged": 1}
+
+
+def test_latin1_and_utf16_text_is_decoded(store: Store, tmp_path: Path) -> None:
+    body = "x,name\n1,José\n3,Köln\n"
+    put_table(store, tmp_path, "enc", body.encode("latin-1"), "l.csv")
+    put_table(store, tmp_path, "enc", body.encode("utf-16"), "u.csv")
+    for path in ("l.csv", "u.csv"):
+        rows = Analytics(store).preview("enc", path)["rows"]
+        assert [r["name"] for r in rows] == ["José", "Köln"], path
