@@ -111,7 +111,8 @@ def stats_cmd(out: Output, spec: str) -> None:
       ds stats sales@v1.0/raw/2026-11.parquet
     """
     version, path = _target(spec)
-    doc = _analytics(out).stats(version, path)
+    with out.progress("stats") as progress:  # shows only past a second
+        doc = _analytics(out).stats(version, path, progress)
     out.emit(doc, lambda: _stats_human(doc))
 
 

@@ -40,7 +40,7 @@ from typing import Any
 from . import names
 from .errors import InvalidPath, InvalidRequest, MalformedTable
 from .manifest import Entry
-from .profile import empty_profile, json_value, profile
+from .profile import Progress, empty_profile, json_value, profile
 from .store import Store
 from .tabular import (
     TABLE,
@@ -165,21 +165,22 @@ class Analytics:
 
     # statistics and quality -------------------------------------------------------------
 
-    def stats(self, spec: str, path: str) -> dict[str, Any]:
-        """SPEC's statistics document (section 6 and 11), cached by object id."""
+    def stats(self, spec: str, path: str, progress: Progress | None = None) -> dict[str, Any]:
+        """SPEC's statistics document (section 6 and 11), cached by object id;
+        ``progress(done, total)`` hears of each profiling pass."""
         entry, oid = self.entry(spec, path)
-        doc = self.cached(oid, "stats", "", lambda: self._stats(self.table(entry)))
+        doc = self.cached(oid, "stats", "", lambda: self._stats(self.table(entry), progress))
         return {"path": entry.path, **doc}
 
     def stats_of(self, table: TableFile) -> dict[str, Any]:
         return self.cached(_oid(table), "stats", "", lambda: self._stats(table))
 
-    def _stats(self, table: TableFile) -> dict[str, Any]:
+    def _stats(self, table: TableFile, progress: Progress | None = None) -> dict[str, Any]:
         head = {"object": _oid(table), "format": table.format}
         if table.empty:
             return {**head, **empty_profile()}
         with self.connection(table) as con:
-            return {**head, **profile(con, table, self.limits.exact_values())}
+            return {**head, **profile(con, table, self.limits.exact_values(), progress)}
 
     def quality(self, spec: str, path: str) -> dict[str, Any]:
         """``{"overall_score", "checks": [{"name", "passed", "details", "score"}]}``."""

@@ -28,7 +28,7 @@ DuckDB limit whatever the row count.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -51,6 +51,14 @@ BITMAP_BITS = 1 << 27  # 16 MiB per thread: integer ranges up to this use a bitm
 SMALL_DISTINCT = 1_000_000  # columns estimated at or below this are counted together
 
 
+Progress = Callable[[int, int], None]
+PASSES = 5
+
+
+def _quiet(done: int, total: int) -> None:
+    return None
+
+
 @dataclass
 class Column:
     """One column and what the passes have learned about it so far."""
@@ -71,18 +79,25 @@ class Column:
 
 
 def profile(
-    con: duckdb.DuckDBPyConnection, table: TableFile, exact_values: int = EXACT_QUANTILE_ROWS
+    con: duckdb.DuckDBPyConnection,
+    table: TableFile,
+    exact_values: int = EXACT_QUANTILE_ROWS,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every SPEC statistic of ``t``: per column, row_count, duplicate_rows, correlations.
 
     ``exact_values`` is how many values an exact quantile may hold in memory at once;
-    past it quartiles come from windows around approximate ones.
+    past it quartiles come from windows around approximate ones. ``progress(done,
+    total)`` hears of each finished pass (the CLI draws a bar from it).
     """
+    step = progress or _quiet
     cols = [Column(n, t, kind(t)) for n, t in columns(con)]
     rows = int(run(con, f"SELECT count(*) FROM {TABLE}", table)[0][0])
     numeric = [c for c in cols if c.kind == "numeric"]
     windowed = rows > exact_values
+    step(0, PASSES)
     correlations = _pass1(con, table, cols, numeric[:CORRELATION_COLUMNS], windowed)
+    step(1, PASSES)
     if rows:
         live = [c for c in numeric if c.facts["count"] > 0]
         per_query = BATCH_COLUMNS if windowed else max(1, exact_values // rows)
@@ -93,11 +108,15 @@ def profile(
                 raise
             _approx_quartiles(con, table, live)  # exact ones did not fit after all
             _pass2(con, table, live, True, BATCH_COLUMNS)
+        step(2, PASSES)
         for c in cols:
             if c.kind == "categorical":
                 c.facts["top_values"] = _top_values(con, table, c)
+        step(3, PASSES)
         _pass3(con, table, cols)
+        step(4, PASSES)
         _high_cardinality_distinct(con, table, cols)
+    step(PASSES, PASSES)
     docs = {c.name: _column_doc(c, rows) for c in cols}
     for name, row in correlations.items():
         # exactly 1.0, as pandas reports it, for a column that varies; None for a constant
