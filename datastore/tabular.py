@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", "\t", ";", "|")
 TABLE = "t"  # every query reads the view of this name
 DEFAULT_MEMORY = "300MB"
+STALE_SCRATCH_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,7 @@ def open_tables(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """One connection with a view per table, named by the keys (compare joins two)."""
     scratch_root.mkdir(parents=True, exist_ok=True)
+    _sweep(scratch_root)
     work = Path(tempfile.mkdtemp(prefix="analysis-", dir=scratch_root))
     try:
         parse_once = materialize and any(t.format != "parquet" for t in tables.values())
@@ -247,6 +250,17 @@ def open_tables(
             con.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _sweep(scratch_root: Path) -> None:
+    """Remove scratch left by an analysis that was killed (days-old, so never a live one)."""
+    cutoff = time.time() - STALE_SCRATCH_SECONDS
+    for old in scratch_root.glob("analysis-*"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:
+            continue
 
 
 def _create_view(

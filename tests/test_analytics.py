@@ -650,3 +650,17 @@ def test_latin1_and_utf16_text_is_decoded(store: Store, tmp_path: Path) -> None:
     for path in ("l.csv", "u.csv"):
         rows = Analytics(store).preview("enc", path)["rows"]
         assert [r["name"] for r in rows] == ["José", "Köln"], path
+
+
+def test_scratch_of_a_killed_analysis_is_swept(store: Store, tmp_path: Path) -> None:
+    import os
+
+    put_table(store, tmp_path, "sw", b"a,b\n1,2\n", "s.csv")
+    an = Analytics(store)
+    stale = an.scratch / "analysis-killed"
+    stale.mkdir(parents=True)
+    (stale / "t.duckdb").write_bytes(b"x")
+    old = time.time() - 3 * 24 * 3600
+    os.utime(stale, (old, old))
+    an.stats("sw", "s.csv")
+    assert list(an.scratch.iterdir()) == []
