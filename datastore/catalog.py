@@ -22,7 +22,7 @@ from .errors import StoreCorrupt
 from .lru import BoundedCache
 from .manifest import RangeId, RangeRef
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -131,6 +131,41 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (object, kind, params)
     );
     """,
+    # staged rows and the import cache keyed by their primary key alone (WITHOUT ROWID):
+    # the rowid tables kept every path twice, in the row and in the key's index
+    2: """
+    CREATE TABLE staged_keyed (
+        dataset_id TEXT NOT NULL,
+        dir TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        object TEXT,
+        size INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        meta TEXT NOT NULL DEFAULT '',
+        deleted INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (dataset_id, dir, name)
+    ) WITHOUT ROWID;
+    INSERT INTO staged_keyed SELECT dataset_id, dir, name, kind, object, size, mode, mtime_ns,
+        meta, deleted, seq FROM staged;
+    DROP TABLE staged;
+    ALTER TABLE staged_keyed RENAME TO staged;
+    CREATE TABLE import_cache_keyed (
+        dataset_id TEXT NOT NULL,
+        src TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        object TEXT NOT NULL,
+        PRIMARY KEY (dataset_id, src)
+    ) WITHOUT ROWID;
+    INSERT INTO import_cache_keyed SELECT dataset_id, src, size, mtime_ns, inode, object
+        FROM import_cache;
+    DROP TABLE import_cache;
+    ALTER TABLE import_cache_keyed RENAME TO import_cache;
+    """,
 }
 
 
@@ -184,6 +219,9 @@ class Catalog:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             conn.row_factory = sqlite3.Row
+            # only takes effect on a new catalog (before its first table); lets
+            # release_free_pages hand cleared staged rows back to the filesystem
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=60000")
@@ -514,6 +552,11 @@ class Catalog:
     def clear_staged(self, db: sqlite3.Connection, dataset_id: str, upto_seq: int) -> None:
         """Drop what a snapshot captured; rows staged after the capture stay staged."""
         db.execute("DELETE FROM staged WHERE dataset_id=? AND seq<=?", (dataset_id, upto_seq))
+
+    def release_free_pages(self) -> None:
+        """Give pages freed by cleared staged rows back to the filesystem (outside a write
+        transaction); a no-op on catalogs created before incremental vacuum was on."""
+        self.db.executescript("PRAGMA incremental_vacuum;")
 
     def staged_objects(self) -> set[str]:
         rows = self.db.execute(

@@ -825,6 +825,7 @@ class Store:
                         db, row.id, tag, snap.id, None, snap.created_at, who
                     ):
                         raise TagExists(f"tag {tag!r} already exists in {name}")
+        self.catalog.release_free_pages()
         return Snapshot(snap, name, [tag] if tag else []), True
 
     def _clean_snapshot(self, row: DatasetRow, tag: str | None, upto: int, who: str) -> Snapshot:

@@ -365,3 +365,41 @@ def test_processes_put_snapshot_and_gc_at_once(ds_run, store_root: Path, tmp_pat
         for i in range(300):
             assert store.read_bytes("d@all", f"p{k}/f{i}") == (src / f"p{k}/f{i}").read_bytes()
     assert store.fsck()["ok"]
+
+
+def test_a_version_1_catalog_migrates_keeping_staged_rows_and_the_import_cache(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from datastore.catalog import MIGRATIONS, SCHEMA_VERSION
+
+    old = Store.open(tmp_path / "store")
+    old.create_dataset("d")
+    old.put_bytes("d", "a.txt", b"staged before the upgrade")
+    make_tree(tmp_path / "src", {"b.txt": b"imported"})
+    old.put("d", [tmp_path / "src"])
+    old.catalog.close()
+    db = sqlite3.connect(tmp_path / "store" / "catalog.db", isolation_level=None)
+    staged = db.execute("SELECT * FROM staged ORDER BY dir, name").fetchall()
+    cached = db.execute("SELECT * FROM import_cache").fetchall()
+    # rebuild the two tables as version 1 made them
+    db.execute("BEGIN")
+    for table in ("staged", "import_cache"):
+        db.execute(f"DROP TABLE {table}")
+    v1 = MIGRATIONS[1]
+    for create in [s for s in v1.split(";") if "CREATE TABLE staged" in s or "import_cache (" in s]:
+        db.execute(create)
+    db.executemany("INSERT INTO staged VALUES (?,?,?,?,?,?,?,?,?,?,?)", staged)
+    db.executemany("INSERT INTO import_cache VALUES (?,?,?,?,?,?)", cached)
+    db.execute("PRAGMA user_version=1")
+    db.execute("COMMIT")
+    db.close()
+
+    upgraded = Store.open(tmp_path / "store")
+    version = upgraded.catalog.db.execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION
+    assert upgraded.read_bytes("d", "a.txt") == b"staged before the upgrade"
+    assert upgraded.put("d", [tmp_path / "src"]).bytes_hashed == 0  # the import cache survived
+    upgraded.snapshot("d", tag="v1")
+    assert sorted(e.path for e in upgraded.ls("d@v1", "")) == ["a.txt", "b.txt"]
