@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 DS = str(Path(sys.executable).parent / "ds")
+SPAWN = Path(__file__).resolve().parent / "spawn.py"
 
 
 @dataclass
@@ -22,50 +24,21 @@ class Run:
 
 
 def run(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
-    """Run a command to completion; wall time and the child's own peak RSS (wait4)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        list(cmd),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
-    out, err = _communicate(proc)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return Run(elapsed, _child_peak_rss_mb(proc), out)
-
-
-_peaks: dict[int, float] = {}
-
-
-def _communicate(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    """communicate(), but reap with wait4 so the child's own rusage is kept."""
-    import threading
-
-    chunks: dict[str, bytes] = {}
-
-    def drain(name: str, stream: Any) -> None:
-        chunks[name] = stream.read()
-
-    threads = [
-        threading.Thread(target=drain, args=("out", proc.stdout)),
-        threading.Thread(target=drain, args=("err", proc.stderr)),
-    ]
-    for t in threads:
-        t.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    for t in threads:
-        t.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    _peaks[proc.pid] = usage.ru_maxrss / 1024
-    return chunks.get("out", b""), chunks.get("err", b"")
-
-
-def _child_peak_rss_mb(proc: subprocess.Popen[bytes]) -> float:
-    return _peaks.pop(proc.pid, 0.0)
+    """Run a command to completion; wall time and the command's own peak RSS (see spawn.py)."""
+    with tempfile.NamedTemporaryFile(prefix="ds-bench-rss-") as rss_file:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-S", str(SPAWN), rss_file.name, *cmd],
+            capture_output=True,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            tail = proc.stderr.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {tail}")
+        peak_kib = int(Path(rss_file.name).read_text() or 0)
+    return Run(elapsed, peak_kib / 1024, proc.stdout)
 
 
 def tree_bytes(root: Path) -> tuple[int, int]:
