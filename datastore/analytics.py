@@ -59,6 +59,7 @@ CACHE_VERSION = "1"
 PREVIEW_DEFAULT = 20
 PREVIEW_MAX = 1000
 LOCK_STRIPES = 64
+MIXED_KEY = f"mixed/v{CACHE_VERSION}"
 EXPORT_FORMATS = {
     "csv": ("text/csv", "(FORMAT csv, HEADER true)"),
     "parquet": ("application/vnd.apache.parquet", "(FORMAT parquet)"),
@@ -180,7 +181,10 @@ class Analytics:
         if table.empty:
             return {**head, **empty_profile()}
         with self.connection(table) as con:
-            return {**head, **profile(con, table, self.limits.exact_values(), progress)}
+            doc = profile(con, table, self.limits.exact_values(), progress)
+        mixed = doc.pop("mixed_types")  # kept for the quality report, not shown in stats
+        self.store.catalog.cache_analysis(_oid(table), MIXED_KEY, "", json.dumps(mixed))
+        return {**head, **doc}
 
     def quality(self, spec: str, path: str) -> dict[str, Any]:
         """``{"overall_score", "checks": [{"name", "passed", "details", "score"}]}``."""
@@ -200,6 +204,9 @@ class Analytics:
         text = [n for n, c in stats["columns"].items() if c["type"] == "object"]
         if not text or not stats["row_count"]:
             return []
+        known = self.store.catalog.cached_analysis(_oid(table), MIXED_KEY, "")
+        if known is not None:  # found by the profile, which read every value already
+            return list(json.loads(known))
         exprs = []
         for n in text:
             exprs.append(f"count(*) FILTER (WHERE TRY_CAST({quote(n)} AS DOUBLE) IS NOT NULL)")

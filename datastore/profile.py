@@ -127,6 +127,10 @@ def profile(
         "duplicate_rows": _duplicate_rows(con, table, cols, rows),
         "columns": docs,
         "correlations": correlations,
+        # not part of the stats document: the caller keeps it for the quality report
+        "mixed_types": [
+            c.name for c in cols if 0 < (c.facts.get("numeric_like") or 0) < c.facts["count"]
+        ],
     }
 
 
@@ -180,6 +184,8 @@ def _pass1_exprs(c: Column, windowed: bool) -> list[str]:
         exprs += [f"min({c.ref})", f"max({c.ref})"]
     if c.sql_type == "TIMESTAMP":  # whole seconds? then a bitmap counts distinct values
         exprs.append(f"count(*) FILTER (WHERE epoch_us({c.ref}) % 1000000 <> 0)")
+    if c.sql_type == "VARCHAR":  # numbers among text: the quality report's mixed types
+        exprs.append(f"count(*) FILTER (WHERE TRY_CAST({c.ref} AS DOUBLE) IS NOT NULL)")
     if c.kind == "numeric":
         exprs.append(f"avg({c.x})")
         if windowed:
@@ -198,6 +204,8 @@ def _pass1_facts(c: Column, got: list[Any], windowed: bool) -> dict[str, Any]:
         facts["min"], facts["max"] = values.pop(0), values.pop(0)
     if c.sql_type == "TIMESTAMP":
         facts["subsecond"] = values.pop(0)
+    if c.sql_type == "VARCHAR":
+        facts["numeric_like"] = values.pop(0)
     if c.kind == "numeric":
         facts["mean"] = values.pop(0)
         if windowed:

@@ -664,3 +664,17 @@ def test_scratch_of_a_killed_analysis_is_swept(store: Store, tmp_path: Path) -> 
     os.utime(stale, (old, old))
     an.stats("sw", "s.csv")
     assert list(an.scratch.iterdir()) == []
+
+
+def test_quality_after_stats_reads_no_table(store: Store, tmp_path: Path, monkeypatch: Any) -> None:
+    put_table(store, tmp_path, "qm", b"a,b\n1,x\n2,3\nz,4\n", "m.csv")
+    an = Analytics(store)
+    an.stats("qm", "m.csv")
+
+    def no_connection(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("quality opened the table again")
+
+    monkeypatch.setattr(an, "connection", no_connection)
+    checks = {c["name"]: c for c in an.quality("qm", "m.csv")["checks"]}
+    assert not checks["mixed_types"]["passed"]
+    assert "a" in checks["mixed_types"]["details"] and "b" in checks["mixed_types"]["details"]
