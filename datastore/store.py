@@ -75,11 +75,17 @@ def default_store_path() -> Path:
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _iso(datetime.now(UTC))
 
 
 def iso_from_ns(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _iso(datetime.fromtimestamp(ns / 1e9, UTC))
+
+
+def _iso(at: datetime) -> str:
+    """``2026-11-22T10:00:00.000000Z``; isoformat is ~3x faster than strftime, which counts
+    when a listing formats thousands of mtimes."""
+    return at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _no_progress(done: int, total: int) -> None:
