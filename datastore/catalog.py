@@ -675,19 +675,10 @@ class Catalog:
             return cur.rowcount == 1
 
     def cached_checksum(self, oid: str, kind: str) -> str | None:
-        row = self.db.execute(
-            "SELECT result FROM analytics_cache WHERE object=? AND kind=? AND params=''",
-            (oid, f"checksum:{kind}"),
-        ).fetchone()
-        return row[0] if row else None
+        return self.cached_analysis(oid, f"checksum:{kind}", "")
 
     def cache_checksum(self, oid: str, kind: str, digest: str) -> None:
-        with self.write() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO analytics_cache (object, kind, params, result)"
-                " VALUES (?,?,'',?)",
-                (oid, f"checksum:{kind}", digest),
-            )
+        self.cache_analysis(oid, f"checksum:{kind}", "", digest)
 
     @staticmethod
     def _token_row(r: sqlite3.Row) -> dict[str, Any]:
@@ -719,6 +710,11 @@ class Catalog:
                 " VALUES (?,?,?,?)",
                 (oid, kind, params, result),
             )
+
+    def forget_analyses(self, objects: Sequence[str]) -> None:
+        """Drop what was computed from objects gc has removed."""
+        with self.write() as db:
+            db.executemany("DELETE FROM analytics_cache WHERE object=?", [(o,) for o in objects])
 
     # end of analytics cache ----------------------------------------------------
 

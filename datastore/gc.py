@@ -50,6 +50,7 @@ def collect(
         if not dry_run:
             for oid, _ in dead_objects:
                 store.objects.remove(oid)
+            store.catalog.forget_analyses([oid for oid, _ in dead_objects])
             for rid in dead_ranges:
                 store.manifests.path(rid).unlink(missing_ok=True)
             for p in stale_tmp:

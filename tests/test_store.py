@@ -259,11 +259,16 @@ def test_gc_after_delete_frees_everything(store: Store) -> None:
     store.snapshot("a")
     store.snapshot("b")
     assert len(list(store.objects.iter_ids())) == 1
+    oid = store.stat("b", "f").object
+    assert oid is not None
+    store.catalog.cache_analysis(oid, "stats/v1", "", "{}")
     store.delete_dataset("a")
     assert store.gc(grace_seconds=0)["objects_removed"] == 0
+    assert store.catalog.cached_analysis(oid, "stats/v1", "") == "{}"
     store.delete_dataset("b")
     report = store.gc(grace_seconds=0)
     assert report["objects_removed"] == 1 and report["ranges_removed"] >= 1
+    assert store.catalog.cached_analysis(oid, "stats/v1", "") is None
     with pytest.raises(DatasetNotFound):
         store.info("a")
 
