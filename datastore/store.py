@@ -469,7 +469,8 @@ class Store:
             staged_rows.extend(self._new_dirs(row, dirs, current))
             self._check_shapes(row, staged_rows, current)
             _check_rules(rules, staged_rows)
-            self.objects.sync()
+            if misses:  # objects known from earlier imports were flushed by those imports
+                self.objects.sync()
             with self.catalog.write() as db:
                 self._dataset_in(db, name)
                 if staged_rows:
