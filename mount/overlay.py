@@ -378,14 +378,8 @@ class Overlay:
         if loc.ref is not None:
             return self.cache.listing(loc)
         out = {n: _kind_mode(node) for n, node in self.cache.listdir(loc)}
-        if loc.spec is not None:
-            prefix = f"{loc.path}/" if loc.path else ""
-            with self._lock:
-                pending = [s for k, s in self._stagings.items() if k[0] == loc.spec]
-            for st in pending:
-                rest = st.path[len(prefix) :] if st.path.startswith(prefix) else None
-                if rest and "/" not in rest:
-                    out[rest] = statmod.S_IFREG | st.mode
+        for name, st in self._open_children(loc):
+            out[name] = statmod.S_IFREG | st.mode
         return sorted(out.items())
 
     def readdir_attrs(self, path: str) -> list[tuple[str, dict[str, Any]]]:
@@ -394,15 +388,24 @@ class Overlay:
         if loc.ref is not None:
             return self.cache.attr_listing(loc, self._attr)
         out = {n: self._attr(node, loc.child(n)) for n, node in self.cache.listdir(loc)}
-        if loc.spec is not None:
-            prefix = f"{loc.path}/" if loc.path else ""
-            with self._lock:
-                pending = [s for k, s in self._stagings.items() if k[0] == loc.spec]
-            for st in pending:
-                rest = st.path[len(prefix) :] if st.path.startswith(prefix) else None
-                if rest and "/" not in rest:
-                    out[rest] = self._staging_attr(st)
+        for name, st in self._open_children(loc):
+            out[name] = self._staging_attr(st)
         return sorted(out.items())
+
+    def _open_children(self, loc: Location) -> list[tuple[str, Staging]]:
+        """Files of this directory being written here and not committed yet: a listing
+        must show them, as a local filesystem would."""
+        if loc.spec is None:
+            return []
+        prefix = f"{loc.path}/" if loc.path else ""
+        with self._lock:
+            pending = [s for k, s in self._stagings.items() if k[0] == loc.spec]
+        found = []
+        for st in pending:
+            rest = st.path[len(prefix) :] if st.path.startswith(prefix) else None
+            if rest and "/" not in rest:
+                found.append((rest, st))
+        return found
 
     def statfs(self) -> dict[str, int]:
         sv = os.statvfs(self.store.root)
