@@ -529,8 +529,8 @@ def section(rows: list[dict[str, Any]], report: Report, notes: str, when: dateti
         f"{' --quick' if report.quick else ''}` ({mode}, workload scale {report.scale}), "
         f"on {machine()}.",
         "",
-        "The machine is shared with other engineers' builds and tests, so every figure is "
-        "noisy: take differences under ~30% as ties. Times are wall seconds of the tool's own "
+        "A virtual machine with a shared disk: runs beside other work swung single figures "
+        "2-4x, so take differences under ~30% as ties. Times are wall seconds of the tool's own "
         "commands with the page cache dropped before each timed step; peak RSS is the largest "
         "of the tool's timed commands (wait4); storage is what the tool keeps besides the "
         "working tree, after v2. The `_durable_s` figures add a `sync` run right after the "
