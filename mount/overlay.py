@@ -341,36 +341,34 @@ class Overlay:
             mode &= ~0o222
         if loc.is_root:
             mode = 0o555
-        mtime = node.mtime_ns or 0
-        return {
-            "st_mode": (statmod.S_IFDIR if node.is_dir else statmod.S_IFREG) | mode,
-            "st_nlink": 2 if node.is_dir else 1,
-            "st_size": node.size if not node.is_dir else BLOCK,
-            "st_blocks": (node.size + 511) // 512,
-            "st_blksize": 1 << 20,
-            "st_uid": self.uid,
-            "st_gid": self.gid,
-            "st_mtime": mtime,
-            "st_ctime": mtime,
-            "st_atime": mtime,
-        }
+        kind = statmod.S_IFDIR if node.is_dir else statmod.S_IFREG
+        size = BLOCK if node.is_dir else node.size
+        nlink = 2 if node.is_dir else 1
+        return self._stat_dict(kind | mode, nlink, size, node.mtime_ns or 0, stored=node.size)
 
     def _staging_attr(self, st: Staging) -> dict[str, Any]:
         with st.lock:
-            size = st.size()
+            nlink = 0 if st.detached else 1
             mtime = st.mtime_ns or time.time_ns()
-            return {
-                "st_mode": statmod.S_IFREG | st.mode,
-                "st_nlink": 0 if st.detached else 1,
-                "st_size": size,
-                "st_blocks": (size + 511) // 512,
-                "st_blksize": 1 << 20,
-                "st_uid": self.uid,
-                "st_gid": self.gid,
-                "st_mtime": mtime,
-                "st_ctime": mtime,
-                "st_atime": mtime,
-            }
+            return self._stat_dict(statmod.S_IFREG | st.mode, nlink, st.size(), mtime)
+
+    def _stat_dict(
+        self, mode: int, nlink: int, size: int, mtime_ns: int, stored: int | None = None
+    ) -> dict[str, Any]:
+        """``stored``: the bytes behind the entry when they differ from ``st_size`` (a
+        directory reports a block as its size but stores nothing)."""
+        return {
+            "st_mode": mode,
+            "st_nlink": nlink,
+            "st_size": size,
+            "st_blocks": ((size if stored is None else stored) + 511) // 512,
+            "st_blksize": 1 << 20,
+            "st_uid": self.uid,
+            "st_gid": self.gid,
+            "st_mtime": mtime_ns,
+            "st_ctime": mtime_ns,
+            "st_atime": mtime_ns,
+        }
 
     def readdir(self, path: str) -> list[tuple[str, int]]:
         """(name, st_mode) of each child: the kernel takes nothing else from a listing."""
