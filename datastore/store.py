@@ -657,9 +657,10 @@ class Store:
         if metadata is not None:
             info["metadata"] = metadata
         meta = self._file_meta(path, oid, info)
-        ds_rules.check(ds_rules.parse(row.rules), path, size, json.loads(meta)["category"])
+        category = json.loads(meta)["category"]
+        ds_rules.check(ds_rules.parse(row.rules), path, size, category)
         if before_commit is not None:
-            before_commit(path, json.loads(meta)["category"])
+            before_commit(path, category)
         entry = Entry(path, KIND_FILE, oid, size, mode, mtime_ns or time.time_ns(), meta)
         rows = [{**entry.row(), "deleted": False}]
         rows.extend(self._new_dirs(row, _ancestors([path], "")))
