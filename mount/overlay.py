@@ -544,16 +544,8 @@ class Overlay:
             return 0 if fd is None else os.preadv(fd, [view], offset)
 
     def read(self, fh: int, size: int, offset: int) -> bytes:
-        h = self.handle(fh)
-        if h.staging is None:
-            assert h.fd is not None
-            return os.pread(h.fd, size, offset)
-        st = h.staging
-        with st.lock:
-            fd = st.fd if st.fd is not None else st.base_fd
-            if fd is None:
-                return b""
-            return os.pread(fd, size, offset)
+        buf = bytearray(size)
+        return bytes(buf[: self.read_into(fh, memoryview(buf), offset)])
 
     def write(self, fh: int, data: bytes | memoryview, offset: int) -> int:
         h = self.handle(fh)
