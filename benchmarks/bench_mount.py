@@ -72,7 +72,7 @@ def find_stat(root: Path) -> int:
 
 def seed_tree(store: Any, name: str, count: int) -> None:
     """Stage ``count`` small files in one transaction (setup, not measured)."""
-    from datastore.manifest import Entry
+    from datastore.storage.manifest import Entry
 
     oid = store.objects.put_bytes(b"x" * 100)
     row_ = store.dataset(name)

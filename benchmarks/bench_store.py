@@ -114,7 +114,7 @@ def _path(i: int) -> str:
 
 def _seed_entries(store: Any, entries: int) -> None:
     """Stage one tiny shared object under many paths, as a big import would (setup only)."""
-    from datastore.manifest import Entry, split_path
+    from datastore.storage.manifest import Entry, split_path
 
     oid = store.objects.put_bytes(b"tiny shared content\n")
     row_ = store.dataset("scale")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from datastore import shapes
+from datastore.present import shapes
 
 from .common import Output, common_options, human_size, table
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from datastore import names, shapes
+from datastore import names
 from datastore.errors import InvalidRequest
+from datastore.present import shapes
 
 from .common import Output, common_options, human_size, table
 

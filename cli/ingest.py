@@ -71,7 +71,7 @@ def watch_cmd(
       ds watch /srv/inbox --create-datasets --snapshot-after 60 \\
         --tag-pattern 'inbox-{utc:%Y%m%dT%H%M%S}'
     """
-    from datastore import ingest
+    from datastore.ingest import inbox as ingest
 
     if tag_pattern is not None:
         ingest.check_tag_pattern(tag_pattern)
@@ -206,7 +206,7 @@ def _task_command(action: str, summary: str, example: str) -> click.Command:
 
 
 def _run_waiting(out: Output, spec: str, action: str) -> None:
-    from datastore.tasks import TaskRunner
+    from datastore.tasks.runner import TaskRunner
 
     with out.progress(action) as bar:
 
@@ -221,7 +221,7 @@ def _run_waiting(out: Output, spec: str, action: str) -> None:
 
 def _run_child(out: Output, spec: str, action: str) -> None:
     """The detached runner: say the task id on stdout once, then work silently."""
-    from datastore.tasks import TaskRunner
+    from datastore.tasks.runner import TaskRunner
 
     said = False
 
@@ -308,7 +308,7 @@ def task_cmd(out: Output, task_id: str) -> None:
     Example:
       ds task 3f2a9c1e0b7d4e6f8a1b2c3d4e5f6a7b --json
     """
-    from datastore.tasks import TaskRunner
+    from datastore.tasks.runner import TaskRunner
 
     if not task_id.isalnum():
         raise InvalidRequest(f"invalid task id {task_id!r}")

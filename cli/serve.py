@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from datastore import shapes
-from datastore.access import Access
+from datastore.catalog.access import Access
 from datastore.errors import InvalidRequest
+from datastore.present import shapes
 
 from .common import Output, common_options, table
 
@@ -204,12 +204,12 @@ def _start_mount(store: Any, mount_dir: str) -> Any:
 
 def _start_inbox(store: Any, inbox_dir: str) -> Any:
     try:
-        ingest = importlib.import_module("datastore.ingest")
+        ingest = importlib.import_module("datastore.ingest.inbox")
     except ImportError as exc:
         raise click.ClickException(f"--inbox is unavailable: no inbox watcher ({exc})") from exc
     start = getattr(ingest, "start", None)
     if start is None:
-        raise click.ClickException("--inbox is unavailable: datastore.ingest has no start()")
+        raise click.ClickException("--inbox is unavailable: datastore.ingest.inbox has no start()")
     return start(store.root, Path(inbox_dir))
 
 

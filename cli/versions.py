@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from datastore import shapes
 from datastore.errors import InvalidRequest
+from datastore.present import shapes
 
 from .common import Output, common_options, human_size, table
 

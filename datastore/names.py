@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from .errors import InvalidName, InvalidPath, InvalidRequest
+from datastore.errors import InvalidName, InvalidPath, InvalidRequest
 
 DATASET_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .categories import CATEGORIES, extension
-from .errors import FileTooLarge, InvalidFileType, InvalidRequest
+from datastore.categories import CATEGORIES, extension
+from datastore.errors import FileTooLarge, InvalidFileType, InvalidRequest
 
 KEYS = ("allow_categories", "allow_extensions", "max_bytes")
 

@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import names
-from . import rules as ds_rules
-from .catalog import Catalog, DatasetRow, SnapshotRow, TagEvent
-from .categories import categorize
-from .errors import (
+from datastore import names
+from datastore import rules as ds_rules
+from datastore.catalog.core import Catalog, DatasetRow, SnapshotRow, TagEvent
+from datastore.categories import categorize
+from datastore.errors import (
     AmbiguousRef,
     Conflict,
     DatasetExists,
@@ -40,8 +40,8 @@ from .errors import (
     StoreCorrupt,
     TagExists,
 )
-from .locks import flock
-from .manifest import (
+from datastore.storage.locks import flock
+from datastore.storage.manifest import (
     KIND_DIR,
     KIND_FILE,
     AnyRange,
@@ -53,7 +53,7 @@ from .manifest import (
     split_path,
     table_entries,
 )
-from .objects import HasherFactory, ObjectId, ObjectStore, default_hasher
+from datastore.storage.objects import HasherFactory, ObjectId, ObjectStore, default_hasher
 
 FORMAT_NAME = "ds-store"
 FORMAT_VERSION = 1
@@ -907,7 +907,7 @@ class Store:
 
     def diff(self, a: str, b: str | None = None) -> dict[str, Any]:
         """Files added, removed, modified and renamed from version ``a`` to ``b`` (or head)."""
-        from .diff import diff_ranges
+        from datastore.maintenance.diff import diff_ranges
 
         va = self.resolve(a)
         vb = self.resolve(b if b is not None else va.name)
@@ -916,7 +916,7 @@ class Store:
 
     def status(self, name: str) -> dict[str, Any]:
         row = self.dataset(self._writable(name))
-        from .diff import diff_ranges
+        from datastore.maintenance.diff import diff_ranges
 
         base = list(self.catalog.ranges(row.base)) if row.base else []
         head = self._head_ranges(row)[0]
@@ -939,7 +939,7 @@ class Store:
         return out
 
     def checkout(self, spec: str, dest: str | Path, progress: Progress = _no_progress) -> int:
-        from .checkout import materialize
+        from datastore.maintenance.checkout import materialize
 
         version = self.resolve(spec)
         return materialize(self, self.ranges(version), Path(dest), progress)
@@ -964,7 +964,7 @@ class Store:
         return sum(self.objects.size(oid) for oid in self.objects.iter_ids())
 
     def du(self, name: str | None = None) -> list[dict[str, Any]]:
-        from .usage import disk_usage
+        from datastore.maintenance.usage import disk_usage
 
         if name is not None:
             self.dataset(name)
@@ -973,12 +973,12 @@ class Store:
     def gc(
         self, grace_seconds: float = 900, dry_run: bool = False, progress: Progress = _no_progress
     ) -> dict[str, Any]:
-        from .gc import collect
+        from datastore.maintenance.gc import collect
 
         return collect(self, grace_seconds, dry_run, progress)
 
     def fsck(self, progress: Progress = _no_progress) -> dict[str, Any]:
-        from .fsck import check
+        from datastore.maintenance.fsck import check
 
         return check(self, progress)
 

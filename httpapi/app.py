@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from datastore.access import Access
+from datastore.catalog.access import Access
 from datastore.store import Store
 
 from .errors import error_middleware

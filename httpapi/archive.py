@@ -20,7 +20,7 @@ from aiohttp import web
 
 from datastore import names
 from datastore.errors import FileNotFound
-from datastore.manifest import Entry
+from datastore.storage.manifest import Entry
 from datastore.store import Store
 
 from . import routes as r

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from datastore import names, shapes
-from datastore.access import permission
+from datastore import names
+from datastore.catalog.access import permission
+from datastore.present import shapes
 
 from . import routes as r
 from .state import ACCESS, blocking, field_of, json_object, paging, principal

@@ -8,9 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from datastore import names, shapes
-from datastore.access import LEVELS, Access, Principal
+from datastore import names
+from datastore.catalog.access import LEVELS, Access, Principal
 from datastore.errors import DatasetNotFound
+from datastore.present import shapes
 from datastore.store import Store
 
 from . import routes as r

@@ -23,14 +23,15 @@ from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
-from datastore import names, shapes
+from datastore import names
 from datastore.errors import (
     FileTooLarge,
     InvalidPath,
     InvalidRequest,
     PreconditionFailed,
 )
-from datastore.manifest import join_path
+from datastore.present import shapes
+from datastore.storage.manifest import join_path
 from datastore.store import Store
 
 from . import routes as r

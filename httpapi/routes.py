@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from datastore import names
-from datastore.access import ANONYMOUS_ADMIN, LEVELS, Principal
+from datastore.catalog.access import ANONYMOUS_ADMIN, LEVELS, Principal
 from datastore.errors import Forbidden, ReadOnlyRef
 
 from .state import ACCESS, PRINCIPAL, SETTINGS, blocking

@@ -2,7 +2,7 @@
 
 Handlers stay thin: they parse the request, run the store call in the app's thread pool
 with :func:`blocking` (SQLite, hashing and file I/O never run on the event loop) and
-return the JSON document ``datastore.shapes`` builds.
+return the JSON document ``datastore.present.shapes`` builds.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from datastore.access import Access, Principal
+from datastore.catalog.access import Access, Principal
 from datastore.errors import InvalidRequest
 from datastore.names import page
 from datastore.store import Store

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from datastore import names
-from datastore.tasks import ACTIONS, TaskRunner
+from datastore.tasks.runner import ACTIONS, TaskRunner
 
 from . import routes as r
 from .state import (

@@ -6,8 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from datastore import names, shapes
+from datastore import names
 from datastore.errors import InvalidRequest
+from datastore.present import shapes
 
 from . import routes as r
 from .state import blocking, field_of, json_object, paging, principal, store

@@ -29,8 +29,8 @@ from typing import Any
 
 from datastore import names
 from datastore.errors import FileNotFound, ReadOnlyRef
-from datastore.namespace import Location, Namespace, Node, locate
-from datastore.objects import ObjectId
+from datastore.present.namespace import Location, Namespace, Node, locate
+from datastore.storage.objects import ObjectId
 from datastore.store import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, Store
 
 log = logging.getLogger("ds.mount")

@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datastore import profile as profile_mod
 from datastore.analytics import Analytics
-from datastore.compare import psi, shift_level
+from datastore.analytics import profile as profile_mod
+from datastore.analytics.compare import psi, shift_level
+from datastore.analytics.tabular import Limits, detect, memory_bytes, open_table
 from datastore.errors import (
     AnalyticsError,
     FileNotFound,
@@ -30,7 +31,6 @@ from datastore.errors import (
     NotTabular,
 )
 from datastore.store import Store
-from datastore.tabular import Limits, detect, memory_bytes, open_table
 
 from .conftest import parse
 
@@ -550,7 +550,7 @@ def test_same_bytes_are_profiled_once(store: Store, tmp_path: Path, monkeypatch:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("datastore.analytics.profile", counting)
+    monkeypatch.setattr(profile_mod, "profile", counting)
     put_table(store, tmp_path, "c2", data, "elsewhere/b.parquet")  # same bytes, other place
     start = time.perf_counter()
     again = Analytics(store).stats("c2", "elsewhere/b.parquet")

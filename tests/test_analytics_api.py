@@ -8,7 +8,7 @@ import time
 
 import pandas as pd
 
-from datastore.access import Access
+from datastore.catalog.access import Access
 from datastore.store import Store
 
 from .test_api_support import Api, api_fixture  # noqa: F401

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from datastore.access import LEVELS, Access
+from datastore.catalog.access import LEVELS, Access
 from datastore.store import Store
 from httpapi.routes import ROUTES_KEY, Route
 

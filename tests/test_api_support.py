@@ -20,7 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from datastore.access import Access
+from datastore.catalog.access import Access
 from datastore.store import Store
 from httpapi.app import create_app
 from httpapi.state import Settings

@@ -7,7 +7,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from datastore.fsspec_ds import DatasetFileSystem
+from datastore.present.fsspec_ds import DatasetFileSystem
 from datastore.store import Store
 
 pd = pytest.importorskip("pandas")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from datastore.ingest import LOCK, REJECTED, Inbox, InboxOptions
+from datastore.ingest.inbox import LOCK, REJECTED, Inbox, InboxOptions
 from datastore.store import Store
 from tests.conftest import DS_BIN
 
@@ -371,7 +371,7 @@ def test_one_watcher_per_inbox_and_serve_options_from_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from datastore.errors import Conflict, InvalidRequest
-    from datastore.ingest import start
+    from datastore.ingest.inbox import start
 
     watch()
     with pytest.raises(Conflict):

@@ -37,3 +37,10 @@ def test_datastore_imports_no_view() -> None:
 def test_every_error_has_a_cli_exit_code() -> None:
     for cls in all_error_classes():
         assert cls.code in EXIT_CODES, cls
+
+
+def test_every_name_of_the_door_resolves() -> None:
+    import datastore
+
+    for name in datastore.__all__:
+        assert getattr(datastore, name) is not None, name

@@ -11,7 +11,7 @@ from datastore.errors import (
     ReadOnlyRef,
     RefNotFound,
 )
-from datastore.namespace import Namespace, locate
+from datastore.present.namespace import Namespace, locate
 from datastore.store import Store
 
 
@@ -93,7 +93,7 @@ def test_namespace_imports_no_view() -> None:
     import sys
 
     code = (
-        "import sys, datastore.namespace, datastore.fsspec_ds;"
+        "import sys, datastore.present.namespace, datastore.present.fsspec_ds;"
         "bad=[m for m in sys.modules if m.split('.')[0] in"
         " ('mount','cli','httpapi','pyfuse3','mfusepy','click','aiohttp')];"
         "print(bad); sys.exit(1 if bad else 0)"

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from datastore.errors import FileTooLarge, HashCollision
-from datastore.objects import ObjectStore, object_id_from_relpath, object_relpath
+from datastore.storage.objects import ObjectStore, object_id_from_relpath, object_relpath
 
 
 @given(st.text(alphabet="0123456789abcdef", min_size=32, max_size=32))

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from datastore import manifest
 from datastore.errors import TagExists
+from datastore.storage import manifest
 from datastore.store import Store
 
 PATHS = st.sampled_from(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from datastore import manifest
 from datastore.errors import (
     AmbiguousRef,
     Conflict,
@@ -23,6 +22,7 @@ from datastore.errors import (
     RefNotFound,
     TagExists,
 )
+from datastore.storage import manifest
 from datastore.store import Store
 
 from .conftest import make_tree
@@ -377,7 +377,7 @@ def test_a_version_1_catalog_migrates_keeping_staged_rows_and_the_import_cache(
 ) -> None:
     import sqlite3
 
-    from datastore.catalog import MIGRATIONS, SCHEMA_VERSION
+    from datastore.catalog.core import MIGRATIONS, SCHEMA_VERSION
 
     old = Store.open(tmp_path / "store")
     old.create_dataset("d")

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from datastore import tasks
 from datastore.store import Store, utc_now
-from datastore.tasks import TaskRunner
+from datastore.tasks import runner as tasks
+from datastore.tasks.runner import TaskRunner
 from tests.conftest import parse
 from tests.test_api_support import Api, make_api
 

@@ -1,7 +1,7 @@
 """Table analytics over committed files: schema, preview, stats, quality, compare, export.
 
 The views (CLI, API) call :class:`Analytics`; it resolves ``name[@ref]`` and a path to the
-entry's object, detects the table format (:mod:`datastore.tabular`), runs DuckDB over the
+entry's object, detects the table format (:mod:`datastore.analytics.tabular`), runs DuckDB over the
 object file in place, and answers with the JSON documents of SPEC sections 6 and 11.
 
 Results are cached in the catalog by object id (plus kind and parameters): the bytes
@@ -37,12 +37,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import names
-from .errors import InvalidPath, InvalidRequest, MalformedTable
-from .manifest import Entry
-from .profile import Progress, empty_profile, json_value, profile
-from .store import Store
-from .tabular import (
+from datastore import names
+from datastore.analytics import profile as profiling
+from datastore.analytics.profile import Progress, empty_profile, json_value
+from datastore.analytics.tabular import (
     TABLE,
     Limits,
     TableFile,
@@ -54,6 +52,9 @@ from .tabular import (
     resniff,
     run,
 )
+from datastore.errors import InvalidPath, InvalidRequest, MalformedTable
+from datastore.storage.manifest import Entry
+from datastore.store import Store
 
 CACHE_VERSION = "1"
 PREVIEW_DEFAULT = 20
@@ -181,7 +182,7 @@ class Analytics:
         if table.empty:
             return {**head, **empty_profile()}
         with self.connection(table) as con:
-            doc = profile(con, table, self.limits.exact_values(), progress)
+            doc = profiling.profile(con, table, self.limits.exact_values(), progress)
         mixed = doc.pop("mixed_types")  # kept for the quality report, not shown in stats
         self.store.catalog.cache_analysis(_oid(table), MIXED_KEY, "", json.dumps(mixed))
         return {**head, **doc}
@@ -195,7 +196,7 @@ class Analytics:
     def _quality(self, table: TableFile) -> dict[str, Any]:
         stats = self.stats_of(table)
         mixed = self._mixed_type_columns(table, stats)
-        from .quality import report
+        from datastore.analytics.quality import report
 
         return {"object": _oid(table), "format": table.format, **report(stats, mixed)}
 
@@ -222,7 +223,7 @@ class Analytics:
     ) -> dict[str, Any]:
         """Schema diff, drift per column and (with ``key``) row-level changes between two
         versions of one table; ``to_ref`` None is the head."""
-        from .compare import compare_tables
+        from datastore.analytics.compare import compare_tables
 
         base = names.split_ref(name)[0]
         from_spec = f"{base}@{from_ref}"

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InvalidRequest
-from .manifest import KIND_DIR, AnyRange
+from datastore.errors import InvalidRequest
+from datastore.storage.manifest import KIND_DIR, AnyRange
 
 if TYPE_CHECKING:
-    from .store import Store
+    from datastore.store import Store
 
 FICLONE = 0x40049409
 _FALLBACK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EPERM, errno.EMLINK}

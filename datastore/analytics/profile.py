@@ -1,6 +1,6 @@
 """Column statistics of one table, in the shape SPEC section 6 gives (pandas' conventions).
 
-A profile is a handful of scans over the view ``t`` (see :mod:`datastore.tabular`), each
+A profile is a handful of scans over the view ``t`` (see :mod:`datastore.analytics.tabular`), each
 computing many aggregates at once, a batch of columns per query:
 
 1. counts, distinct estimates, min, max, mean, correlations;
@@ -36,8 +36,17 @@ from typing import Any
 
 import duckdb
 
-from .errors import AnalyticsError
-from .tabular import TABLE, TableFile, columns, dtype, is_integer, kind, quote, run
+from datastore.analytics.tabular import (
+    TABLE,
+    TableFile,
+    columns,
+    dtype,
+    is_integer,
+    kind,
+    quote,
+    run,
+)
+from datastore.errors import AnalyticsError
 
 QUANTILES = (0.25, 0.5, 0.75)
 WINDOW = 0.005  # approximate quartile +- this bounds the exact one

@@ -32,11 +32,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import rules as ds_rules
-from .categories import CATEGORIES, categorize, extension
-from .errors import DatastoreError, FileNotFound, InvalidRequest, ProcessingInProgress
-from .manifest import Entry
-from .store import Store, utc_now
+from datastore import rules as ds_rules
+from datastore.categories import CATEGORIES, categorize, extension
+from datastore.errors import DatastoreError, FileNotFound, InvalidRequest, ProcessingInProgress
+from datastore.storage.manifest import Entry
+from datastore.store import Store, utc_now
 
 ACTIONS = ("process", "validate")
 ACTIVE = ("queued", "processing")

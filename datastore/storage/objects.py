@@ -20,7 +20,7 @@ from typing import BinaryIO, NewType, Protocol
 
 import xxhash
 
-from .errors import FileTooLarge, HashCollision, StoreCorrupt
+from datastore.errors import FileTooLarge, HashCollision, StoreCorrupt
 
 ObjectId = NewType("ObjectId", str)
 

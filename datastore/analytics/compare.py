@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from .errors import InvalidRequest
-from .profile import json_value, label
-from .tabular import TableFile, columns, dtype, kind, open_tables, quote, run
+from datastore.analytics.profile import json_value, label
+from datastore.analytics.tabular import TableFile, columns, dtype, kind, open_tables, quote, run
+from datastore.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from .analytics import Analytics
+    from datastore.analytics import Analytics
 
 DECILES = [round(0.1 * i, 1) for i in range(1, 10)]
 EMPTY_SHARE = 0.0001

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from .references import range_files
+from datastore.maintenance.references import range_files
 
 if TYPE_CHECKING:
-    from .store import Store
+    from datastore.store import Store
 
 
 def disk_usage(store: Store, only: str | None) -> list[dict[str, Any]]:

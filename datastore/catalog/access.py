@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import names
-from .errors import DatasetNotFound, Forbidden, InvalidRequest, Unauthorized
+from datastore import names
+from datastore.errors import DatasetNotFound, Forbidden, InvalidRequest, Unauthorized
 
 if TYPE_CHECKING:
-    from .catalog import DatasetRow
-    from .store import Store
+    from datastore.catalog.core import DatasetRow
+    from datastore.store import Store
 
 PERMISSIONS = ("read", "write", "admin")
 LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
@@ -205,6 +205,6 @@ def _token_id(presented: str) -> str | None:
 
 
 def _now() -> str:
-    from .store import utc_now
+    from datastore.store import utc_now
 
     return utc_now()

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import StoreCorrupt
-from .locks import flock
-from .references import live_objects
+from datastore.errors import StoreCorrupt
+from datastore.maintenance.references import live_objects
+from datastore.storage.locks import flock
 
 if TYPE_CHECKING:
-    from .store import Store
+    from datastore.store import Store
 
 
 def collect(

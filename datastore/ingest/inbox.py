@@ -56,10 +56,10 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from . import names
-from . import rules as ds_rules
-from .categories import categorize
-from .errors import (
+from datastore import names
+from datastore import rules as ds_rules
+from datastore.categories import categorize
+from datastore.errors import (
     Conflict,
     DatasetExists,
     DatasetNotFound,
@@ -69,7 +69,7 @@ from .errors import (
     StoreCorrupt,
     TagExists,
 )
-from .store import Store
+from datastore.store import Store
 
 REJECTED = ".rejected"
 LOCK = ".ds-watch.lock"  # one watcher per inbox; the kernel drops it when the watcher dies

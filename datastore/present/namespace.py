@@ -21,11 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from . import names
-from .errors import DatasetNotFound, InvalidPath, ReadOnlyRef
-from .manifest import KIND_DIR, KIND_FILE, Entry
-from .objects import ObjectId
-from .store import Store, Version
+from datastore import names
+from datastore.errors import DatasetNotFound, InvalidPath, ReadOnlyRef
+from datastore.storage.manifest import KIND_DIR, KIND_FILE, Entry
+from datastore.storage.objects import ObjectId
+from datastore.store import Store, Version
 
 ROOT_MODE = 0o555
 WRITE_BITS = 0o222

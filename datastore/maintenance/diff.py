@@ -12,7 +12,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .manifest import KIND_FILE, AnyRange, ManifestStore, RangeRef, concat, join_path
+from datastore.storage.manifest import (
+    KIND_FILE,
+    AnyRange,
+    ManifestStore,
+    RangeRef,
+    concat,
+    join_path,
+)
 
 _QUERY = """
 SELECT coalesce(a.dir, b.dir), coalesce(a.name, b.name), a.object, b.object, a.size, b.size

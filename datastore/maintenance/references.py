@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .manifest import KIND_FILE, RangeId, RangeRef
+from datastore.storage.manifest import KIND_FILE, RangeId, RangeRef
 
 if TYPE_CHECKING:
-    from .store import Store
+    from datastore.store import Store
 
 
 def range_files(store: Store, rid: str) -> pa.Table:

@@ -29,8 +29,8 @@ from typing import Any
 
 import duckdb
 
-from .categories import extension
-from .errors import AnalyticsError, MalformedTable, NotTabular
+from datastore.categories import extension
+from datastore.errors import AnalyticsError, MalformedTable, NotTabular
 
 FORMATS = ("csv", "tsv", "csv.gz", "parquet", "jsonl")
 _BY_EXTENSION = {

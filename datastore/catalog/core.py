@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreCorrupt
-from .lru import BoundedCache
-from .manifest import RangeId, RangeRef
+from datastore.errors import StoreCorrupt
+from datastore.storage.lru import BoundedCache
+from datastore.storage.manifest import RangeId, RangeRef
 
 SCHEMA_VERSION = 2
 
@@ -594,7 +594,7 @@ class Catalog:
 
     # tokens and grants ---------------------------------------------------------
     # API tokens (secrets stored only as sha256 hashes), per-dataset grants, and the
-    # cached checksums the API hands out; datastore.access is the only caller.
+    # cached checksums the API hands out; datastore.catalog.access is the only caller.
 
     def insert_token(
         self, token_id: str, user: str, admin: bool, secret_hash: str, created_at: str
@@ -719,7 +719,7 @@ class Catalog:
     # end of analytics cache ----------------------------------------------------
 
     # tasks ---------------------------------------------------------------------
-    # Processing tasks (datastore.tasks is the only caller). progress and errors are JSON
+    # Processing tasks (datastore.tasks.runner is the only caller). progress and errors are JSON
     # texts; at most one queued or processing task per dataset, checked in the insert's
     # own write transaction so two starters cannot both win.
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
 
-from .manifest import join_path
-from .references import range_files
+from datastore.maintenance.references import range_files
+from datastore.storage.manifest import join_path
 
 if TYPE_CHECKING:
-    from .store import Store
+    from datastore.store import Store
 
 
 def check(store: Store, progress: Callable[[int, int], None]) -> dict[str, Any]:

@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import StoreCorrupt
-from .lru import BoundedCache
-from .objects import (
+from datastore.errors import StoreCorrupt
+from datastore.storage.lru import BoundedCache
+from datastore.storage.objects import (
     HasherFactory,
     ObjectId,
     default_hasher,

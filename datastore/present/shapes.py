@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .access import Token
-from .catalog import TagEvent
-from .manifest import Entry
-from .store import DatasetInfo, Snapshot, iso_from_ns
+from datastore.catalog.access import Token
+from datastore.catalog.core import TagEvent
+from datastore.storage.manifest import Entry
+from datastore.store import DatasetInfo, Snapshot, iso_from_ns
 
 
 def dataset(info: DatasetInfo) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Reads of committed files open the immutable object file itself; writes to a head
 to a temp file on the store's filesystem and become a staged file (durably) on close.
 ``NAME@REF`` is read-only and is pinned to the snapshot it names when a file is opened.
 The store comes from the ``store=`` storage option (a path or a :class:`Store`), else
-``DS_STORE``. Paths resolve through :mod:`datastore.namespace`, as in the mount.
+``DS_STORE``. Paths resolve through :mod:`datastore.present.namespace`, as in the mount.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
-from .errors import DatastoreError, FileNotFound, InvalidPath, ReadOnlyRef
-from .namespace import Location, Namespace, Node, locate
-from .store import DEFAULT_FILE_MODE, Store
+from datastore.errors import DatastoreError, FileNotFound, InvalidPath, ReadOnlyRef
+from datastore.present.namespace import Location, Namespace, Node, locate
+from datastore.store import DEFAULT_FILE_MODE, Store
 
 
 class DatasetFileSystem(AbstractFileSystem):

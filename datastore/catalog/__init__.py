@@ -1,0 +1,1 @@
+"""The SQLite catalog: datasets, snapshots, tags, heads, access, tasks, caches."""

@@ -1,0 +1,1 @@
+"""The inbox: files dropped in a directory become dataset files and snapshots."""

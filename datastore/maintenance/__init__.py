@@ -1,0 +1,1 @@
+"""Whole-store work over the object graph: gc, fsck, usage, checkout, diffs."""

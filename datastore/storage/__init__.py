@@ -1,0 +1,1 @@
+"""Bytes on disk: content-addressed objects, Parquet range manifests, locks."""

@@ -1,0 +1,1 @@
+"""Background processing and validation of dataset files."""
