@@ -62,6 +62,10 @@ class Output:
         else:
             click.echo(json.dumps(doc, indent=2, default=str))
 
+    def warn(self, message: str) -> None:
+        """A one-line warning on stderr, so --json output on stdout stays one document."""
+        click.echo(f"ds: warning: {message}", err=True)
+
     @contextmanager
     def progress(self, label: str) -> Iterator[Callable[[int, int], None]]:
         """A tqdm bar on stderr that shows only once work has run for a second."""

@@ -152,16 +152,27 @@ def diff_cmd(out: Output, a: str, b: str | None) -> None:
 @click.command("checkout")
 @click.argument("spec", metavar="NAME@REF")
 @click.argument("dest", type=click.Path(file_okay=False))
+@click.option(
+    "--link",
+    is_flag=True,
+    help="Hard-link the stored objects instead of copying. Writing through a link damages "
+    "the store: use only for read-only consumers.",
+)
 @common_options
-def checkout_cmd(out: Output, spec: str, dest: str) -> None:
-    """Materialize a version as plain files (reflink, hardlink to read-only objects, or copy).
+def checkout_cmd(out: Output, spec: str, dest: str, link: bool) -> None:
+    """Materialize a version as plain files (reflink where the filesystem has it, else copy).
 
     \b
     Example:
       ds checkout sales@v1.0 /scratch/sales-v1
     """
+    if link:
+        out.warn(
+            "--link: files in the checkout are the store's objects; writing to them "
+            "(even as root) corrupts every snapshot that holds them"
+        )
     with out.progress("checkout") as progress:
-        count = out.store.checkout(spec, dest, progress)
+        count = out.store.checkout(spec, dest, progress, link=link)
     out.emit({"spec": spec, "dest": dest, "files": count}, f"checked out {count} files to {dest}")
 
 

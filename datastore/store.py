@@ -514,9 +514,9 @@ class Store:
             st.st_size,
             st.st_mtime_ns,
             st.st_ino,
-        ) and self.objects.exists(oid):
+        ) and self.objects.plausible(oid, size):
             return ObjectId(oid)
-        return None
+        return None  # read again: a damaged object is then repaired by the intact bytes
 
     def _file_meta(self, path: str, oid: str, info: dict[str, Any] | None = None) -> str:
         with self.objects.open(oid) as f:
@@ -938,11 +938,23 @@ class Store:
             out.extend(table_entries(table))
         return out
 
-    def checkout(self, spec: str, dest: str | Path, progress: Progress = _no_progress) -> int:
+    def checkout(
+        self,
+        spec: str,
+        dest: str | Path,
+        progress: Progress = _no_progress,
+        *,
+        link: bool = False,
+    ) -> int:
+        """Write version ``spec`` under ``dest`` as plain files: reflink, else copy.
+
+        ``link=True`` hard-links the stored objects instead (fast, no space), which is only
+        safe while nothing writes through the links: a write changes the stored object.
+        """
         from datastore.maintenance.checkout import materialize
 
         version = self.resolve(spec)
-        return materialize(self, self.ranges(version), Path(dest), progress)
+        return materialize(self, self.ranges(version), Path(dest), progress, link)
 
     def head_changes(self, since: int) -> tuple[int, list[tuple[str, str]]]:
         """(counter, [(dataset, path)]) of head entries staged after counter ``since``.

@@ -68,6 +68,20 @@ def test_get_checkout_rm_and_maintenance(cli, tmp_path: Path) -> None:
     assert parse(cli("list", "--json"))["items"] == []
 
 
+def test_checkout_copies_unless_asked_to_link_and_warns_then(cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"c.txt": b"sea"})
+    cli("create", "d")
+    cli("put", "d", str(src))
+    cli("snapshot", "d", "--tag", "v1")
+    plain = cli("checkout", "d@v1", str(tmp_path / "co"))
+    assert plain.exit_code == 0 and "warning" not in plain.stderr
+    assert (tmp_path / "co" / "c.txt").stat().st_nlink == 1
+    linked = cli("checkout", "d@v1", str(tmp_path / "ln"), "--link", "--json")
+    assert "ds: warning: --link" in linked.stderr
+    assert json.loads(linked.stdout)["files"] == 1
+    assert (tmp_path / "ln" / "c.txt").stat().st_nlink == 2
+
+
 def test_subprocess_round_trip_and_exit_codes(ds_run, tmp_path: Path) -> None:
     f = tmp_path / "x.bin"
     f.write_bytes(b"\x00\x01binary")

@@ -237,6 +237,43 @@ def test_checkout_materializes_exactly(store: Store, tmp_path: Path) -> None:
         store.checkout("d@v1", dest)
 
 
+def test_writing_to_a_checkout_never_changes_the_store(store: Store, tmp_path: Path) -> None:
+    """Root ignores 0444: a checkout must not share inodes with the stored objects."""
+    src = make_tree(tmp_path / "src", {"2026-10.csv": b"a,b\n1,2\n"})
+    store.create_dataset("sales")
+    store.put("sales", [src])
+    store.snapshot("sales", tag="v1.0")
+    dest = tmp_path / "co"
+    store.checkout("sales@v1.0", dest)
+    target = dest / "2026-10.csv"
+    os.chmod(target, 0o644)
+    with open(target, "ab") as f:
+        f.write(b"x\n")
+    assert store.read_bytes("sales@v1.0", "2026-10.csv") == b"a,b\n1,2\n"
+    assert store.fsck()["ok"]
+
+
+def test_put_of_intact_bytes_repairs_an_object_damaged_through_a_link(
+    store: Store, tmp_path: Path
+) -> None:
+    """``--link`` checkouts are opt-in; damage done through one is repaired by the next put
+    of the intact bytes, even when the import cache remembers the source unchanged."""
+    src = make_tree(tmp_path / "src", {"2026-10.csv": b"a,b\n1,2\n"})
+    store.create_dataset("sales")
+    store.put("sales", [src])
+    store.snapshot("sales", tag="v1.0")
+    dest = tmp_path / "co"
+    store.checkout("sales@v1.0", dest, link=True)
+    target = dest / "2026-10.csv"
+    os.chmod(target, 0o644)  # what root gets without asking
+    target.write_bytes(b"a,b\n9,9\n")  # same size: only the link count gives it away
+    assert not store.fsck()["ok"]
+    result = store.put("sales", [src])
+    assert result.bytes_hashed > 0
+    assert store.read_bytes("sales@v1.0", "2026-10.csv") == b"a,b\n1,2\n"
+    assert store.fsck()["ok"]
+
+
 def test_gc_keeps_referenced_and_young(store: Store) -> None:
     store.create_dataset("d")
     store.put_bytes("d", "keep", b"kept")

@@ -1,4 +1,10 @@
-"""Materializing a version as plain files: reflink, else hardlink to read-only objects, else copy.
+"""Materializing a version as plain files: reflink where the filesystem has it, else copy.
+
+Nothing written to a checkout may change the store (SPEC promise 1), and an object's
+0444 mode does not stop root: a hard link to an object is a door into the store. So
+links are opt-in (``link=True``, DVC's ``hardlink`` cache type), and the caller warns that
+writing through them damages every snapshot holding that content. A reflink shares
+blocks copy-on-write, so it is as safe as a copy.
 
 The strategy is probed once per checkout on the first file, because all objects sit on
 one filesystem: what works for one works for all.
@@ -25,7 +31,11 @@ _FALLBACK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EP
 
 
 def materialize(
-    store: Store, ranges: Sequence[AnyRange], dest: Path, progress: Callable[[int, int], None]
+    store: Store,
+    ranges: Sequence[AnyRange],
+    dest: Path,
+    progress: Callable[[int, int], None],
+    link: bool = False,
 ) -> int:
     """Write every file of ``ranges`` under ``dest`` (absent or empty); returns the file count."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -44,7 +54,7 @@ def materialize(
                 files.append((target, obj, mode))
     for target, _ in sorted(dirs):
         target.mkdir(parents=True, exist_ok=True)
-    placer = _Placer()
+    placer = _Placer(link)
     for i, (target, obj, mode) in enumerate(files):
         placer.place(store.object_path(obj), target, mode)
         if i % 256 == 0 or i == len(files) - 1:
@@ -55,10 +65,10 @@ def materialize(
 
 
 class _Placer:
-    """Places one file at a time with the cheapest method the filesystem allows."""
+    """Places one file at a time with the cheapest safe method the filesystem allows."""
 
-    def __init__(self) -> None:
-        self.method = "reflink"
+    def __init__(self, link: bool) -> None:
+        self.method = "hardlink" if link else "reflink"
 
     def place(self, src: Path, dst: Path, mode: int) -> None:
         if self.method == "reflink":
@@ -70,7 +80,7 @@ class _Placer:
                 if exc.errno not in _FALLBACK:
                     raise
                 dst.unlink(missing_ok=True)
-                self.method = "hardlink"
+                self.method = "copy"
         if self.method == "hardlink":
             try:
                 os.link(src, dst)

@@ -83,6 +83,16 @@ class ObjectStore:
     def exists(self, oid: str) -> bool:
         return os.path.exists(self._place(oid))
 
+    def plausible(self, oid: str, size: int) -> bool:
+        """A cheap check that a stored object may be trusted without rereading its source:
+        present, of the expected size, and with no other hard link (``ds checkout --link``)
+        through which it may have been written."""
+        try:
+            st = os.stat(self._place(oid))
+        except FileNotFoundError:
+            return False
+        return st.st_size == size and st.st_nlink == 1
+
     def size(self, oid: str) -> int:
         return os.stat(self._place(oid)).st_size
 
