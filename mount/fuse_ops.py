@@ -12,6 +12,7 @@ import errno
 import functools
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -53,6 +54,26 @@ def _translated(func: F) -> F:
 
 def _path(path: str | None) -> str:
     return path or "/"
+
+
+def _caller(flags: int) -> int | None:
+    """The process opening a file for writing (a read-only open never publishes)."""
+    if flags & os.O_ACCMODE == os.O_RDONLY and not flags & os.O_TRUNC:
+        return None
+    return _process(mfusepy.fuse_get_context()[2])
+
+
+def _process(tid: int) -> int | None:
+    """The process (thread group) of the thread FUSE names: a job's threads share one
+    descriptor table, so any of them closing is the job closing. None once it is gone."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 class DsFUSE(mfusepy.FUSE):
@@ -218,7 +239,7 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def open(self, path: str, fi: Any) -> int:
-        fh, keep = self.overlay.open(path, fi.flags)
+        fh, keep = self.overlay.open(path, fi.flags, _caller(fi.flags))
         fi.fh = fh
         fi.keep_cache = 1 if keep else 0
         fi.direct_io = 0
@@ -226,7 +247,7 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def create(self, path: str, mode: int, fi: Any) -> int:
-        fi.fh = self.overlay.create(path, mode, fi.flags)
+        fi.fh = self.overlay.create(path, mode, fi.flags, _caller(fi.flags))
         fi.keep_cache = 0
         fi.direct_io = 0
         return 0
@@ -254,7 +275,7 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def flush(self, path: str | None, fi: Any) -> int:
-        self.overlay.flush(fi.fh)
+        self.overlay.flush(fi.fh, _process(mfusepy.fuse_get_context()[2]))
         return 0
 
     @_translated

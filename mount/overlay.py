@@ -85,12 +85,18 @@ class Staging:
 
 @dataclass(eq=False)
 class Handle:
-    """One open file: a pinned object fd for plain reads, or a head staging."""
+    """One open file: a pinned object fd for plain reads, or a head staging.
+
+    ``opener`` is the process that opened it (None when unknown). The kernel sends a
+    flush on every close of a descriptor, including the copy a child inherits and closes
+    at exec; only the opener's close publishes, the rest wait for the last release.
+    """
 
     fd: int | None
     staging: Staging | None
     append: bool
     cacheable: bool
+    opener: int | None = None
 
 
 class NodeCache:
@@ -421,7 +427,7 @@ class Overlay:
 
     # opening -----------------------------------------------------------------
 
-    def open(self, path: str, flags: int) -> tuple[int, bool]:
+    def open(self, path: str, flags: int, opener: int | None = None) -> tuple[int, bool]:
         """Returns (handle, keep_cache): the page cache is kept for immutable content only."""
         loc = self.locate(path)
         writing = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
@@ -437,7 +443,7 @@ class Overlay:
         self._served.pop(key, None)
         if flags & os.O_TRUNC:
             self._truncate(st, 0)
-        return self._add(Handle(None, st, bool(flags & os.O_APPEND), False)), False
+        return self._add(Handle(None, st, bool(flags & os.O_APPEND), False, opener)), False
 
     def _join(self, key: Key) -> Staging | None:
         """The staging open on ``key``, counted as opened once more (in one step, so a
@@ -486,7 +492,9 @@ class Overlay:
             st.opens += 1
             return st
 
-    def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
+    def create(
+        self, path: str, mode: int, flags: int = os.O_WRONLY, opener: int | None = None
+    ) -> int:
         loc, name = self._head(path)
         key = (name, loc.path)
         parent = loc.path.rpartition("/")[0]
@@ -499,13 +507,13 @@ class Overlay:
         if self._exists(loc, key):
             if flags & os.O_EXCL:
                 raise _err(errno.EEXIST, path)
-            return self.open(path, flags)[0]
+            return self.open(path, flags, opener)[0]
         st = self._attach(key, None)
         with st.lock:
             st.mode = statmod.S_IMODE(mode)
             self._copy_up(st, empty=True)
         self._served.pop(key, None)
-        return self._add(Handle(None, st, bool(flags & os.O_APPEND), False))
+        return self._add(Handle(None, st, bool(flags & os.O_APPEND), False, opener))
 
     def _exists(self, loc: Location, key: Key) -> bool:
         """A create that races a file made elsewhere opens it instead of truncating it."""
@@ -638,13 +646,21 @@ class Overlay:
             os.close(out)
         return temp
 
-    def flush(self, fh: int) -> None:
+    def flush(self, fh: int, closer: int | None = None) -> None:
+        """A close of one descriptor: publishes when the opener closes (close-then-visible);
+        a close by another process (a child's inherited copy) leaves the file to the
+        opener's close or the last release, so a snapshot never sees it half-written."""
+        h = self.handle(fh)
+        if h.staging is None:
+            return
+        if h.opener is not None and closer is not None and closer != h.opener:
+            return
+        self.commit(h.staging)
+
+    def fsync(self, fh: int) -> None:
         st = self.handle(fh).staging
         if st is not None:
             self.commit(st)
-
-    def fsync(self, fh: int) -> None:
-        self.flush(fh)
 
     def release(self, fh: int) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import mount
+from datastore.errors import FileNotFound
 from datastore.store import Store
 from tests.conftest import DS_BIN
 
@@ -311,6 +312,28 @@ def test_snapshots_never_capture_a_half_written_file(mnt: Path, store_root: Path
         assert data in versions, f"snapshot {snap.row.id} holds a torn file ({len(data)} B)"
         seen.add(data)
     assert len(seen) >= 2
+
+
+def test_a_child_process_closing_its_copy_does_not_publish(mnt: Path, store_root: Path) -> None:
+    """A job writes, spawns a child (which closes its inherited descriptor at exec), writes
+    on: a snapshot taken meanwhile holds nothing of the half-written file; the job's own
+    close publishes it whole."""
+    path = mnt / "sales" / "h.csv"
+    rows = [f"{i},{i * 7}\n".encode() for i in range(10_000)]
+    with open(path, "wb") as f:
+        f.write(b"".join(rows[:3000]))
+        f.flush()
+        subprocess.run(["true"], check=True)
+        subprocess.run([sys.executable, "-c", "pass"], check=True, close_fds=False)
+        snap = ds(store_root, "snapshot", "sales", "--json")
+        f.write(b"".join(rows[3000:]))
+    store = Store.open(store_root)
+    sid = json.loads(snap.stdout)["id"]
+    with pytest.raises(FileNotFound):
+        store.stat(f"sales@{sid}", "h.csv")
+    assert store.read_bytes("sales", "h.csv") == b"".join(rows)
+    ds(store_root, "snapshot", "sales", "--tag", "whole")
+    assert store.read_bytes("sales@whole", "h.csv") == b"".join(rows)
 
 
 # promise 4: a killed mount loses no acknowledged write --------------------------------
