@@ -228,13 +228,8 @@ def export_cmd(out: Output, spec: str, fmt: str, output: str) -> None:
     version, path = _target(spec)
     an = _analytics(out)
     if output == "-":
-        tmp = out.store.temp_path()
-        try:
-            an.export(version, path, fmt, tmp)
-            with open(tmp, "rb") as f:
-                shutil.copyfileobj(f, click.get_binary_stream("stdout"), 1 << 20)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with an.exported(version, path, fmt) as (tmp, _type), tmp.open("rb") as f:
+            shutil.copyfileobj(f, click.get_binary_stream("stdout"), 1 << 20)
         return
     target = Path(output)
     content_type = an.export(version, path, fmt, target)

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from datastore.present import shapes
     from datastore.present.namespace import Location, Namespace, Node, locate
     from datastore.storage.manifest import Entry, join_path, split_path
-    from datastore.storage.objects import ObjectId
+    from datastore.storage.objects import ObjectId, TempFile
     from datastore.store import (
         DEFAULT_DIR_MODE,
         DEFAULT_FILE_MODE,
@@ -71,6 +71,7 @@ _LAZY: dict[str, str] = {
     "join_path": "datastore.storage.manifest",
     "split_path": "datastore.storage.manifest",
     "ObjectId": "datastore.storage.objects",
+    "TempFile": "datastore.storage.objects",
     "Access": "datastore.catalog.access",
     "Principal": "datastore.catalog.access",
     "LEVELS": "datastore.catalog.access",
@@ -127,6 +128,7 @@ __all__ = [
     "join_path",
     "split_path",
     "ObjectId",
+    "TempFile",
     "Access",
     "Principal",
     "LEVELS",

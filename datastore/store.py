@@ -53,7 +53,13 @@ from datastore.storage.manifest import (
     split_path,
     table_entries,
 )
-from datastore.storage.objects import HasherFactory, ObjectId, ObjectStore, default_hasher
+from datastore.storage.objects import (
+    HasherFactory,
+    ObjectId,
+    ObjectStore,
+    TempFile,
+    default_hasher,
+)
 
 FORMAT_NAME = "ds-store"
 FORMAT_VERSION = 1
@@ -617,7 +623,7 @@ class Store:
         """Store a finished local file as ``path``; ``adopt`` moves a temp file in (no copy).
 
         The mount uses this on close: ``adopt`` for a file it wrote under
-        :meth:`temp_path`, a copy while the file may still be written.
+        :meth:`open_temp`, a copy while the file may still be written.
         """
         name = self._writable(spec)
         path = names.file_path(path)
@@ -631,9 +637,13 @@ class Store:
                 name, path, oid, size, mode, mtime_ns, description, metadata, False, None
             )[0]
 
-    def temp_path(self) -> Path:
-        """A scratch file path on the store's filesystem that gc leaves alone while fresh."""
-        return self.objects.temp_path()
+    def open_temp(self) -> TempFile:
+        """A scratch file on the store's filesystem that gc leaves alone while it is open.
+
+        Write it, hand ``temp.path`` to :meth:`put_file_at` with ``adopt=True`` (no copy),
+        and only then close it; :meth:`TempFile.discard` drops it.
+        """
+        return self.objects.open_temp()
 
     def _stage_file(
         self,

@@ -23,7 +23,7 @@ from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
-from datastore import names
+from datastore import TempFile, names
 from datastore.errors import (
     FileTooLarge,
     InvalidPath,
@@ -169,7 +169,7 @@ async def upload_files(request: web.Request) -> web.Response:
     st = store(request)
     counter = _Counter(request, limit)
     fields: dict[str, str] = {}
-    spooled: list[tuple[str | None, Path]] = []
+    spooled: list[tuple[str | None, TempFile]] = []
     try:
         try:
             reader = await request.multipart()
@@ -184,8 +184,8 @@ async def upload_files(request: web.Request) -> web.Response:
         plan = _plan(fields, spooled)
         entries = await blocking(request, _commit, st, spec, plan, fields)
     finally:
-        for _, tmp in spooled:
-            tmp.unlink(missing_ok=True)
+        for _, tmp in spooled:  # adopted parts are gone by now; the rest are dropped
+            tmp.discard()
     return web.json_response({"files": [shapes.entry(e) for e in entries]}, status=201)
 
 
@@ -195,7 +195,7 @@ async def _read_parts(
     reader: MultipartReader,
     counter: _Counter,
     fields: dict[str, str],
-    spooled: list[tuple[str | None, Path]],
+    spooled: list[tuple[str | None, TempFile]],
 ) -> None:
     while True:
         part = await reader.next()
@@ -204,7 +204,7 @@ async def _read_parts(
         if not isinstance(part, BodyPartReader):
             raise InvalidRequest("nested multipart bodies are not accepted")
         if part.name == "file":
-            tmp = st.temp_path()
+            tmp = await blocking(request, st.open_temp)
             spooled.append((_filename(part), tmp))
             await _spool(request, part, tmp, counter)
         elif part.name in MULTIPART_FIELDS:
@@ -238,9 +238,13 @@ async def _read_field(part: BodyPartReader) -> str:
     return data.decode(part.get_charset(default="utf-8"))
 
 
-async def _spool(request: web.Request, part: BodyPartReader, tmp: Path, counter: _Counter) -> None:
-    """Copy one part to ``tmp``; block N is written in the pool while N+1 is received."""
-    fd = await blocking(request, os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+async def _spool(
+    request: web.Request, part: BodyPartReader, tmp: TempFile, counter: _Counter
+) -> None:
+    """Copy one part to ``tmp`` (kept open, so gc leaves it alone until it is adopted);
+    block N is written in the pool while N+1 is received."""
+    fd = tmp.fd
+    assert fd is not None
     writing: asyncio.Future[None] | None = None
     try:
         while True:
@@ -255,7 +259,6 @@ async def _spool(request: web.Request, part: BodyPartReader, tmp: Path, counter:
     finally:
         if writing is not None:
             await asyncio.gather(writing, return_exceptions=True)  # never close under a write
-        os.close(fd)
 
 
 async def _read_part_block(part: BodyPartReader) -> bytes:
@@ -276,7 +279,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _plan(fields: dict[str, str], spooled: list[tuple[str | None, Path]]) -> list[tuple[str, Path]]:
+def _plan(
+    fields: dict[str, str], spooled: list[tuple[str | None, TempFile]]
+) -> list[tuple[str, Path]]:
     """Destination of each part (SPEC 11); every path is checked before anything is stored."""
     target = fields.get("path")
     plan: list[tuple[str, Path]] = []
@@ -288,7 +293,7 @@ def _plan(fields: dict[str, str], spooled: list[tuple[str | None, Path]]) -> lis
                 raise InvalidPath("a 'file' part has no filename; give one or a 'path' field")
             name = names.file_path(filename)  # refused when unsafe, never rewritten
             dest = join_path(_directory(target), name) if target else name
-        plan.append((names.file_path(dest), tmp))
+        plan.append((names.file_path(dest), tmp.path))
     dests = [d for d, _ in plan]
     if len(set(dests)) != len(dests):
         raise InvalidRequest("two parts go to the same path")

@@ -16,7 +16,7 @@ from datastore.analytics import EXPORT_FORMATS, PREVIEW_DEFAULT, PREVIEW_MAX, An
 from datastore.errors import InvalidRequest
 
 from . import routes as r
-from .state import STORE, blocking, choice, store
+from .state import STORE, blocking, choice
 
 ANALYTICS = web.AppKey("analytics", Analytics)
 CHUNK = 1 << 20
@@ -225,9 +225,9 @@ async def get_export(request: web.Request) -> web.StreamResponse:
     """The table converted on the fly, written to a scratch file and streamed from it."""
     spec, path = _spec_path(request)
     fmt = choice(request, "format", tuple(EXPORT_FORMATS), "csv")
-    tmp = store(request).temp_path()
+    exported = analytics(request).exported(spec, path, fmt)
+    tmp, content_type = await blocking(request, exported.__enter__)
     try:
-        content_type = await blocking(request, analytics(request).export, spec, path, fmt, tmp)
         stem = posixpath.splitext(posixpath.basename(path))[0] or "table"
         resp = web.StreamResponse(
             headers={
@@ -243,7 +243,7 @@ async def get_export(request: web.Request) -> web.StreamResponse:
         await resp.write_eof()
         return resp
     finally:
-        tmp.unlink(missing_ok=True)
+        exported.__exit__(None, None, None)
 
 
 def _table_route(

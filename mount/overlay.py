@@ -1,7 +1,7 @@
 """The mount's view of the store, without FUSE: path resolution plus the head's write layer.
 
 Reads of committed content go straight to the immutable object files. Writes to a head
-file go to a *staging* file (a temp file from :meth:`Store.temp_path`, copied up from the
+file go to a *staging* file (a temp file from :meth:`Store.open_temp`, copied up from the
 committed object on the first write) shared by every handle open on that path. ``commit``
 (FUSE flush on close, and fsync) hands the staging file to the store, which hashes it into
 the object store, fsyncs it and stages the entry in one catalog transaction; only then does
@@ -24,13 +24,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from datastore import names
 from datastore.errors import FileNotFound, ReadOnlyRef
 from datastore.present.namespace import Location, Namespace, Node, locate
-from datastore.storage.objects import ObjectId
+from datastore.storage.objects import ObjectId, TempFile
 from datastore.store import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, Store
 
 log = logging.getLogger("ds.mount")
@@ -65,7 +64,7 @@ class Staging:
     base_size: int
     mode: int
     base_fd: int | None = None
-    temp: Path | None = None
+    temp: TempFile | None = None
     fd: int | None = None
     dirty: bool = False
     detached: bool = False
@@ -598,16 +597,15 @@ class Overlay:
         """Give the staging a private writable copy (once); the committed object stays."""
         if st.fd is not None:
             return
-        temp = self.store.temp_path()
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        temp = self.store.open_temp()
+        assert temp.fd is not None
         try:
             if not empty and st.base_fd is not None and st.base_size:
-                _copy_fd(st.base_fd, fd, st.base_size)
+                _copy_fd(st.base_fd, temp.fd, st.base_size)
         except BaseException:
-            os.close(fd)
-            temp.unlink(missing_ok=True)
+            temp.discard()
             raise
-        st.temp, st.fd = temp, fd
+        st.temp, st.fd = temp, temp.fd
         st.dirty = True
 
     def commit(self, st: Staging) -> None:
@@ -620,14 +618,13 @@ class Overlay:
         with st.lock:
             if not st.dirty or st.detached or st.fd is None or st.temp is None:
                 return
-            if not st.temp.exists():  # gc took a temp idle past its grace period
-                st.temp = self._rescue(st.fd)
-            os.close(st.fd)
-            temp, st.fd, st.temp = st.temp, None, None
             mtime = st.mtime_ns or time.time_ns()
+            # adopted while still open: the open temp is locked against gc until it is in
             entry = self.store.put_file_at(
-                st.name, st.path, temp, mode=st.mode, mtime_ns=mtime, adopt=True
+                st.name, st.path, st.temp.path, mode=st.mode, mtime_ns=mtime, adopt=True
             )
+            st.temp.close()
+            st.fd, st.temp = None, None
             assert entry.object is not None
             if st.base_fd is not None:
                 os.close(st.base_fd)
@@ -635,16 +632,6 @@ class Overlay:
             st.base_fd = os.open(self.store.object_path(entry.object), os.O_RDONLY)
             st.dirty = False
             self.cache.forget_heads()
-
-    def _rescue(self, fd: int) -> Path:
-        """A fresh temp path holding the bytes of an open staging file whose path is gone."""
-        temp = self.store.temp_path()
-        out = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            _copy_fd(fd, out, os.fstat(fd).st_size)
-        finally:
-            os.close(out)
-        return temp
 
     def flush(self, fh: int, closer: int | None = None) -> None:
         """A close of one descriptor: publishes when the opener closes (close-then-visible);
@@ -683,13 +670,12 @@ class Overlay:
             if self._stagings.get(st.key) is st:
                 del self._stagings[st.key]
         with st.lock:
-            for fd in (st.fd, st.base_fd):
-                if fd is not None:
-                    os.close(fd)
-            st.fd = st.base_fd = None
+            if st.base_fd is not None:
+                os.close(st.base_fd)
             if st.temp is not None:
-                st.temp.unlink(missing_ok=True)
-                st.temp = None
+                st.temp.discard()
+            st.fd = st.base_fd = None
+            st.temp = None
 
     # namespace changes -------------------------------------------------------
 

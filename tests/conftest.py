@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +72,46 @@ def make_tree(root: Path, files: dict[str, bytes]) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
     return root
+
+
+@contextmanager
+def gc_running(store_root: Path) -> Iterator[list[dict[str, Any]]]:
+    """``gc --grace 0`` in a loop beside the body (SPEC promise 7: gc is safe while
+    writers run); yields the list of its reports as they come, re-raises its failure.
+
+    Before each run every temp file is dated an hour back, as if its writer had idled
+    that long: only the writer's lock may keep gc off it."""
+    stop = threading.Event()
+    runs: list[dict[str, Any]] = []
+    failures: list[BaseException] = []
+
+    def loop() -> None:
+        s = Store.open(store_root)
+        try:
+            while not stop.is_set():
+                for temp in s.objects.iter_temp():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.utime(temp, (time.time() - 3600,) * 2)
+                runs.append(s.gc(grace_seconds=0))
+        except BaseException as exc:  # handed to the test below
+            failures.append(exc)
+        finally:
+            s.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield runs
+    finally:
+        stop.set()
+        thread.join(60)
+    if failures:
+        raise failures[0]
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.02)

@@ -107,8 +107,7 @@ def test_export_route(api: Api) -> None:
         .startswith("text/csv")
     )
     assert api.get("/v1/datasets/sales/export/raw/t.csv?format=xlsx").status == 400
-    leftovers = list((api.store.root / "objects" / "tmp").iterdir())
-    assert leftovers == []
+    assert list((api.store.root / "tmp-analytics").glob("export-*")) == []
 
 
 def test_errors_map_to_statuses(api: Api) -> None:

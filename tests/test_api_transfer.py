@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -10,6 +11,7 @@ import zipfile
 
 import pytest
 
+from .conftest import gc_running, wait_until
 from .test_api_support import Api, api_fixture, temp_leftovers  # noqa: F401
 
 BLOB = os.urandom(300_000)
@@ -194,3 +196,44 @@ def test_uploads_stream_into_objects_and_leave_no_temp(loaded: Api) -> None:
     loaded.put("/v1/datasets/d/files/copy.bin", data=big)
     assert sum(1 for _ in loaded.store.objects.iter_ids()) == before
     assert temp_leftovers(loaded.store) == []
+
+
+def _slow_body(data: bytes, pieces: int = 20, pause: float = 0.1) -> object:
+    """A request body sent piece by piece, a pause between pieces (a slow client)."""
+
+    async def gen() -> object:
+        step = -(-len(data) // pieces)
+        for i in range(0, len(data), step):
+            await asyncio.sleep(pause)
+            yield data[i : i + step]
+
+    return gen()
+
+
+def test_gc_beside_uploads_loses_nothing(api: Api) -> None:
+    """Promise 7: a multipart part being spooled and a PUT being streamed survive gc."""
+    assert api.post("/v1/datasets", json={"name": "d"}).status == 201
+    store_root = api.store.root
+    blob = os.urandom(2 << 20)
+    boundary = "gcboundary"
+    form = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + blob
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    with gc_running(store_root) as runs:
+        wait_until(lambda: len(runs) >= 1)
+        multi = api.post(
+            "/v1/datasets/d/files",
+            data=_slow_body(form),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        put = api.put("/v1/datasets/d/files/p.bin", data=_slow_body(blob[::-1], 5))
+    assert multi.status == 201, multi.body
+    assert put.status == 201, put.body
+    assert api.get("/v1/datasets/d/files/m.bin").body == blob
+    assert api.get("/v1/datasets/d/files/p.bin").body == blob[::-1]
+    assert api.store.fsck()["ok"]

@@ -10,6 +10,8 @@ import pytest
 from datastore.present.fsspec_ds import DatasetFileSystem
 from datastore.store import Store
 
+from .conftest import gc_running, make_tree, wait_until
+
 pd = pytest.importorskip("pandas")
 
 
@@ -85,3 +87,22 @@ def test_failed_write_stages_nothing(fs: DatasetFileSystem, store: Store) -> Non
         f.write(b"partial")
         raise RuntimeError("writer died")
     assert not fs.exists("sales/half.bin")
+
+
+def test_gc_beside_fsspec_writes_and_imports_loses_nothing(
+    fs: DatasetFileSystem, store: Store, store_root: Path, tmp_path: Path
+) -> None:
+    """Promise 7 for the other writers: a ``ds://`` file open across gc runs, and imports
+    (``ds put``, which the inbox uses too) racing gc."""
+    src = make_tree(tmp_path / "src", {f"f{i:03d}.csv": f"a\n{i}\n".encode() for i in range(200)})
+    with gc_running(store_root) as runs:
+        with fs.open("sales/open.bin", "wb") as f:
+            f.write(b"first half ")
+            seen = len(runs)
+            wait_until(lambda: len(runs) >= seen + 2)
+            f.write(b"second half")
+        for i in range(5):
+            store.put("sales", [src], to=f"batch{i}")
+    assert store.read_bytes("sales", "open.bin") == b"first half second half"
+    assert store.read_bytes("sales", "batch4/f199.csv") == b"a\n199\n"
+    assert store.fsck()["ok"]

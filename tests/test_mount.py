@@ -22,7 +22,7 @@ import pytest
 import mount
 from datastore.errors import FileNotFound
 from datastore.store import Store
-from tests.conftest import DS_BIN
+from tests.conftest import DS_BIN, gc_running, wait_until
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None,
@@ -334,6 +334,27 @@ def test_a_child_process_closing_its_copy_does_not_publish(mnt: Path, store_root
     assert store.read_bytes("sales", "h.csv") == b"".join(rows)
     ds(store_root, "snapshot", "sales", "--tag", "whole")
     assert store.read_bytes("sales@whole", "h.csv") == b"".join(rows)
+
+
+def test_gc_beside_mount_writers_loses_nothing(mnt: Path, store_root: Path) -> None:
+    """Promise 7: an open file idle across gc runs, and many closes racing gc."""
+    idle = os.urandom(300_000)
+    many = {f"w/f{i:03d}.bin": os.urandom(2000 + i) for i in range(150)}
+    (mnt / "sales" / "w").mkdir()
+    with gc_running(store_root) as runs:
+        with open(mnt / "sales" / "idle.bin", "wb") as f:
+            f.write(idle[:100_000])
+            seen = len(runs)
+            wait_until(lambda: len(runs) >= seen + 3)
+            f.write(idle[100_000:])
+        for rel, data in many.items():
+            (mnt / "sales" / rel).write_bytes(data)
+    assert (mnt / "sales" / "idle.bin").read_bytes() == idle
+    store = Store.open(store_root)
+    assert store.read_bytes("sales", "idle.bin") == idle
+    for rel, data in many.items():
+        assert store.read_bytes("sales", rel) == data
+    assert store.fsck()["ok"]
 
 
 # promise 4: a killed mount loses no acknowledged write --------------------------------

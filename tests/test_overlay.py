@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import pytest
 
@@ -162,13 +163,17 @@ def test_read_only_overlay_refuses_head_writes(store: Store) -> None:
     assert ov.getattr("/sales/f")["st_mode"] & 0o222 == 0
 
 
-def test_commit_survives_gc_removing_an_idle_temp_file(ov: Overlay, store: Store) -> None:
+def test_gc_leaves_the_temp_of_an_idle_open_file_alone(ov: Overlay, store: Store) -> None:
     fh = ov.create("/sales/slow.txt", 0o644)
     ov.write(fh, b"written long ago", 0)
-    for temp in store.objects.tmp.iterdir():
-        temp.unlink()  # what gc does to temp files older than its grace period
+    temps = list(store.objects.tmp.iterdir())
+    for temp in temps:
+        os.utime(temp, (time.time() - 86400,) * 2)  # idle for a day
+    assert store.gc(grace_seconds=0)["temp_files_removed"] == 0
+    assert all(t.exists() for t in temps)
     ov.release(fh)
     assert store.read_bytes("sales", "slow.txt") == b"written long ago"
+    assert list(store.objects.tmp.iterdir()) == []
 
 
 def test_create_of_an_existing_file_keeps_its_bytes(ov: Overlay, store: Store) -> None:

@@ -31,6 +31,8 @@ constant or of mixed types, and outliers stay under 5% of numeric values.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -257,6 +259,21 @@ class Analytics:
             con.execute("SET preserve_insertion_order=true")
             _read(con, table, f"COPY (SELECT * FROM {TABLE}) TO '{target}' {options}")
         return content_type
+
+    @contextmanager
+    def exported(self, spec: str, path: str, fmt: str) -> Iterator[tuple[Path, str]]:
+        """The table converted into a scratch file, for a view to stream; yields (file,
+        content type) and removes the file afterwards. The scratch lives with the other
+        analytics scratch, where gc never looks (DuckDB replaces a file it writes, so a
+        locked store temp would not protect it)."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="export-", dir=self.scratch)
+        os.close(fd)
+        target = Path(name)
+        try:
+            yield target, self.export(spec, path, fmt, target)
+        finally:
+            target.unlink(missing_ok=True)
 
 
 def _column_docs(con: Any) -> list[dict[str, str]]:

@@ -2,7 +2,8 @@
 
 It holds ``gc.lock`` exclusively, which writers hold shared from writing an object to
 committing the row that references it, and it spares anything younger than the grace
-period, so a write in flight is never collected.
+period. Scratch files that outlive the lock (a mount's open file, a spooled upload
+part) are locked by their writer while open, and gc leaves a locked temp alone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from datastore.errors import StoreCorrupt
 from datastore.maintenance.references import live_objects
 from datastore.storage.locks import flock
+from datastore.storage.objects import TEMP_MIN_AGE
 
 if TYPE_CHECKING:
     from datastore.store import Store
@@ -46,15 +48,19 @@ def collect(
             if i % 1024 == 0 or i == len(candidates) - 1:
                 progress(i + 1, len(candidates))
         temps = [*store.objects.iter_temp(), *(store.manifests.root / "tmp").iterdir()]
-        stale_tmp = [p for p in temps if _older(p, cutoff)]
+        # a temp its writer holds open is in flight, however old
+        temp_cutoff = min(cutoff, time.time() - TEMP_MIN_AGE)
+        stale_tmp = [
+            p
+            for p in temps
+            if _older(p, temp_cutoff) and store.objects.remove_idle_temp(p, dry_run)
+        ]
         if not dry_run:
             for oid, _ in dead_objects:
                 store.objects.remove(oid)
             store.catalog.forget_analyses([oid for oid, _ in dead_objects])
             for rid in dead_ranges:
                 store.manifests.path(rid).unlink(missing_ok=True)
-            for p in stale_tmp:
-                p.unlink(missing_ok=True)
     return {
         "dry_run": dry_run,
         "objects_removed": len(dead_objects),

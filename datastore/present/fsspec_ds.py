@@ -154,25 +154,29 @@ class HeadWriter(io.FileIO):
 
     def __init__(self, store: Store, name: str, path: str) -> None:
         self._store, self._name, self._path = store, name, path
-        self._tmp = store.temp_path()
-        super().__init__(os.open(self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        self._tmp = store.open_temp()
+        assert self._tmp.fd is not None
+        super().__init__(self._tmp.fd, "wb", closefd=False)
         self._done = False
 
     def close(self) -> None:
         if self.closed:
             return
-        super().close()
-        if self._done:
-            return
-        self._done = True
-        self._store.put_file_at(
-            self._name, self._path, self._tmp, mode=DEFAULT_FILE_MODE, adopt=True
-        )
+        try:
+            if not self._done:
+                self._done = True
+                # adopted while its descriptor is still open: gc leaves an open temp alone
+                self._store.put_file_at(
+                    self._name, self._path, self._tmp.path, mode=DEFAULT_FILE_MODE, adopt=True
+                )
+        finally:
+            super().close()
+            self._tmp.discard()  # after an adoption only the descriptor is left to close
 
     def discard(self) -> None:
         self._done = True
         super().close()
-        Path(self._tmp).unlink(missing_ok=True)
+        self._tmp.discard()
 
     def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
         if kind is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import logging
 import os
 import secrets
@@ -29,6 +30,7 @@ SMALL_FILE = 4 << 20
 HEAD_BYTES = 512
 TEMP_PREFIX = ".tmp-"
 OBJECT_MODE = 0o444
+TEMP_MIN_AGE = 60.0  # seconds: gc spares any temp this young, whatever its grace period
 log = logging.getLogger("ds.objects")
 
 
@@ -190,9 +192,34 @@ class ObjectStore:
         self._install(src, oid, durable)
         return oid, size
 
-    def temp_path(self, label: str = "staging") -> Path:
-        """A fresh path next to the objects, so a finished file can be renamed in."""
-        return self._temp_name(label)
+    def open_temp(self, label: str = "staging") -> TempFile:
+        """A fresh scratch file next to the objects (so a finished one can be renamed in),
+        locked shared for as long as its descriptor is open: gc removes only temps whose
+        lock it can take (and never one younger than ``TEMP_MIN_AGE``, which covers the
+        instant between creating and locking), so an in-flight write is safe however
+        long it idles."""
+        path = self._temp_str(label)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return TempFile(Path(path), fd)
+
+    def remove_idle_temp(self, path: Path, dry_run: bool = False) -> bool:
+        """Delete a temp file unless a writer holds it open (its lock); True if it was
+        (or, with ``dry_run``, would be) removed."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            if not dry_run:
+                os.unlink(path)
+            return True
+        finally:
+            os.close(fd)
 
     def iter_ids(self) -> Iterator[ObjectId]:
         for sub in sorted(self.root.iterdir()):
@@ -274,6 +301,26 @@ class ObjectStore:
             )
         log.warning("object %s was corrupt on disk; replacing it with intact incoming bytes", oid)
         return False
+
+
+class TempFile:
+    """A scratch file held open (and so locked against gc) until :meth:`close`.
+
+    Adopt it into the store by path *before* closing it; :meth:`discard` removes it.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd: int | None = fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.close()
 
 
 def files_equal(a: Path, b: Path) -> bool:
