@@ -59,6 +59,8 @@ from datastore.storage.objects import (
     ObjectStore,
     TempFile,
     default_hasher,
+    fsync_dir,
+    syncfs,
 )
 
 FORMAT_NAME = "ds-store"
@@ -169,9 +171,21 @@ class Store:
         self.locks.mkdir(exist_ok=True)
         self.catalog.init()
         if not fmt.exists():
-            tmp = fmt.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION}) + "\n")
-            os.replace(tmp, fmt)
+            self._write_format(fmt)
+
+    def _write_format(self, fmt: Path) -> None:
+        """``FORMAT`` last, and durably with every directory made before it: after a power
+        cut a store is either not there yet (made again on the next open) or whole. A
+        ``FORMAT`` renamed in without a flush can come back empty, and then nothing,
+        ``ds fsck`` included, opens the store whose data is intact."""
+        tmp = fmt.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, fmt)
+        syncfs(self.root)  # the new directories, the catalog and the rename
+        fsync_dir(self.root.parent)  # the store root's own entry
 
     def _check_format(self, fmt: Path) -> None:
         try:

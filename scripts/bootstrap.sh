@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ds needs on a fresh Debian machine: FUSE 3 and the tools the tests drive
-# (rsync, git, sqlite3), then a virtualenv with ds and its test and dev extras.
+# (rsync, git, sqlite3, e2fsprogs), then a virtualenv with ds and its test and dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -10,6 +10,8 @@ command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v rsync >/dev/null || need+=(rsync)
 command -v git >/dev/null || need+=(git)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)  # the power-loss test's loop device
+command -v losetup >/dev/null || need+=(mount)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -120,6 +120,7 @@ class ObjectStore:
         """Store ``data``; with ``durable=False`` the caller must :meth:`sync` before use."""
         oid = self.hash_bytes(data)
         if os.path.exists(self._place(oid)) and self._same_as_stored_bytes(oid, data):
+            self._settle(oid, durable)
             return oid
         tmp = f"{self._root}/{oid[:2]}/{TEMP_PREFIX}{oid[2:]}.{os.getpid()}.{secrets.token_hex(4)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
@@ -172,6 +173,7 @@ class ObjectStore:
             oid = ObjectId(h.hexdigest())
             if self.path(oid).exists() and self._same_as_stored_file(oid, tmp):
                 tmp.unlink()
+                self._settle(oid, durable)
                 return oid, size
             self._install(tmp, oid, durable)
             return oid, size
@@ -185,6 +187,7 @@ class ObjectStore:
         size = os.stat(src).st_size
         if self.path(oid).exists() and self._same_as_stored_file(oid, src):
             src.unlink()
+            self._settle(oid, durable)
             return oid, size
         if durable:
             fsync_path(src)
@@ -269,6 +272,14 @@ class ObjectStore:
             os.rename(tmp, target)
         if durable:
             fsync_dir(Path(os.path.dirname(target)))
+
+    def _settle(self, oid: ObjectId, durable: bool) -> None:
+        """A deduplicated write is acknowledged on the stored copy, which another writer
+        may have renamed in without a flush yet (a batch import syncs at its end): flush
+        it and its directory entry before this write is reported durable."""
+        if durable:
+            fsync_path(self._place(oid))
+            fsync_dir(Path(os.path.dirname(self._place(oid))))
 
     def _same_as_stored_bytes(self, oid: ObjectId, data: bytes) -> bool:
         """Compare before dedup; True means deduplicated, False means repair by rewrite."""
