@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from datastore.errors import InvalidRequest
 from datastore.present import shapes
 
 from .common import Output, common_options, human_size, table
@@ -118,15 +119,17 @@ def delete_cmd(out: Output, name: str, yes: bool) -> None:
       ds delete scratch --yes
     """
     out.store.dataset(name)
-    if not yes and not out.as_json and sys.stdin.isatty():
+    if not yes:
+        if out.as_json or not sys.stdin.isatty():  # a script: nobody to ask, nothing assumed
+            raise InvalidRequest(
+                f"deleting {name} cannot be undone; pass --yes to delete without a terminal"
+            )
         click.confirm(f"delete dataset {name} and all its snapshots?", abort=True)
     out.store.delete_dataset(name)
     out.emit({"deleted": name}, f"deleted {name}")
 
 
 def _json_object(text: str | None) -> dict[str, object] | None:
-    from datastore.errors import InvalidRequest
-
     if text is None:
         return None
     try:

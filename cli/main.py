@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import os
 import sys
 from typing import Any
 
@@ -35,6 +36,8 @@ class DsGroup(click.Group):
         except DatastoreError as err:
             click.echo(f"ds: error: {err.message} [{err.code}]", err=True)
             sys.exit(exit_code(err))
+        except BrokenPipeError:
+            _reader_left()
         except OSError as err:
             click.echo(f"ds: error: {err}", err=True)
             sys.exit(1)
@@ -54,6 +57,15 @@ def ds() -> None:
 for _name in COMMAND_MODULES:
     for _cmd in importlib.import_module(f"cli.{_name}").COMMANDS:
         ds.add_command(_cmd)
+
+
+def _reader_left() -> None:
+    """The reader of our output stopped early (``ds ls -R | head``): not an error. What is
+    still buffered goes nowhere, so the flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(0)
 
 
 class _PandasAbsent(importlib.abc.MetaPathFinder):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 from cli.main import ds
+from datastore.store import Store
 
-from .conftest import make_tree, parse
+from .conftest import DS_BIN, make_tree, parse
 
 
 def test_quickstart_through_the_runner(cli, tmp_path: Path) -> None:
@@ -80,6 +84,58 @@ def test_checkout_copies_unless_asked_to_link_and_warns_then(cli, tmp_path: Path
     assert "ds: warning: --link" in linked.stderr
     assert json.loads(linked.stdout)["files"] == 1
     assert (tmp_path / "ln" / "c.txt").stat().st_nlink == 2
+
+
+def test_delete_without_a_terminal_needs_yes(cli, ds_run) -> None:
+    """Nobody can answer the question in a script, so nothing is assumed (SPEC 5)."""
+    cli("create", "keep")
+    for args in (("delete", "keep"), ("delete", "keep", "--json")):
+        refused = cli(*args)
+        assert refused.exit_code == 2 and "--yes" in refused.stderr
+    proc = ds_run("delete", "keep", check=False)  # stdin is not a terminal here either
+    assert proc.returncode == 2 and b"[invalid_request]" in proc.stderr
+    assert [d["name"] for d in parse(cli("list", "--json"))["items"]] == ["keep"]
+    assert cli("delete", "keep", "--yes").exit_code == 0
+
+
+def test_delete_asks_on_a_terminal(store_root: Path) -> None:
+    import pty
+
+    env = {**os.environ, "DS_STORE": str(store_root)}
+    subprocess.run([DS_BIN, "create", "d"], env=env, check=True, capture_output=True)
+    for answer, remains in ((b"n\n", True), (b"y\n", False)):
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: ds on a pseudo-terminal
+            os.execve(DS_BIN, [DS_BIN, "delete", "d"], env)
+        seen = b""
+        while b"?" not in seen:
+            seen += os.read(fd, 1024)
+        os.write(fd, answer)
+        with contextlib.suppress(OSError):  # EIO once the child has gone
+            while os.read(fd, 1024):
+                pass
+        os.waitpid(pid, 0)
+        os.close(fd)
+        names = Store.open(store_root).list_datasets()
+        assert any(d.name == "d" for d in names) == remains
+
+
+def test_a_reader_that_stops_early_is_not_an_error(ds_run, store_root: Path) -> None:
+    """``ds cat ... | head -c 10`` and ``ds ls -R ... | head -3`` exit quietly."""
+    ds_run("create", "big")
+    src = make_tree(store_root.parent / "src", {f"f{i:04d}.txt": b"x" for i in range(1500)})
+    (src / "blob.bin").write_bytes(os.urandom(2 << 20))
+    ds_run("put", "big", str(src))
+    env = {**os.environ, "DS_STORE": str(store_root)}
+    for args in (["cat", "big/blob.bin"], ["ls", "big", "-R"], ["status", "big"]):
+        proc = subprocess.Popen(
+            [DS_BIN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(10)
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(60) == 0 and err == b"", (args, err)
 
 
 def test_subprocess_round_trip_and_exit_codes(ds_run, tmp_path: Path) -> None:
