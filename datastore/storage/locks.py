@@ -23,3 +23,24 @@ def flock(path: Path, *, exclusive: bool) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def unheld(path: Path | str, flags: int = os.O_RDONLY) -> Iterator[bool]:
+    """Take ``path``'s lock exclusively without waiting: yields True when nobody held it
+    (the caller may then act on the file, e.g. remove it), False when somebody does or
+    the file cannot be opened. A holder that died dropped its lock with its descriptor."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

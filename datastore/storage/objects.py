@@ -22,6 +22,7 @@ from typing import BinaryIO, NewType, Protocol
 import xxhash
 
 from datastore.errors import FileTooLarge, HashCollision, StoreCorrupt
+from datastore.storage.locks import unheld
 
 ObjectId = NewType("ObjectId", str)
 
@@ -209,20 +210,10 @@ class ObjectStore:
     def remove_idle_temp(self, path: Path, dry_run: bool = False) -> bool:
         """Delete a temp file unless a writer holds it open (its lock); True if it was
         (or, with ``dry_run``, would be) removed."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except FileNotFoundError:
-            return False
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            if not dry_run:
+        with unheld(path) as idle:
+            if idle and not dry_run:
                 os.unlink(path)
-            return True
-        finally:
-            os.close(fd)
+            return idle
 
     def iter_ids(self) -> Iterator[ObjectId]:
         for sub in sorted(self.root.iterdir()):

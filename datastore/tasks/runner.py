@@ -35,6 +35,7 @@ from typing import Any
 from datastore import rules as ds_rules
 from datastore.categories import CATEGORIES, categorize, extension
 from datastore.errors import DatastoreError, FileNotFound, InvalidRequest, ProcessingInProgress
+from datastore.storage.locks import unheld
 from datastore.storage.manifest import Entry
 from datastore.store import Store, utc_now
 
@@ -255,20 +256,11 @@ class TaskRunner:
     def _reap(self, task_id: str) -> bool:
         """Mark a task failed if no live runner holds its lock; True when it was dead."""
         path = self._lock_path(task_id)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            return False
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            self._fail(task_id, INTERRUPTED)
-            path.unlink(missing_ok=True)
-            return True
-        finally:
-            os.close(fd)
+        with unheld(path, os.O_RDWR | os.O_CREAT) as dead:
+            if dead:
+                self._fail(task_id, INTERRUPTED)
+                path.unlink(missing_ok=True)
+            return dead
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop running tasks (each ends failed, interrupted) and wait for their threads."""
