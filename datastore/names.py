@@ -18,6 +18,9 @@ SNAPSHOT_ID_RE = re.compile(r"[0-9a-f]{32}")
 ID_PREFIX_RE = re.compile(r"[0-9a-f]{8,32}")
 TIME_REF_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 RESERVED_TAGS = frozenset({"latest"})
+# control characters (C0, DEL, C1) and bidi overrides and isolates, which make a listed
+# name read differently from what it is (SPEC 2); a backslash stays legal, as on POSIX
+UNSAFE_CHARS = re.compile("[\x01-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_PATH_BYTES = 4096
 MAX_COMPONENT_BYTES = 255
 
@@ -53,6 +56,12 @@ def file_path(path: str) -> str:
         raise InvalidPath("invalid path: empty")
     if "\x00" in path:
         raise InvalidPath("invalid path: contains a NUL byte")
+    bad = UNSAFE_CHARS.search(path)
+    if bad is not None:
+        raise InvalidPath(
+            f"invalid path {path!r}: contains the control or bidi character"
+            f" U+{ord(bad.group()):04X}"
+        )
     if path.startswith("/"):
         raise InvalidPath(f"invalid path {path!r}: must be relative to the dataset root")
     try:
@@ -70,11 +79,14 @@ def file_path(path: str) -> str:
 
 
 def dir_path(path: str) -> str:
-    """A directory inside a dataset; '' (or '/', '.') is the root."""
-    stripped = (path or "").strip("/")
-    if stripped in ("", "."):
+    """A directory inside a dataset; '' (or '.') is the root, and a trailing '/' is
+    allowed (``--to raw/``). A leading '/' is refused like any absolute path: it most
+    likely means a path on the user's machine, not one in the dataset."""
+    if path in ("", ".", None):
         return ""
-    return file_path(stripped)
+    if not isinstance(path, str):
+        raise InvalidPath("invalid path: not a string")
+    return file_path(path[:-1] if path.endswith("/") and path != "/" else path)
 
 
 def split_ref(spec: str) -> tuple[str, str | None]:

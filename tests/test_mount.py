@@ -268,6 +268,9 @@ def test_errnos_on_the_mount(mnt: Path, store_root: Path) -> None:
             errno.ENAMETOOLONG,
         ),
         (lambda: os.mkdir(mnt / "newdataset"), errno.EROFS),
+        (lambda: os.open(mnt / "sales" / "a\x01b", os.O_WRONLY | os.O_CREAT), errno.EINVAL),
+        (lambda: os.mkdir(mnt / "sales" / "rtl\u202eexe"), errno.EINVAL),
+        (lambda: os.rename(mnt / "sales" / "f", mnt / "sales" / "tab\tname"), errno.EINVAL),
     ]
     for call, code in cases:
         with pytest.raises(OSError) as info:

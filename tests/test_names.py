@@ -25,8 +25,18 @@ BAD_PATHS = [
     "nul\x00byte",
     "x" * 256,
     "/".join(["d" * 200] * 21),
+    "tab\tname",
+    "line\nbreak",
+    "bell\x07",
+    "del\x7f",
+    "c1\x85next",
+    "c1\x9f",
+    "invoice\u202etxt.exe",
+    "ltr\u202a",
+    "isolate\u2066x",
+    "pop\u2069",
 ]
-GOOD_PATHS = ["a", "a/b.csv", "é/ü.txt", "x" * 255, "sp ace/tab\tname", ".hidden/file"]
+GOOD_PATHS = ["a", "a/b.csv", "é/ü.txt", "x" * 255, "sp ace/x", ".hidden/file", "back\\slash"]
 
 
 def test_good_names_pass() -> None:
@@ -101,6 +111,10 @@ def test_bad_paging(limit: object, offset: object) -> None:
         (["snapshot", "d", "--tag", "latest"], "invalid_name"),
         (["tag", "d", "latest", "bad/tag"], "invalid_name"),
         (["rm", "d/nope"], "file_not_found"),
+        (["rm", "d//a.txt"], "invalid_path"),
+        (["put", "d", "SRC", "--to", "/abs"], "invalid_path"),
+        (["put", "d", "SRC", "--to", "raw//x"], "invalid_path"),
+        (["ls", "d/a\x01b"], "invalid_path"),
         (["snapshot", "d@latest"], "read_only_ref"),
     ],
 )
@@ -108,11 +122,15 @@ def test_cli_refuses_bad_input(cli, store_root: Path, args: list[str], code: str
     assert cli("create", "d").exit_code == 0
     assert cli("snapshot", "d").exit_code == 0
     before = Store.open(store_root).log("d")
-    result = cli(*args)
+    src = store_root.parent / "src"
+    src.mkdir(exist_ok=True)
+    (src / "a.txt").write_bytes(b"a")
+    result = cli(*[str(src) if a == "SRC" else a for a in args])
     assert result.exit_code != 0
     assert f"[{code}]" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert Store.open(store_root).log("d") == before
+    assert Store.open(store_root).status("d")["dirty"] is False
 
 
 def test_errors_carry_codes() -> None:
