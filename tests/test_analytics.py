@@ -678,3 +678,30 @@ def test_quality_after_stats_reads_no_table(store: Store, tmp_path: Path, monkey
     checks = {c["name"]: c for c in an.quality("qm", "m.csv")["checks"]}
     assert not checks["mixed_types"]["passed"]
     assert "a" in checks["mixed_types"]["details"] and "b" in checks["mixed_types"]["details"]
+
+
+def test_a_document_computed_from_another_never_waits_on_itself(store: Store) -> None:
+    """quality is computed from stats inside stats' cache lock; 200 nested pairs of
+    documents never deadlock (with 64 lock stripes, some pair would share one)."""
+    import threading
+
+    an = Analytics(store)
+    done: list[int] = []
+
+    def nested() -> None:
+        for i in range(200):
+            oid = f"{i:032x}"
+            inner = {"inner": i}
+            outer = an.cached(
+                oid,
+                "outer",
+                "",
+                lambda oid=oid, inner=inner: an.cached(oid, "inner", "", lambda: inner),
+            )
+            assert outer == inner
+            done.append(i)
+
+    worker = threading.Thread(target=nested, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert len(done) == 200

@@ -61,7 +61,6 @@ from datastore.store import Store
 CACHE_VERSION = "1"
 PREVIEW_DEFAULT = 20
 PREVIEW_MAX = 1000
-LOCK_STRIPES = 64
 MIXED_KEY = f"mixed/v{CACHE_VERSION}"
 EXPORT_FORMATS = {
     "csv": ("text/csv", "(FORMAT csv, HEADER true)"),
@@ -77,8 +76,11 @@ class Analytics:
         self.store = store
         self.limits = limits or Limits.from_env()
         self.scratch = store.root / "tmp-analytics"
-        # striped: concurrent requests for the same uncached bytes wait for one profile
-        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        # per document: concurrent requests for the same uncached bytes wait for one
+        # profile, and a document computed from another (quality from stats) never waits
+        # on itself, as it could on a lock stripe both keys hash to
+        self._guard = threading.Lock()
+        self._busy: dict[tuple[str, str, str], list[Any]] = {}
 
     # locating tables -----------------------------------------------------------------
 
@@ -115,7 +117,7 @@ class Analytics:
         hit = self.store.catalog.cached_analysis(oid, key, params)
         if hit is not None:
             return json.loads(hit)
-        with self._lock(oid, key, params):
+        with self._computing((oid, key, params)):
             hit = self.store.catalog.cached_analysis(oid, key, params)
             if hit is not None:
                 return json.loads(hit)
@@ -123,8 +125,20 @@ class Analytics:
             self.store.catalog.cache_analysis(oid, key, params, json.dumps(doc))
             return doc
 
-    def _lock(self, oid: str, kind: str, params: str) -> threading.Lock:
-        return self._locks[hash((oid, kind, params)) % LOCK_STRIPES]
+    @contextmanager
+    def _computing(self, doc: tuple[str, str, str]) -> Iterator[None]:
+        """Held while one document is computed; the lock lives while anyone waits on it."""
+        with self._guard:
+            entry = self._busy.setdefault(doc, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._busy[doc]
 
     # schema and preview -----------------------------------------------------------------
 
