@@ -88,7 +88,12 @@ def tag_cmd(out: Output, name: str, args: tuple[str, ...], force: bool, history:
             raise InvalidRequest("usage: ds tag NAME TAG --history")
         current, events = out.store.tag_history(name, args[0])
         doc = shapes.tag(args[0], current, events)
-        out.emit(doc, lambda: table([[e["at"], e["snapshot"], e["by"]] for e in doc["history"]]))
+        out.emit(
+            doc,
+            lambda: table(
+                [[e["at"], e["snapshot"] or "(removed)", e["by"]] for e in doc["history"]]
+            ),
+        )
         return
     if len(args) != 2:
         raise InvalidRequest("usage: ds tag NAME REF TAG [--force]")

@@ -17,7 +17,8 @@ PRINCIPAL_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 SNAPSHOT_ID_RE = re.compile(r"[0-9a-f]{32}")
 ID_PREFIX_RE = re.compile(r"[0-9a-f]{8,32}")
 TIME_REF_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
-RESERVED_TAGS = frozenset({"latest"})
+HEAD_REF = "head"  # NAME@head is NAME: the head itself (SPEC 2)
+RESERVED_TAGS = frozenset({"latest", HEAD_REF})
 # control characters (C0, DEL, C1) and bidi overrides and isolates, which make a listed
 # name read differently from what it is (SPEC 2); a backslash stays legal, as on POSIX
 UNSAFE_CHARS = re.compile("[\x01-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -90,14 +91,21 @@ def dir_path(path: str) -> str:
 
 
 def split_ref(spec: str) -> tuple[str, str | None]:
-    """``name`` or ``name@ref`` -> (name, ref or None), both validated for shape."""
+    """``name`` or ``name@ref`` -> (name, ref or None), both validated for shape;
+    ``name@head`` is the head, so its ref is None too."""
     if not isinstance(spec, str):
         raise InvalidName("dataset must be a string")
     name, sep, ref = spec.partition("@")
     dataset_name(name)
-    if not sep:
+    if not sep or ref == HEAD_REF:
         return name, None
     return name, ref_text(ref)
+
+
+def canonical_spec(spec: str) -> str:
+    """``name@head`` spelled ``name``; every other spec as it is."""
+    name, ref = split_ref(spec)
+    return name if ref is None else spec
 
 
 def split_ref_path(spec: str) -> tuple[str, str | None, str]:
@@ -113,8 +121,8 @@ def ref_text(ref: str) -> str:
     if ref == "latest" or TAG_RE.fullmatch(ref) or TIME_REF_RE.fullmatch(ref):
         return ref
     raise InvalidName(
-        f"invalid ref {ref!r}: use a tag, a snapshot id (8+ hex), 'latest' or a UTC time"
-        " like 2026-11-01T12:00:00Z"
+        f"invalid ref {ref!r}: use a tag, a snapshot id (8+ hex), 'latest', 'head' or a UTC"
+        " time like 2026-11-01T12:00:00Z"
     )
 
 

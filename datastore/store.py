@@ -306,7 +306,10 @@ class Store:
                 raise AmbiguousRef(f"{ref!r} matches more than one snapshot of {row.name}")
             if hits:
                 return hits[0]
-        raise RefNotFound(f"no tag or snapshot {ref!r} in dataset {row.name!r}")
+        hint = ""
+        if all(c in "0123456789abcdef" for c in ref) and len(ref) < 8:
+            hint = " (a snapshot id prefix needs at least 8 hex characters)"
+        raise RefNotFound(f"no tag or snapshot {ref!r} in dataset {row.name!r}{hint}")
 
     def ranges(self, version: Version) -> list[AnyRange]:
         """The manifest of a version; for the head, the base with staged changes laid on."""
@@ -912,20 +915,23 @@ class Store:
                 raise Conflict(f"tag {tag!r} moved concurrently; retry")
         return version.snapshot, current is None
 
-    def untag(self, name: str, tag: str) -> None:
+    def untag(self, name: str, tag: str, by: str | None = None) -> None:
+        """Remove a tag; its history keeps every move, the removal included (SPEC 11)."""
         row = self.dataset(name)
         names.tag_name(tag)
         with self.catalog.write() as db:
-            if not self.catalog.delete_tag(db, row.id, tag):
+            if not self.catalog.delete_tag(db, row.id, tag, utc_now(), by or _os_user()):
                 raise RefNotFound(f"no tag {tag!r} in {name}")
 
-    def tag_history(self, name: str, tag: str) -> tuple[str, list[TagEvent]]:
+    def tag_history(self, name: str, tag: str) -> tuple[str | None, list[TagEvent]]:
+        """Where ``tag`` points now (None once removed) and every move it made."""
         row = self.dataset(name)
         names.tag_name(tag)
         current = self.catalog.tag(row.id, tag)
-        if current is None:
+        history = self.catalog.tag_history(row.id, tag)
+        if current is None and not history:
             raise RefNotFound(f"no tag {tag!r} in {name}")
-        return current, self.catalog.tag_history(row.id, tag)
+        return current, history
 
     # comparing, materializing -------------------------------------------------
 

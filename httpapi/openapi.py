@@ -148,10 +148,12 @@ SCHEMAS: dict[str, Any] = {
         ["tag", "snapshot", "history"],
         {
             "tag": STR,
-            "snapshot": STR,
+            "snapshot": NULL_STR,  # null once the tag was removed
             "history": {
                 "type": "array",
-                "items": _obj(["snapshot", "at", "by"], {"snapshot": STR, "at": TIME, "by": STR}),
+                "items": _obj(
+                    ["snapshot", "at", "by"], {"snapshot": NULL_STR, "at": TIME, "by": STR}
+                ),
             },
         },
     ),

@@ -81,7 +81,11 @@ async def put_tag(request: web.Request) -> web.Response:
 
 async def delete_tag(request: web.Request) -> web.Response:
     await blocking(
-        request, store(request).untag, request.match_info["name"], request.match_info["tag"]
+        request,
+        store(request).untag,
+        request.match_info["name"],
+        request.match_info["tag"],
+        principal(request).user,
     )
     return web.Response(status=204)
 

@@ -235,7 +235,7 @@ class DsOperations(mfusepy.Operations):
     def immutable(self, path: str) -> bool:
         """True under ``NAME@REF``: the kernel may cache the listing (a moved ref is
         invalidated with every directory listed under it)."""
-        return "@" in path.lstrip("/").partition("/")[0]
+        return self.overlay.locate(path).ref is not None
 
     @_translated
     def open(self, path: str, fi: Any) -> int:

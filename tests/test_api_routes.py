@@ -316,10 +316,20 @@ def test_tag_routes(api: Api) -> None:
     r = api.put("/v1/datasets/d/tags/x", json={"snapshot": s1["id"], "force": "yes"})
     assert (r.status, r.code) == (400, "invalid_request")
     assert api.delete("/v1/datasets/d/tags/prod").status == 204
-    r = api.get("/v1/datasets/d/tags/prod")
+    r = api.get("/v1/datasets/d/tags/prod")  # gone, with every move kept, the removal last
+    assert r.status == 200 and r.json()["snapshot"] is None
+    assert [h["snapshot"] for h in r.json()["history"]][-2:] == [s2["id"], None]
+    assert r.json()["history"][-1]["by"] == "root"
+    r = api.get("/v1/datasets/d@prod/files")
     assert (r.status, r.code) == (404, "ref_not_found")
     r = api.delete("/v1/datasets/d/tags/prod")
     assert (r.status, r.code) == (404, "ref_not_found")
+    r = api.get("/v1/datasets/d/tags/never")
+    assert (r.status, r.code) == (404, "ref_not_found")
+    r = api.put("/v1/datasets/d/tags/head", json={"snapshot": s1["id"]})
+    assert (r.status, r.code) == (400, "invalid_name")
+    put(api, "d", "h.txt", b"in the head")
+    assert api.get("/v1/datasets/d@head/files/h.txt").body == b"in the head"
 
 
 def test_diff(api: Api) -> None:

@@ -49,6 +49,19 @@ def test_tags_history_and_untag(cli) -> None:
     assert doc["tag"] == "prod" and doc["history"][0]["snapshot"] == first
     assert cli("untag", "d", "prod").exit_code == 0
     assert "[ref_not_found]" in cli("untag", "d", "prod").output
+    assert "[ref_not_found]" in cli("ls", "d@prod").output
+    # the removal is a move to nothing: the history outlives the tag (SPEC 11)
+    doc = parse(cli("tag", "d", "prod", "--history", "--json"))
+    assert doc["snapshot"] is None
+    assert [h["snapshot"] for h in doc["history"]] == [first, None]
+    assert "(removed)" in cli("tag", "d", "prod", "--history").output
+    assert cli("tag", "d", "latest", "prod").exit_code == 0
+    again = parse(cli("tag", "d", "prod", "--history", "--json"))["history"]
+    assert [h["snapshot"] for h in again] == [first, None, first]
+    assert "[ref_not_found]" in cli("tag", "d", "never", "--history").output
+    assert "[invalid_name]" in cli("tag", "d", first, "head").output
+    assert "8 hex" in cli("ls", f"d@{first[:4]}").output
+    assert cli("ls", "d@head").exit_code == 0
 
 
 def test_get_checkout_rm_and_maintenance(cli, tmp_path: Path) -> None:

@@ -229,6 +229,14 @@ def test_moved_tag_and_latest_show_the_new_snapshot(mnt: Path, store_root: Path)
 # pinned reads ----------------------------------------------------------------------
 
 
+def test_name_at_head_is_the_head(mnt: Path, store_root: Path) -> None:
+    (mnt / "sales" / "h.txt").write_text("one")
+    assert (mnt / "sales@head" / "h.txt").read_text() == "one"
+    (mnt / "sales@head" / "h.txt").write_text("two")
+    assert Store.open(store_root).read_bytes("sales", "h.txt") == b"two"
+    assert "sales@head" not in os.listdir(mnt)
+
+
 def test_pinned_reads_by_tag_and_id(mnt: Path, store_root: Path) -> None:
     f = mnt / "sales" / "data.csv"
     f.write_text("version 1\n")

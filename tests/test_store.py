@@ -16,6 +16,7 @@ from datastore.errors import (
     DatasetExists,
     DatasetNotFound,
     FileNotFound,
+    InvalidName,
     InvalidRequest,
     PreconditionFailed,
     ReadOnlyRef,
@@ -272,6 +273,31 @@ def test_put_of_intact_bytes_repairs_an_object_damaged_through_a_link(
     assert result.bytes_hashed > 0
     assert store.read_bytes("sales@v1.0", "2026-10.csv") == b"a,b\n1,2\n"
     assert store.fsck()["ok"]
+
+
+def test_head_is_a_reserved_ref_meaning_the_head(store: Store) -> None:
+    store.create_dataset("d")
+    store.put_bytes("d", "a.txt", b"head bytes")
+    snap, _ = store.snapshot("d", tag="v1")
+    store.put_bytes("d@head", "a.txt", b"newer")  # NAME@head is NAME, writes included
+    assert store.read_bytes("d@head", "a.txt") == b"newer"
+    assert store.read_bytes("d@v1", "a.txt") == b"head bytes"
+    for bad in ("head", "latest"):
+        with pytest.raises(InvalidName):
+            store.tag("d", "v1", bad)
+        with pytest.raises(InvalidName):
+            store.snapshot("d", tag=bad)
+    assert store.info("d").tags == {"v1": snap.row.id}
+
+
+def test_a_short_id_prefix_says_how_long_one_must_be(store: Store) -> None:
+    store.create_dataset("d")
+    snap, _ = store.snapshot("d")
+    with pytest.raises(RefNotFound, match="at least 8 hex"):
+        store.resolve(f"d@{snap.row.id[:4]}")
+    with pytest.raises(RefNotFound) as info:
+        store.resolve("d@nosuchtag")
+    assert "8 hex" not in info.value.message
 
 
 def test_gc_keeps_referenced_and_young(store: Store) -> None:

@@ -169,6 +169,9 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
+REMOVED = ""  # tag_history.snapshot_id of an untag
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetRow:
     id: str
@@ -197,7 +200,7 @@ class SnapshotRow:
 
 @dataclass(frozen=True, slots=True)
 class TagEvent:
-    snapshot: str
+    snapshot: str | None  # None: the tag was removed
     at: str
     by: str
 
@@ -448,17 +451,26 @@ class Catalog:
         )
         return True
 
-    def delete_tag(self, db: sqlite3.Connection, dataset_id: str, tag: str) -> bool:
+    def delete_tag(
+        self, db: sqlite3.Connection, dataset_id: str, tag: str, at: str, by: str
+    ) -> bool:
+        """Remove a tag; the removal is a move to nothing in its history (the empty
+        snapshot id), so the history outlives the tag."""
         cur = db.execute("DELETE FROM tags WHERE dataset_id=? AND name=?", (dataset_id, tag))
-        db.execute("DELETE FROM tag_history WHERE dataset_id=? AND tag=?", (dataset_id, tag))
-        return cur.rowcount == 1
+        if cur.rowcount != 1:
+            return False
+        db.execute(
+            "INSERT INTO tag_history (dataset_id, tag, snapshot_id, at, by) VALUES (?,?,?,?,?)",
+            (dataset_id, tag, REMOVED, at, by),
+        )
+        return True
 
     def tag_history(self, dataset_id: str, tag: str) -> list[TagEvent]:
         rows = self.db.execute(
             "SELECT snapshot_id, at, by FROM tag_history WHERE dataset_id=? AND tag=? ORDER BY id",
             (dataset_id, tag),
         )
-        return [TagEvent(r[0], r[1], r[2]) for r in rows]
+        return [TagEvent(r[0] if r[0] != REMOVED else None, r[1], r[2]) for r in rows]
 
     def tags_of(self, snapshot_id: str) -> list[str]:
         rows = self.db.execute(

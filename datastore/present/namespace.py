@@ -102,7 +102,7 @@ def locate(path: str) -> Location:
     if not names.DATASET_RE.fullmatch(name):
         raise DatasetNotFound(f"no dataset {name!r}")
     if sep:
-        names.split_ref(top)
+        top = names.canonical_spec(top)
     return Location(top, names.dir_path(rest) if rest else "")
 
 

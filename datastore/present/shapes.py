@@ -63,7 +63,7 @@ def snapshot(s: Snapshot) -> dict[str, Any]:
     }
 
 
-def tag(name: str, snapshot_id: str, history: list[TagEvent]) -> dict[str, Any]:
+def tag(name: str, snapshot_id: str | None, history: list[TagEvent]) -> dict[str, Any]:
     return {
         "tag": name,
         "snapshot": snapshot_id,
