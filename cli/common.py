@@ -75,8 +75,7 @@ class Output:
 
         def update(done: int, total: int) -> None:
             bar.total = total
-            bar.n = done
-            bar.refresh()
+            bar.update(done - bar.n)  # refresh() would draw at once, delay or not
 
         try:
             yield update

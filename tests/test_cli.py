@@ -151,6 +151,49 @@ def test_a_reader_that_stops_early_is_not_an_error(ds_run, store_root: Path) -> 
         assert proc.wait(60) == 0 and err == b"", (args, err)
 
 
+PROGRESS_RUN = """
+import sys, time
+from cli.common import Output
+with Output(None, False).progress("put") as progress:
+    for i in range(int(sys.argv[1])):
+        progress(i + 1, 12)
+        time.sleep(0.15)
+"""
+
+
+def _stderr_on_a_terminal(*args: str) -> bytes:
+    """Run PROGRESS_RUN with stderr on an 80x24 pseudo-terminal; what it drew there."""
+    import fcntl
+    import pty
+    import struct
+    import sys
+    import termios
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PROGRESS_RUN, *args],
+        stderr=child,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    os.close(child)
+    out = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(main, 4096):
+            out += chunk
+    os.close(main)
+    assert proc.wait(30) == 0
+    return out
+
+
+def test_progress_bars_show_on_work_over_a_second_only() -> None:
+    """SPEC 5: a bar on a terminal once work has run a second (1.8 s here), none for a
+    blink (0.3 s), so quick commands do not flicker."""
+    slow = _stderr_on_a_terminal("12")
+    assert b"put:" in slow and b"/12" in slow
+    assert b"put:" not in _stderr_on_a_terminal("2")
+
+
 def test_subprocess_round_trip_and_exit_codes(ds_run, tmp_path: Path) -> None:
     f = tmp_path / "x.bin"
     f.write_bytes(b"\x00\x01binary")
