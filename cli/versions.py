@@ -98,12 +98,12 @@ def tag_cmd(out: Output, name: str, args: tuple[str, ...], force: bool, history:
     if len(args) != 2:
         raise InvalidRequest("usage: ds tag NAME REF TAG [--force]")
     ref, tag = args
-    snapshot_id, created = out.store.tag(name, ref, tag, force)
+    snapshot_id, outcome = out.store.tag(name, ref, tag, force)
     current, events = out.store.tag_history(name, tag)
-    verb = "created" if created else "moved"
+    human = {"created": "created", "moved": "moved", "unchanged": "already at"}[outcome]
     out.emit(
-        {**shapes.tag(tag, current, events), "created": created},
-        f"{name}: {tag} {verb} -> {snapshot_id}",
+        {**shapes.tag(tag, current, events), "created": outcome == "created"},
+        f"{name}: {tag} {human} -> {snapshot_id}",
     )
 
 

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from datastore import names
 from datastore import rules as ds_rules
@@ -62,6 +62,8 @@ from datastore.storage.objects import (
     fsync_dir,
     syncfs,
 )
+
+TagOutcome = Literal["created", "moved", "unchanged"]
 
 FORMAT_NAME = "ds-store"
 FORMAT_VERSION = 1
@@ -815,7 +817,9 @@ class Store:
         sources: Sequence[str] = (),
         author: str | None = None,
     ) -> tuple[Snapshot, bool]:
-        """Freeze the head; returns (snapshot, created). A clean head makes no new one.
+        """Freeze the head; returns (snapshot, created). A clean head makes no new one,
+        unless ``sources`` are named: the same content derived from new upstream versions
+        is a new version of its lineage.
 
         Order: ranges written and flushed, then one transaction inserts the snapshot,
         moves the base, clears exactly the staged rows it captured and creates the tag.
@@ -833,7 +837,7 @@ class Store:
                 raise TagExists(f"tag {tag!r} already exists in {name}")
             ranges, upto = self._head_ranges(row)
             base = self.catalog.ranges(row.base) if row.base else []
-            if row.base and _same_ranges(base, ranges, self.manifests):
+            if not resolved_sources and row.base and _same_ranges(base, ranges, self.manifests):
                 return self._clean_snapshot(row, tag, upto, who), False
             with flock(self.locks / "gc.lock", exclusive=False):
                 written = self.manifests.write_all(ranges, durable=False)
@@ -898,22 +902,24 @@ class Store:
 
     def tag(
         self, name: str, ref: str, tag: str, force: bool = False, by: str | None = None
-    ) -> tuple[str, bool]:
-        """Point ``tag`` at ``ref``; returns (snapshot id, created). Moves need ``force``."""
+    ) -> tuple[str, TagOutcome]:
+        """Point ``tag`` at ``ref``; returns (snapshot id, "created" | "moved" |
+        "unchanged"). Moves need ``force``."""
         names.tag_name(tag)
         version = self.resolve(f"{names.dataset_name(name)}@{names.ref_text(ref)}")
-        assert version.snapshot is not None
+        if version.snapshot is None:
+            raise InvalidRequest(f"{ref!r} is the head; a tag names a snapshot")
         row = version.dataset
         who = by or _os_user()
         current = self.catalog.tag(row.id, tag)
         if current == version.snapshot:
-            return current, False
+            return current, "unchanged"
         if current is not None and not force:
             raise TagExists(f"tag {tag!r} already points at {current}; use force to move it")
         with self.catalog.write() as db:
             if not self.catalog.set_tag(db, row.id, tag, version.snapshot, current, utc_now(), who):
                 raise Conflict(f"tag {tag!r} moved concurrently; retry")
-        return version.snapshot, current is None
+        return version.snapshot, "created" if current is None else "moved"
 
     def untag(self, name: str, tag: str, by: str | None = None) -> None:
         """Remove a tag; its history keeps every move, the removal included (SPEC 11)."""

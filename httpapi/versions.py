@@ -71,9 +71,9 @@ async def put_tag(request: web.Request) -> web.Response:
     who = principal(request).user
 
     def work() -> tuple[dict[str, Any], bool]:
-        sid, created = st.tag(name, ref, tag, force=force, by=who)
+        sid, outcome = st.tag(name, ref, tag, force=force, by=who)
         current, history = st.tag_history(name, tag)
-        return shapes.tag(tag, current, history), created
+        return shapes.tag(tag, current, history), outcome == "created"
 
     doc, created = await blocking(request, work)
     return web.json_response(doc, status=201 if created else 200)

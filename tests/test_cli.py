@@ -44,7 +44,8 @@ def test_tags_history_and_untag(cli) -> None:
     first = parse(cli("snapshot", "d", "--json"))["id"]
     assert cli("tag", "d", first, "prod").exit_code == 0
     result = cli("tag", "d", "latest", "prod")
-    assert result.exit_code == 0  # already there: nothing to move
+    assert result.exit_code == 0 and "already at" in result.output  # nothing moved
+    assert "[invalid_request]" in cli("tag", "d", "head", "other").output
     doc = parse(cli("tag", "d", "prod", "--history", "--json"))
     assert doc["tag"] == "prod" and doc["history"][0]["snapshot"] == first
     assert cli("untag", "d", "prod").exit_code == 0

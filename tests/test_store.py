@@ -159,7 +159,8 @@ def test_tags_are_immutable_unless_forced_and_keep_history(store: Store) -> None
     s2, _ = store.snapshot("d")
     with pytest.raises(TagExists):
         store.tag("d", s2.row.id, "prod")
-    assert store.tag("d", s2.row.id, "prod", force=True, by="alice") == (s2.row.id, False)
+    assert store.tag("d", s2.row.id, "prod", force=True, by="alice") == (s2.row.id, "moved")
+    assert store.tag("d", s2.row.id, "prod", by="bob") == (s2.row.id, "unchanged")
     current, history = store.tag_history("d", "prod")
     assert current == s2.row.id
     assert [h.snapshot for h in history] == [s1.row.id, s2.row.id]
@@ -273,6 +274,22 @@ def test_put_of_intact_bytes_repairs_an_object_damaged_through_a_link(
     assert result.bytes_hashed > 0
     assert store.read_bytes("sales@v1.0", "2026-10.csv") == b"a,b\n1,2\n"
     assert store.fsck()["ok"]
+
+
+def test_sources_on_a_clean_head_make_a_new_snapshot(store: Store) -> None:
+    """The same content derived from a new upstream version is a new version of its
+    lineage; without sources a clean head still makes none."""
+    store.create_dataset("raw")
+    up, _ = store.snapshot("raw", tag="r1")
+    store.create_dataset("d")
+    store.put_bytes("d", "a.txt", b"a")
+    first, _ = store.snapshot("d")
+    again, created = store.snapshot("d", sources=["raw@r1"], message="rebuilt")
+    assert created and again.row.id != first.row.id and again.row.parent == first.row.id
+    assert again.row.sources == [{"dataset": "raw", "snapshot": up.row.id}]
+    assert again.row.file_count == 1
+    same, created = store.snapshot("d")
+    assert not created and same.row.id == again.row.id
 
 
 def test_head_is_a_reserved_ref_meaning_the_head(store: Store) -> None:
