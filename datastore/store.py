@@ -721,7 +721,7 @@ class Store:
         rows = [{**e.row(), "deleted": True} for e in removed]
         with self.catalog.write() as db:
             self._dataset_in(db, name)
-            self.catalog.stage(db, row.id, rows)
+            self._stage_changes(db, row, rows)
             self.catalog.update_dataset(db, row.id, updated_at=utc_now())
         return [e.path for e in removed if not e.is_dir]
 
@@ -753,8 +753,34 @@ class Store:
         rows.extend(self._new_dirs(row, _ancestors([dst], "")))
         with self.catalog.write() as db:
             self._dataset_in(db, name)
-            self.catalog.stage(db, row.id, _last_wins(rows))
+            self._stage_changes(db, row, _last_wins(rows))
             self.catalog.update_dataset(db, row.id, updated_at=utc_now())
+
+    def _stage_changes(self, db: Any, row: DatasetRow, rows: list[dict[str, Any]]) -> None:
+        """Stage rows, except the removal of a path the base snapshot does not hold: that
+        only drops the staged row, so a head whose additions were all removed again is
+        clean, with no tombstone to list past."""
+        gone = [r for r in rows if r["deleted"]]
+        needless = self._not_in_base(row, [(r["dir"], r["name"]) for r in gone])
+        if needless:
+            self.catalog.unstage(db, row.id, sorted(needless))
+        self.catalog.stage(
+            db,
+            row.id,
+            [r for r in rows if not (r["deleted"] and (r["dir"], r["name"]) in needless)],
+        )
+
+    def _not_in_base(self, row: DatasetRow, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``keys`` the base snapshot does not hold (looked up when few; a large
+        removal under a base keeps its tombstones, which are correct, just not minimal)."""
+        if not keys:
+            return set()
+        if row.base is None:
+            return set(keys)
+        if len(keys) > LOOKUP_LIMIT:
+            return set()
+        ranges = list(self.catalog.ranges(row.base))
+        return {k for k in keys if self.manifests.lookup(ranges, join_path(*k)) is None}
 
     def mkdir(self, spec: str, path: str, mode: int = DEFAULT_DIR_MODE) -> Entry:
         name = self._writable(spec)
@@ -781,7 +807,7 @@ class Store:
         if self._head_listing(row, path, False):
             raise Conflict(f"directory {path!r} is not empty")
         with self.catalog.write() as db:
-            self.catalog.stage(db, row.id, [{**entry.row(), "deleted": True}])
+            self._stage_changes(db, row, [{**entry.row(), "deleted": True}])
 
     def set_attrs(
         self, spec: str, path: str, *, mode: int | None = None, mtime_ns: int | None = None
@@ -963,7 +989,7 @@ class Store:
             "removed": [e["path"] for e in changes["removed"]],
             "renamed": [{"from": e["from"], "to": e["to"]} for e in changes["renamed"]],
         }
-        dirty = not _same_ranges(base, head, self.manifests) if row.base else True
+        dirty = not _same_ranges(base, head, self.manifests)
         return {"dataset": row.name, "base": row.base, "dirty": dirty, "staged": staged}
 
     def entries(self, spec: str) -> list[Entry]:

@@ -189,6 +189,10 @@ def test_watch_names_what_changed_outside(ov: Overlay, store: Store) -> None:
     assert ov.watch.poll() == []
     store.put_bytes("sales", "a/new.csv", b"1")
     assert "/sales/a/new.csv" in ov.watch.poll()
+    store.put_bytes("sales", "a/brief.csv", b"0")
+    ov.watch.poll()
+    store.rm("sales", ["a/brief.csv"])  # never snapshotted: no row is left, the poll still says
+    assert "/sales/a/brief.csv" in ov.watch.poll()
     # staged and snapshotted between two polls: the moved base is diffed
     store.put_bytes("sales", "a/quick.csv", b"2")
     ov.watch.seq = store.head_changes(1 << 62)[0]  # as if the poll missed the row

@@ -292,6 +292,26 @@ def test_sources_on_a_clean_head_make_a_new_snapshot(store: Store) -> None:
     assert not created and same.row.id == again.row.id
 
 
+def test_removing_what_no_snapshot_holds_leaves_no_row(store: Store) -> None:
+    """status, info and the staged table agree: added then removed is no change."""
+    store.create_dataset("d")
+    store.put_bytes("d", "a.txt", b"a")
+    store.put_bytes("d", "sub/b.txt", b"b")
+    store.rm("d", ["a.txt", "sub"])
+    assert not store.catalog.has_staged(store.dataset("d").id)
+    assert store.status("d")["dirty"] is False and store.info("d").dirty is False
+    store.put_bytes("d", "kept.txt", b"k")
+    store.snapshot("d")
+    store.put_bytes("d", "new.txt", b"n")
+    store.rename("d", "new.txt", "moved.txt")
+    store.rm("d", ["moved.txt"])
+    assert not store.catalog.has_staged(store.dataset("d").id)
+    assert store.status("d")["dirty"] is False and store.info("d").dirty is False
+    store.rm("d", ["kept.txt"])  # held by the base: a real removal
+    assert store.status("d")["staged"]["removed"] == ["kept.txt"]
+    assert store.status("d")["dirty"] is True and store.info("d").dirty is True
+
+
 def test_head_is_a_reserved_ref_meaning_the_head(store: Store) -> None:
     store.create_dataset("d")
     store.put_bytes("d", "a.txt", b"head bytes")
@@ -470,7 +490,7 @@ def test_a_version_1_catalog_migrates_keeping_staged_rows_and_the_import_cache(
     cached = db.execute("SELECT * FROM import_cache").fetchall()
     # rebuild the two tables as version 1 made them
     db.execute("BEGIN")
-    for table in ("staged", "import_cache"):
+    for table in ("staged", "import_cache", "unstaged"):  # unstaged came in version 3
         db.execute(f"DROP TABLE {table}")
     v1 = MIGRATIONS[1]
     for create in [s for s in v1.split(";") if "CREATE TABLE staged" in s or "import_cache (" in s]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from datastore.errors import StoreCorrupt
 from datastore.storage.lru import BoundedCache
 from datastore.storage.manifest import RangeId, RangeRef
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+UNSTAGED_KEEP_SECONDS = 3600  # how long a watcher may take to see a dropped staged row
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -166,6 +168,15 @@ MIGRATIONS: dict[int, str] = {
     DROP TABLE import_cache;
     ALTER TABLE import_cache_keyed RENAME TO import_cache;
     """,
+    3: """
+    CREATE TABLE unstaged (
+        seq INTEGER PRIMARY KEY,
+        dataset_id TEXT NOT NULL,
+        dir TEXT NOT NULL,
+        name TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    """,
 }
 
 
@@ -308,7 +319,15 @@ class Catalog:
     def delete_dataset(self, db: sqlite3.Connection, dataset_id: str) -> None:
         snaps = "SELECT id FROM snapshots WHERE dataset_id=?"
         db.execute(f"DELETE FROM snapshot_ranges WHERE snapshot_id IN ({snaps})", (dataset_id,))
-        for table in ("snapshots", "tags", "tag_history", "staged", "import_cache", "grants"):
+        for table in (
+            "snapshots",
+            "tags",
+            "tag_history",
+            "staged",
+            "unstaged",
+            "import_cache",
+            "grants",
+        ):
             db.execute(f"DELETE FROM {table} WHERE dataset_id=?", (dataset_id,))
         db.execute("DELETE FROM datasets WHERE id=?", (dataset_id,))
 
@@ -549,17 +568,44 @@ class Catalog:
         )
 
     def staged_after(self, seq: int) -> list[tuple[str, str, str]]:
-        """(dataset name, dir, name) of staged rows numbered after ``seq``."""
+        """(dataset name, dir, name) of staged rows (and dropped ones) numbered after
+        ``seq``."""
         rows = self.db.execute(
             "SELECT d.name, s.dir, s.name FROM staged s JOIN datasets d ON d.id=s.dataset_id"
-            " WHERE s.seq>?",
-            (seq,),
+            " WHERE s.seq>?"
+            " UNION ALL SELECT d.name, u.dir, u.name FROM unstaged u"
+            " JOIN datasets d ON d.id=u.dataset_id WHERE u.seq>?",
+            (seq, seq),
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
     def has_staged(self, dataset_id: str) -> bool:
         row = self.db.execute("SELECT 1 FROM staged WHERE dataset_id=? LIMIT 1", (dataset_id,))
         return row.fetchone() is not None
+
+    def unstage(
+        self, db: sqlite3.Connection, dataset_id: str, keys: Sequence[tuple[str, str]]
+    ) -> None:
+        """Drop staged rows by (dir, name): the head falls back to its base there.
+
+        The drop is numbered like a staged row and journaled in ``unstaged`` for an hour,
+        so a view polling :meth:`staged_after` still learns the path changed."""
+        if not keys:
+            return
+        seq = db.execute(
+            "UPDATE counters SET value=value+? WHERE name='staged_seq' RETURNING value",
+            (len(keys),),
+        ).fetchone()[0] - len(keys)
+        now = time.time()
+        db.executemany(
+            "DELETE FROM staged WHERE dataset_id=? AND dir=? AND name=?",
+            [(dataset_id, d, n) for d, n in keys],
+        )
+        db.execute("DELETE FROM unstaged WHERE at<?", (now - UNSTAGED_KEEP_SECONDS,))
+        db.executemany(
+            "INSERT INTO unstaged VALUES (?,?,?,?,?)",
+            [(seq + i + 1, dataset_id, d, n, now) for i, (d, n) in enumerate(keys)],
+        )
 
     def clear_staged(self, db: sqlite3.Connection, dataset_id: str, upto_seq: int) -> None:
         """Drop what a snapshot captured; rows staged after the capture stay staged."""
