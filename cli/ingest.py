@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -20,45 +22,73 @@ from .common import Output, common_options, human_size
 CHILD_FLAG = "--background-child"
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+INBOX_OPTIONS = ("create_datasets", "snapshot_after", "tag_pattern", "max_bytes", "stable_seconds")
+
+
+def inbox_options(func: F) -> F:
+    """The inbox flags of ``ds watch`` and ``ds serve --inbox``, one set for both; each
+    also reads its ``DS_INBOX_*`` environment variable. The command gets ``inbox_config``,
+    the options checked and built."""
+    options = [
+        click.option(
+            "--create-datasets",
+            is_flag=True,
+            envvar="DS_INBOX_CREATE_DATASETS",
+            help="Inbox: create a dataset for an unknown NAME.",
+        ),
+        click.option(
+            "--snapshot-after",
+            type=click.FloatRange(min=0),
+            default=None,
+            envvar="DS_INBOX_SNAPSHOT_AFTER",
+            metavar="SECONDS",
+            help="Inbox: snapshot a dataset once its inbox has been quiet this long.",
+        ),
+        click.option(
+            "--tag-pattern",
+            default=None,
+            envvar="DS_INBOX_TAG_PATTERN",
+            metavar="PATTERN",
+            help="Inbox: tag auto-snapshots, e.g. 'inbox-{utc:%Y%m%dT%H%M%S}' ({dataset} too).",
+        ),
+        click.option(
+            "--max-bytes",
+            type=click.IntRange(min=0),
+            default=None,
+            envvar="DS_INBOX_MAX_BYTES",
+            help="Inbox: reject files larger than this (dataset rules apply as well).",
+        ),
+        click.option(
+            "--stable-seconds",
+            type=click.FloatRange(min=0),
+            default=1.0,
+            envvar="DS_INBOX_STABLE_SECONDS",
+            show_default=True,
+            help="Inbox: quiet time before a file with no close event counts as complete.",
+        ),
+    ]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from datastore.ingest import inbox as ingest
+
+        given = {k: kwargs.pop(k) for k in INBOX_OPTIONS}
+        if given["tag_pattern"] is not None:
+            ingest.check_tag_pattern(given["tag_pattern"])
+        return func(*args, inbox_config=ingest.InboxOptions(**given), **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
 @click.command("watch")
 @click.argument("inbox", type=click.Path(file_okay=False))
-@click.option("--create-datasets", is_flag=True, help="Create a dataset for an unknown NAME.")
-@click.option(
-    "--snapshot-after",
-    type=click.FloatRange(min=0),
-    default=None,
-    metavar="SECONDS",
-    help="Snapshot a dataset once its inbox has been quiet this long.",
-)
-@click.option(
-    "--tag-pattern",
-    default=None,
-    metavar="PATTERN",
-    help="Tag auto-snapshots, e.g. 'inbox-{utc:%Y%m%dT%H%M%S}' ({dataset} also works).",
-)
-@click.option(
-    "--max-bytes",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Reject inbox files larger than this (dataset rules apply as well).",
-)
-@click.option(
-    "--stable-seconds",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    help="Quiet time before a file with no close event counts as complete.",
-)
+@inbox_options
 @common_options
-def watch_cmd(
-    out: Output,
-    inbox: str,
-    create_datasets: bool,
-    snapshot_after: float | None,
-    tag_pattern: str | None,
-    max_bytes: int | None,
-    stable_seconds: float,
-) -> None:
+def watch_cmd(out: Output, inbox: str, inbox_config: Any) -> None:
     """Ingest files dropped at INBOX/NAME/path into dataset NAME until interrupted.
 
     A file goes in once it is complete (closed or renamed in, and open for writing
@@ -73,16 +103,7 @@ def watch_cmd(
     """
     from datastore.ingest import inbox as ingest
 
-    if tag_pattern is not None:
-        ingest.check_tag_pattern(tag_pattern)
-    options = ingest.InboxOptions(
-        create_datasets=create_datasets,
-        snapshot_after=snapshot_after,
-        tag_pattern=tag_pattern,
-        max_bytes=max_bytes,
-        stable_seconds=stable_seconds,
-    )
-    inbox_obj = ingest.Inbox(out.store, Path(inbox), options, _reporter(out)).start()
+    inbox_obj = ingest.Inbox(out.store, Path(inbox), inbox_config, _reporter(out)).start()
     stop = lambda *_: inbox_obj.stop()  # noqa: E731 - signal handlers take two arguments
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

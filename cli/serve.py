@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import ipaddress
 import logging
 import signal
@@ -20,6 +19,7 @@ from datastore.errors import InvalidRequest
 from datastore.present import shapes
 
 from .common import Output, common_options, table
+from .ingest import inbox_options
 
 DEFAULT_MAX_UPLOAD = 5 * 1024**3
 SHUTDOWN_GRACE = 30.0  # seconds in-flight requests get to finish on SIGTERM/SIGINT
@@ -46,6 +46,7 @@ def is_loopback(host: str) -> bool:
 @click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free).")
 @click.option("--mount", "mount_dir", type=click.Path(file_okay=False), help="Also mount here.")
 @click.option("--inbox", "inbox_dir", type=click.Path(file_okay=False), help="Also watch here.")
+@inbox_options
 @click.option("--no-auth", is_flag=True, help="Anonymous admin access (loopback hosts only).")
 @click.option(
     "--max-upload-bytes",
@@ -71,15 +72,18 @@ def serve_cmd(
     no_auth: bool,
     max_upload_bytes: int,
     workers: int,
+    inbox_config: Any,
 ) -> None:
     """Run the REST API (and optionally the mount and the inbox watcher) in one daemon.
+
+    The inbox takes the flags of ``ds watch`` (or their DS_INBOX_* variables).
 
     On the first start in a store it creates an admin token in STORE/admin.token
     (mode 0600). SIGTERM or SIGINT shuts everything down cleanly.
 
     \b
     Example:
-      ds serve --port 8080 --mount /mnt/data --inbox /srv/inbox
+      ds serve --port 8080 --mount /mnt/data --inbox /srv/inbox --create-datasets
       curl -H "Authorization: Bearer $(cat ~/.local/share/ds/admin.token)" \\
            http://127.0.0.1:8080/v1/datasets
     """
@@ -103,7 +107,8 @@ def serve_cmd(
         + ("" if created or access.admin_token_path().exists() else " (not present: use ds token)")
     )
     sys.setswitchinterval(SWITCH_INTERVAL)
-    asyncio.run(_serve(store, settings, host, port, mount_dir, inbox_dir, token_note))
+    inbox = (inbox_dir, inbox_config) if inbox_dir else None
+    asyncio.run(_serve(store, settings, host, port, mount_dir, inbox, token_note))
 
 
 async def _serve(
@@ -112,7 +117,7 @@ async def _serve(
     host: str,
     port: int,
     mount_dir: str | None,
-    inbox_dir: str | None,
+    inbox: tuple[str, Any] | None,
     token_note: str,
 ) -> None:
     from aiohttp import web
@@ -141,14 +146,14 @@ async def _serve(
         bound = runner.addresses[0][1] if runner.addresses else port
         if mount_dir:
             handles.append(("mount", await _start("--mount", _start_mount, store, mount_dir)))
-        if inbox_dir:
-            handles.append(("inbox", await _start("--inbox", _start_inbox, store, inbox_dir)))
+        if inbox:
+            handles.append(("inbox", await _start("--inbox", _start_inbox, store, *inbox)))
         url_host = f"[{host}]" if ":" in host else host
         click.echo(f"ds serve: http://{url_host}:{bound}/v1 ({token_note})")
         if mount_dir:
             click.echo(f"ds serve: mounted at {mount_dir}")
-        if inbox_dir:
-            click.echo(f"ds serve: watching inbox {inbox_dir}")
+        if inbox:
+            click.echo(f"ds serve: watching inbox {inbox[0]}")
         sys.stdout.flush()
         await stopping.wait()
         click.echo("ds serve: shutting down", err=True)
@@ -166,10 +171,10 @@ async def _serve(
                 loop.remove_signal_handler(sig)
 
 
-async def _start(option: str, starter: Any, store: Any, where: str) -> Any:
+async def _start(option: str, starter: Any, store: Any, where: str, *more: Any) -> Any:
     """Start the mount or the inbox off the loop; a failure is a one-line error, exit 1."""
     try:
-        return await asyncio.to_thread(starter, store, where)
+        return await asyncio.to_thread(starter, store, where, *more)
     except click.ClickException:
         raise
     except Exception as exc:
@@ -202,15 +207,10 @@ def _start_mount(store: Any, mount_dir: str) -> Any:
     return start(store.root, Path(mount_dir))
 
 
-def _start_inbox(store: Any, inbox_dir: str) -> Any:
-    try:
-        ingest = importlib.import_module("datastore.ingest.inbox")
-    except ImportError as exc:
-        raise click.ClickException(f"--inbox is unavailable: no inbox watcher ({exc})") from exc
-    start = getattr(ingest, "start", None)
-    if start is None:
-        raise click.ClickException("--inbox is unavailable: datastore.ingest.inbox has no start()")
-    return start(store.root, Path(inbox_dir))
+def _start_inbox(store: Any, inbox_dir: str, config: Any) -> Any:
+    from datastore.ingest import inbox as ingest
+
+    return ingest.start(store.root, Path(inbox_dir), config)
 
 
 @click.group("token")

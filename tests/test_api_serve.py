@@ -381,7 +381,7 @@ def test_help_has_an_example(
 def test_one_daemon_with_inbox_and_mount(store_root: Path, tmp_path: Path) -> None:
     """``--inbox`` ingests dropped files; ``--mount`` (when FUSE is usable) shows them."""
     inbox = tmp_path / "inbox"
-    args = ["--inbox", str(inbox)]
+    args = ["--inbox", str(inbox), "--create-datasets"]
     mnt = tmp_path / "mnt"
     fuse = Path("/dev/fuse").exists() and shutil.which("fusermount3") is not None
     if fuse:
@@ -401,6 +401,16 @@ def test_one_daemon_with_inbox_and_mount(store_root: Path, tmp_path: Path) -> No
         while s.get(url).status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert s.get(url).content == b"id,v\n1,2\n"
+        auto = inbox / "made-by-the-inbox" / "b.csv"  # --create-datasets, as on ds watch
+        auto.parent.mkdir()
+        tmp = auto.parent / ".b.tmp"
+        tmp.write_bytes(b"x\n")
+        tmp.rename(auto)
+        auto_url = srv.url("/v1/datasets/made-by-the-inbox/files/b.csv")
+        deadline = time.monotonic() + 30
+        while s.get(auto_url).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert s.get(auto_url).content == b"x\n"
         if fuse:
             assert (mnt / "drop" / "a.csv").read_bytes() == b"id,v\n1,2\n"
     finally:

@@ -364,29 +364,49 @@ def test_sigkill_mid_burst_loses_nothing(store_root: Path, inbox_dir: Path, tmp_
     assert not (inbox_dir / REJECTED / "crash").exists()
 
 
+def test_inbox_flags_and_their_variables_are_one_set_for_watch_and_serve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import click
+    from click.testing import CliRunner
+
+    from cli.ingest import inbox_options
+    from cli.serve import serve_cmd
+
+    seen: list[InboxOptions] = []
+
+    @click.command()
+    @inbox_options
+    def probe(inbox_config: InboxOptions) -> None:
+        seen.append(inbox_config)
+
+    flags = ["--create-datasets", "--snapshot-after", "30", "--tag-pattern", "in-{utc:%Y%m%d}"]
+    assert CliRunner().invoke(probe, flags).exit_code == 0
+    monkeypatch.setenv("DS_INBOX_CREATE_DATASETS", "1")
+    monkeypatch.setenv("DS_INBOX_MAX_BYTES", "100")
+    assert CliRunner().invoke(probe, []).exit_code == 0
+    assert seen[0].create_datasets and seen[0].snapshot_after == 30.0
+    assert seen[0].tag_pattern == "in-{utc:%Y%m%d}"
+    assert seen[1].create_datasets and seen[1].max_bytes == 100
+    bad = CliRunner().invoke(probe, ["--tag-pattern", "in-{nope}"])
+    assert bad.exit_code != 0 and len(seen) == 2
+    serve_flags = {p.name for p in serve_cmd.params}
+    assert {"create_datasets", "snapshot_after", "tag_pattern", "max_bytes"} <= serve_flags
+
+
 def test_one_watcher_per_inbox_and_serve_options_from_env(
     store: Store,
     inbox_dir: Path,
     watch: Callable[..., tuple[Inbox, Recorder]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from datastore.errors import Conflict, InvalidRequest
+    from datastore.errors import Conflict
     from datastore.ingest.inbox import start
 
     watch()
     with pytest.raises(Conflict):
         Inbox(store, inbox_dir, InboxOptions()).start()
-    monkeypatch.setenv("DS_INBOX_CREATE_DATASETS", "1")
-    monkeypatch.setenv("DS_INBOX_SNAPSHOT_AFTER", "30")
-    monkeypatch.setenv("DS_INBOX_TAG_PATTERN", "in-{utc:%Y%m%d}")
-    options = InboxOptions.from_env()
-    assert options.create_datasets and options.snapshot_after == 30.0
-    assert options.tag_pattern == "in-{utc:%Y%m%d}"
-    monkeypatch.setenv("DS_INBOX_TAG_PATTERN", "in-{nope}")
-    with pytest.raises(InvalidRequest):
-        InboxOptions.from_env()
-    monkeypatch.delenv("DS_INBOX_TAG_PATTERN")
-    other = start(store.root, inbox_dir.parent / "other-inbox")  # what ds serve --inbox calls
+    other = start(store.root, inbox_dir.parent / "other-inbox", InboxOptions(create_datasets=True))
     try:
         _write_direct(inbox_dir.parent / "other-inbox" / "auto" / "a.txt", b"hi")
         wait_for(lambda: not inbox_files(inbox_dir.parent / "other-inbox"), what="auto/a.txt")

@@ -109,25 +109,6 @@ class InboxOptions:
     retry_seconds: float = 2.0
     batch_files: int = 5000
 
-    @classmethod
-    def from_env(cls) -> InboxOptions:
-        """How ``ds serve --inbox`` is configured: ``DS_INBOX_CREATE_DATASETS=1``,
-        ``DS_INBOX_SNAPSHOT_AFTER``, ``DS_INBOX_TAG_PATTERN``, ``DS_INBOX_MAX_BYTES``,
-        ``DS_INBOX_STABLE_SECONDS``."""
-        env = os.environ
-        after = env.get("DS_INBOX_SNAPSHOT_AFTER")
-        limit = env.get("DS_INBOX_MAX_BYTES")
-        pattern = env.get("DS_INBOX_TAG_PATTERN") or None
-        if pattern is not None:
-            check_tag_pattern(pattern)
-        return cls(
-            create_datasets=env.get("DS_INBOX_CREATE_DATASETS", "") in ("1", "true", "yes"),
-            snapshot_after=float(after) if after else None,
-            tag_pattern=pattern,
-            max_bytes=int(limit) if limit else None,
-            stable_seconds=float(env.get("DS_INBOX_STABLE_SECONDS") or 1.0),
-        )
-
 
 @dataclass(slots=True)
 class _Seen:
@@ -582,7 +563,7 @@ def start(
 ) -> Inbox:
     """Open the store and start watching ``inbox_dir``; ``stop()`` on the result ends it."""
     store = Store.open(store_root)
-    return Inbox(store, Path(inbox_dir), options or InboxOptions.from_env(), report).start()
+    return Inbox(store, Path(inbox_dir), options or InboxOptions(), report).start()
 
 
 def _by_dataset(items: Iterable[_Ready]) -> dict[str, list[_Ready]]:
