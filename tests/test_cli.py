@@ -215,3 +215,29 @@ def test_every_command_is_in_the_readme_with_an_example() -> None:
     for name, cmd in ds.commands.items():
         assert name in documented, f"ds {name} is missing from the README"
         assert "Example:" in (cmd.help or ""), f"ds {name} has no Example: in its help"
+
+
+def test_a_second_setup_installs_nothing() -> None:
+    """``make run`` and ``make test`` run the bootstrap every time; once the environment
+    is current (its stamp newer than pyproject.toml) it answers at once."""
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    venv = Path(sys.prefix)
+    stamp = venv / ".installed"
+    if not stamp.exists() or stamp.stat().st_mtime < (repo / "pyproject.toml").stat().st_mtime:
+        import pytest
+
+        pytest.skip("this environment was not made by scripts/bootstrap.sh")
+    before = stamp.stat().st_mtime_ns
+    proc = subprocess.run(
+        ["bash", "scripts/bootstrap.sh"],
+        cwd=repo,
+        env={**os.environ, "VENV": str(venv)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "is up to date" in proc.stdout and "pip" not in proc.stdout + proc.stderr
+    assert stamp.stat().st_mtime_ns == before
