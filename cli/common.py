@@ -14,6 +14,7 @@ import click
 from datastore.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+JSON_KEY = "ds.json"  # in the context's meta (shared by the whole tree): --json was given
 
 
 def common_options(func: F) -> F:
@@ -32,6 +33,7 @@ def common_options(func: F) -> F:
     def wrapper(*args: Any, store_path: str | None, as_json: bool, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         ctx.obj = Output(store_path, as_json)
+        ctx.meta[JSON_KEY] = as_json
         return func(ctx.obj, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import json
 import os
 import sys
 from typing import Any
 
 import click
 
-from datastore.errors import DatastoreError
+from datastore.errors import DatastoreError, InvalidRequest
 
+from .common import JSON_KEY
 from .errors import exit_code
 
 COMMAND_MODULES = (
@@ -30,17 +32,35 @@ COMMAND_MODULES = (
 
 
 class DsGroup(click.Group):
+    """Every failure of every command is reported here, in one style: one line
+    ``ds: error: MESSAGE [code]`` on stderr, and with ``--json`` also the REST API's
+    ``{"error": {"code", "message"}}`` document on stdout."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # known before a subcommand parses its own flags, so a bad flag gets JSON too
+        ctx.meta[JSON_KEY] = "--json" in args
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DatastoreError as err:
-            click.echo(f"ds: error: {err.message} [{err.code}]", err=True)
-            sys.exit(exit_code(err))
+            _fail(ctx, err)
         except BrokenPipeError:
             _reader_left()
         except OSError as err:
-            click.echo(f"ds: error: {err}", err=True)
-            sys.exit(1)
+            _fail(ctx, DatastoreError(str(err)))
+        except click.UsageError as err:
+            _fail(ctx, InvalidRequest(err.format_message()))
+        except click.ClickException as err:
+            _fail(ctx, DatastoreError(err.format_message()))
+
+
+def _fail(ctx: click.Context, err: DatastoreError) -> None:
+    if ctx.meta.get(JSON_KEY):
+        click.echo(json.dumps(err.to_dict(), indent=2))
+    click.echo(f"ds: error: {err.message} [{err.code}]", err=True)
+    sys.exit(exit_code(err))
 
 
 @click.group(cls=DsGroup, context_settings={"help_option_names": ["-h", "--help"]})

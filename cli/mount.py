@@ -8,6 +8,8 @@ from types import ModuleType
 
 import click
 
+from datastore.errors import Conflict, InvalidRequest
+
 from .common import Output, common_options
 
 
@@ -48,7 +50,7 @@ def mount_cmd(
             return
         handle = mnt.start(root, point, allow_other=allow_other, read_only=read_only)
     except mnt.MountError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise InvalidRequest(str(exc)) from exc
     doc = {"mountpoint": str(point), "store": str(root), "pid": handle.pid}
     out.emit(doc, f"mounted {root} at {point} (pid {handle.pid})")
 
@@ -67,9 +69,9 @@ def umount_cmd(out: Output, mountpoint: str) -> None:
     point = Path(mountpoint).absolute()
     stale = mnt.is_stale(point)
     if not stale and not mnt.is_mounted(point):
-        raise click.ClickException(f"{point} is not mounted")
+        raise InvalidRequest(f"{point} is not mounted")
     if not mnt.unmount(point, lazy=stale):
-        raise click.ClickException(f"{point} is busy; close the files open in it and retry")
+        raise Conflict(f"{point} is busy; close the files open in it and retry")
     out.emit({"mountpoint": str(point), "unmounted": True}, f"unmounted {point}")
 
 

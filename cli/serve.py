@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from datastore.catalog.access import Access
-from datastore.errors import InvalidRequest
+from datastore.errors import DatastoreError, InvalidRequest
 from datastore.present import shapes
 
 from .common import Output, common_options, table
@@ -142,7 +142,7 @@ async def _serve(
         try:
             await site.start()
         except OSError as exc:  # port taken, address not local: say so in one line
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+            raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
         bound = runner.addresses[0][1] if runner.addresses else port
         if mount_dir:
             handles.append(("mount", await _start("--mount", _start_mount, store, mount_dir)))
@@ -172,13 +172,13 @@ async def _serve(
 
 
 async def _start(option: str, starter: Any, store: Any, where: str, *more: Any) -> Any:
-    """Start the mount or the inbox off the loop; a failure is a one-line error, exit 1."""
+    """Start the mount or the inbox off the loop; a failure is a one-line error."""
     try:
         return await asyncio.to_thread(starter, store, where, *more)
-    except click.ClickException:
-        raise
+    except DatastoreError as exc:
+        raise type(exc)(f"{option} {where}: {exc.message}") from exc
     except Exception as exc:
-        raise click.ClickException(f"{option} {where}: {exc}") from exc
+        raise InvalidRequest(f"{option} {where}: {exc}") from exc
 
 
 async def _drain(app: Any, grace: float = SHUTDOWN_GRACE) -> None:
@@ -197,14 +197,9 @@ async def _drain(app: Any, grace: float = SHUTDOWN_GRACE) -> None:
 
 
 def _start_mount(store: Any, mount_dir: str) -> Any:
-    try:
-        import mount
-    except ImportError as exc:
-        raise click.ClickException(f"--mount needs the mount module: {exc}") from exc
-    start = getattr(mount, "start", None)
-    if start is None:
-        raise click.ClickException("--mount is unavailable: this build has no mount.start")
-    return start(store.root, Path(mount_dir))
+    import mount
+
+    return mount.start(store.root, Path(mount_dir))
 
 
 def _start_inbox(store: Any, inbox_dir: str, config: Any) -> Any:

@@ -195,6 +195,25 @@ def test_progress_bars_show_on_work_over_a_second_only() -> None:
     assert b"put:" not in _stderr_on_a_terminal("2")
 
 
+def test_every_error_has_one_style_and_json_gets_the_api_document(cli, tmp_path: Path) -> None:
+    """``ds: error: MESSAGE [code]`` on stderr from every command (mount and umount, bad
+    flags included); with --json, stdout holds the REST API's error document too."""
+    cases = [
+        (("info", "missing", "--json"), "dataset_not_found", 4),
+        (("umount", str(tmp_path), "--json"), "invalid_request", 2),
+        (("ls", "--bogus-flag", "--json"), "invalid_request", 2),
+    ]
+    for args, code, status in cases:
+        result = cli(*args)
+        assert result.exit_code == status, (args, result.output)
+        assert result.stderr.startswith("ds: error: ") and f"[{code}]" in result.stderr
+        assert "Error:" not in result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["error"]["code"] == code and doc["error"]["message"]
+    plain = cli("umount", str(tmp_path))
+    assert plain.stdout == "" and "is not mounted [invalid_request]" in plain.stderr
+
+
 def test_subprocess_round_trip_and_exit_codes(ds_run, tmp_path: Path) -> None:
     f = tmp_path / "x.bin"
     f.write_bytes(b"\x00\x01binary")
