@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import signal
@@ -15,7 +16,7 @@ from typing import Any
 import click
 
 from datastore.catalog.access import Access
-from datastore.errors import DatastoreError, InvalidRequest
+from datastore.errors import Conflict, DatastoreError, InvalidRequest
 from datastore.present import shapes
 
 from .common import Output, common_options, table
@@ -142,7 +143,8 @@ async def _serve(
         try:
             await site.start()
         except OSError as exc:  # port taken, address not local: say so in one line
-            raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+            kind = Conflict if exc.errno == errno.EADDRINUSE else InvalidRequest
+            raise kind(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
         bound = runner.addresses[0][1] if runner.addresses else port
         if mount_dir:
             handles.append(("mount", await _start("--mount", _start_mount, store, mount_dir)))

@@ -337,8 +337,9 @@ def test_upload_limit_and_no_auth_rules(store_root: Path) -> None:
         env=env,
         timeout=60,
     )
-    assert bad_mount.returncode == 1
-    assert b"--mount" in bad_mount.stderr and b"Traceback" not in bad_mount.stderr
+    assert bad_mount.returncode == 2  # invalid_request: the mountpoint given is unusable
+    assert b"--mount" in bad_mount.stderr and b"[invalid_request]" in bad_mount.stderr
+    assert b"Traceback" not in bad_mount.stderr
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -346,8 +347,9 @@ def test_upload_limit_and_no_auth_rules(store_root: Path) -> None:
         busy = subprocess.run(
             [DS_BIN, "serve", "--port", port], capture_output=True, env=env, timeout=60
         )
-    assert busy.returncode == 1
-    assert b"cannot listen" in busy.stderr and b"Traceback" not in busy.stderr
+    assert busy.returncode == 7  # conflict: somebody else has the port
+    assert b"cannot listen" in busy.stderr and b"[conflict]" in busy.stderr
+    assert b"Traceback" not in busy.stderr
 
 
 def test_no_auth_on_loopback(store_root: Path) -> None:
