@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -469,6 +470,44 @@ def test_ragged_rows_name_the_line(store: Store, tmp_path: Path) -> None:
     put_table(store, tmp_path, "r", b"PAR1 not really parquet", "r.parquet")
     with pytest.raises(NotTabular, match="r.parquet"):
         an.schema("r", "r.parquet")
+
+
+def test_crlf_lines_appended_with_lf_read_as_pandas_reads_them(
+    store: Store, tmp_path: Path
+) -> None:
+    data = b"a,b\r\n1,2\r\n3,4\n"
+    put_table(store, tmp_path, "mixed", data, "m.csv")
+    an = Analytics(store)
+    stats = an.stats("mixed", "m.csv")
+    want = pd.read_csv(io.BytesIO(data))
+    assert stats["row_count"] == len(want) == 2
+    assert stats["columns"]["b"]["mean"] == want["b"].mean() == 3.0
+    assert an.schema("mixed", "m.csv")["columns"] == [
+        {"name": "a", "dtype": "int64"},
+        {"name": "b", "dtype": "int64"},
+    ]
+    big = b"a,b\r\n" + b"".join(b"%d,%d\r\n" % (i, i) for i in range(50_000)) + b"7,7\n8,8\n"
+    put_table(store, tmp_path, "mixed", big, "big.csv")
+    assert an.stats("mixed", "big.csv")["row_count"] == 50_002
+
+
+def test_errors_never_show_a_server_path(store: Store, tmp_path: Path) -> None:
+    """An engine's message names the object file it read; the user sees the dataset path."""
+    from datastore.analytics import tabular
+
+    put_table(store, tmp_path, "bad", b"a,b\n1,2\n", "g.csv")
+    entry = store.stat("bad", "g.csv")
+    assert entry.object is not None
+    obj = store.object_path(entry.object)
+    table = tabular.TableFile(obj, "g.csv", "csv", object=entry.object)
+    scratch = store.root / "tmp-analytics" / "analysis-x" / "t.lf.csv"
+    for engine_says in (
+        f'Invalid Input Error: Error when sniffing file "{obj}".',
+        f"IO Error: Could not read {scratch}: short read",
+    ):
+        message = tabular._malformed(table, duckdb.Error(engine_says)).message
+        assert "g.csv" in message and "/objects/" not in message, message
+        assert "tmp-analytics" not in message and str(store.root) not in message, message
 
 
 def test_a_late_row_that_breaks_the_sniffed_type(store: Store, tmp_path: Path) -> None:

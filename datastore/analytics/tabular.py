@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +244,8 @@ def open_tables(
         con = connect(limits, work / "spill", str(work / "t.duckdb") if parse_once else ":memory:")
         try:
             for view, table in tables.items():
-                _create_view(con, table, parse_once and table.format != "parquet", view=view)
+                once = parse_once and table.format != "parquet"
+                _create_view(con, table, once, view=view, scratch=work)
             yield con
         finally:
             con.close()
@@ -269,11 +270,15 @@ def _create_view(
     parse_once: bool,
     full_sniff: bool = False,
     view: str = TABLE,
+    scratch: Path | None = None,
 ) -> None:
     """The view ``view``; text is parsed into a table first when ``parse_once``.
 
     DuckDB's type sniffer samples rows; when a later row does not fit the sniffed type,
-    the whole file is sniffed instead (slower, but never a wrong type or a failure).
+    the whole file is sniffed instead (slower, but never a wrong type or a failure). A
+    text file DuckDB cannot read whose lines end both in CRLF and in LF (a CRLF export
+    appended to on Unix, which pandas reads) is read from a copy with LF endings in
+    ``scratch``.
     """
     if table.empty:
         raise NotTabular(f"{table.name} is empty")
@@ -291,7 +296,11 @@ def _create_view(
     except duckdb.OutOfMemoryException as exc:
         raise out_of_memory(table, exc) from exc
     except duckdb.Error as exc:
-        raise _malformed(table, exc) from exc
+        uniform = _uniform_line_endings(table, scratch, view) if scratch is not None else None
+        if uniform is None:
+            raise _malformed(table, exc) from exc
+        _create_view(con, uniform, parse_once, full_sniff, view)
+        return
     _check_field_counts(table, len(cols))
     floats = [c[0] for c in cols if c[1] in ("DOUBLE", "FLOAT", "REAL")]
     replace = ", ".join(f"{_no_nan(quote(c))} AS {quote(c)}" for c in floats)
@@ -306,6 +315,32 @@ def _no_nan(c: str) -> str:
         f"CASE WHEN isfinite({c}) THEN {c} + 0.0"
         f" WHEN {c} = 'inf'::DOUBLE OR {c} = '-inf'::DOUBLE THEN {c} END"
     )
+
+
+def _uniform_line_endings(table: TableFile, scratch: Path, view: str) -> TableFile | None:
+    """A copy of a text table with every CRLF turned into LF, when its lines end both
+    ways; None when they do not (or the format is not plain 8-bit text)."""
+    if table.format not in ("csv", "tsv") or table.encoding not in ("utf-8", "latin-1"):
+        return None
+    crlf = lf = False
+    tail = b""
+    with open(table.path, "rb") as f:
+        while block := f.read(1 << 20):
+            data = tail + block
+            crlf = crlf or b"\r\n" in data
+            lf = lf or re.search(b"(?<!\r)\n", data) is not None
+            tail = data[-1:]
+    if not (crlf and lf):
+        return None
+    copy = scratch / f"{view}.lf.{table.format}"
+    with open(table.path, "rb") as src, open(copy, "wb") as out:
+        carry = b""
+        while block := src.read(1 << 20):
+            data = carry + block
+            carry = data[-1:] if data.endswith(b"\r") else b""
+            out.write((data[:-1] if carry else data).replace(b"\r\n", b"\n"))
+        out.write(carry)
+    return replace(table, path=copy)
 
 
 def resniff(con: duckdb.DuckDBPyConnection, table: TableFile, view: str = TABLE) -> None:
@@ -357,7 +392,7 @@ def _malformed(table: TableFile, exc: duckdb.Error | None) -> MalformedTable:
     ragged = _first_ragged_line(table)
     if ragged is not None:
         return MalformedTable(f"{table.name}: {ragged}")
-    detail = _first_line(str(exc)) if exc is not None else "cannot be parsed"
+    detail = _detail(table, exc) if exc is not None else "cannot be parsed"
     return MalformedTable(f"{table.name} is not a readable {table.format} table: {detail}")
 
 
@@ -390,13 +425,13 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, table: TableFile) -> list[tupl
     except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
         raise _malformed(table, exc) from exc
     except duckdb.Error as exc:
-        raise AnalyticsError(f"{table.name}: {_first_line(str(exc))}") from exc
+        raise AnalyticsError(f"{table.name}: {_detail(table, exc)}") from exc
 
 
 def out_of_memory(table: TableFile, exc: Exception) -> AnalyticsError:
     return AnalyticsError(
         f"{table.name}: out of memory within the analytics limit; raise "
-        f"DS_ANALYTICS_MEMORY ({_first_line(str(exc))})"
+        f"DS_ANALYTICS_MEMORY ({_detail(table, exc)})"
     )
 
 
@@ -471,3 +506,14 @@ def _sql_str(text: str) -> str:
 
 def _first_line(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().splitlines()[0]) if text.strip() else text
+
+
+_SERVER_PATH = re.compile(r"(?:/[^\s\"'/]+)+/(?:objects|tmp-analytics)/[^\s\"']+")
+
+
+def _detail(table: TableFile, exc: BaseException) -> str:
+    """The first line of an engine's message, with the store's own file paths (an
+    object, a scratch copy) replaced by the dataset path: no error shows the server's
+    disk layout to a client."""
+    text = _first_line(str(exc)).replace(str(table.path), table.name)
+    return _SERVER_PATH.sub(table.name, text)
