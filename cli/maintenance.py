@@ -80,7 +80,7 @@ def fsck_cmd(out: Output) -> None:
 @click.argument("name", required=False)
 @common_options
 def du_cmd(out: Output, name: str | None) -> None:
-    """Logical, physical and exclusive bytes per dataset and snapshot.
+    """Logical, physical and exclusive bytes per dataset, its head and its snapshots.
 
     \b
     Example:
@@ -92,6 +92,9 @@ def du_cmd(out: Output, name: str | None) -> None:
         lines = [["DATASET/SNAPSHOT", "LOGICAL", "PHYSICAL", "EXCLUSIVE"]]
         for d in rows:
             lines.append([d["dataset"], *(human_size(d[k]) for k in _KEYS)])
+            head = d["head"]
+            label = "  head (changed)" if head["dirty"] else "  head"
+            lines.append([label, *(human_size(head[k]) for k in _KEYS)])
             for s in d["snapshots"]:
                 lines.append(["  " + s["id"][:12], *(human_size(s[k]) for k in _KEYS)])
         table(lines)

@@ -396,6 +396,33 @@ def test_du_counts_logical_physical_exclusive(store: Store) -> None:
     assert usage["a"]["physical_bytes"] == 110
     assert usage["a"]["exclusive_bytes"] == 10
     assert usage["b"]["exclusive_bytes"] == 0
+    assert usage["a"]["head"] == {
+        "dirty": False,
+        "logical_bytes": 110,
+        "physical_bytes": 110,
+        "exclusive_bytes": 0,  # the snapshot holds the same bytes
+    }
+
+
+def test_du_counts_heads_never_snapshotted_or_changed(store: Store) -> None:
+    """A 3 GiB head with no snapshot showed 0 B; heads count as /v1/stats counts them."""
+    store.create_dataset("fresh")
+    store.put_bytes("fresh", "big", b"b" * 3000)
+    store.create_dataset("moved")
+    store.put_bytes("moved", "old", b"o" * 100)
+    store.snapshot("moved")
+    store.put_bytes("moved", "new", b"n" * 50)
+    usage = {u["dataset"]: u for u in store.du()}
+    fresh, moved = usage["fresh"], usage["moved"]
+    assert (fresh["logical_bytes"], fresh["physical_bytes"], fresh["exclusive_bytes"]) == (
+        3000,
+        3000,
+        3000,
+    )
+    assert fresh["head"]["dirty"] and fresh["snapshots"] == []
+    assert moved["logical_bytes"] == 100 + 150 and moved["physical_bytes"] == 150
+    assert moved["head"]["exclusive_bytes"] == 50  # "old" is in the snapshot too
+    assert moved["snapshots"][0]["exclusive_bytes"] == 0
 
 
 def test_changes_staged_during_a_snapshot_stay_staged(store: Store) -> None:

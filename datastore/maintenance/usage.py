@@ -1,9 +1,10 @@
 """Space accounting (``ds du``): logical, physical and exclusive bytes.
 
 logical: the sizes of files as versions list them (a file in three snapshots counts
-three times); physical: the distinct objects a dataset or snapshot references;
-exclusive: the part of physical no other dataset (or snapshot) references, i.e. what
-deleting it would let gc free.
+three times; a head counts when it differs from its latest snapshot, as in
+``/v1/stats``); physical: the distinct objects a dataset, snapshot or head references;
+exclusive: the part of physical no other dataset (or snapshot, or head) references,
+i.e. what deleting it would let gc free.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from datastore.maintenance.references import range_files
+from datastore.storage.manifest import KIND_FILE, RangeRef
 
 if TYPE_CHECKING:
     from datastore.store import Store
@@ -39,6 +41,11 @@ def disk_usage(store: Store, only: str | None) -> list[dict[str, Any]]:
         per_snapshot[snap.id] = objs
         per_dataset.setdefault(dataset, set()).update(objs)
         snapshots_of.setdefault(dataset, []).append(snap)
+    heads: dict[str, tuple[int, bool, set[str]]] = {}
+    for row in store.catalog.datasets():
+        heads[row.name] = _head(store, row.name, objects_of, sizes)
+        per_dataset.setdefault(row.name, set()).update(heads[row.name][2])
+        per_snapshot[f"head:{row.name}"] = heads[row.name][2]  # a head holds objects too
     dataset_refs = Counter(o for objs in per_dataset.values() for o in objs)
     snapshot_refs = Counter(o for objs in per_snapshot.values() for o in objs)
     out = []
@@ -47,12 +54,20 @@ def disk_usage(store: Store, only: str | None) -> list[dict[str, Any]]:
             continue
         objs = per_dataset.get(row.name, set())
         snaps = snapshots_of.get(row.name, [])
+        head_bytes, head_dirty, head_objs = heads[row.name]
+        counted = head_dirty or not snaps
         out.append(
             {
                 "dataset": row.name,
-                "logical_bytes": sum(s.size_bytes for s in snaps),
+                "logical_bytes": sum(s.size_bytes for s in snaps) + (head_bytes if counted else 0),
                 "physical_bytes": sum(sizes[o] for o in objs),
                 "exclusive_bytes": sum(sizes[o] for o in objs if dataset_refs[o] == 1),
+                "head": {
+                    "dirty": head_dirty,
+                    "logical_bytes": head_bytes,
+                    "physical_bytes": sum(sizes[o] for o in head_objs),
+                    "exclusive_bytes": sum(sizes[o] for o in head_objs if snapshot_refs[o] == 1),
+                },
                 "snapshots": [
                     {
                         "id": s.id,
@@ -67,3 +82,24 @@ def disk_usage(store: Store, only: str | None) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _head(
+    store: Store, name: str, objects_of: Any, sizes: dict[str, int]
+) -> tuple[int, bool, set[str]]:
+    """(bytes, differs from its base, objects) of a dataset's head: committed ranges are
+    shared with its snapshots, staged ones are read as the head lists them."""
+    version = store.resolve(name)
+    ranges = store.ranges(version)
+    objs: set[str] = set()
+    for rng in ranges:
+        if isinstance(rng, RangeRef):
+            objs |= objects_of(rng.id)
+            continue
+        table = store.manifests.read(rng)
+        files = [i for i, k in enumerate(table["kind"].to_pylist()) if k == KIND_FILE]
+        found = table.take(files).select(["object", "size"])
+        listed = found["object"].to_pylist()
+        sizes.update(zip(listed, found["size"].to_pylist(), strict=True))
+        objs.update(listed)
+    return sum(r.bytes for r in ranges), store.info(name).dirty, objs
