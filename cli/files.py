@@ -37,11 +37,15 @@ def put_cmd(out: Output, name: str, sources: tuple[str, ...], to: str) -> None:
         "modified": result.modified,
         "unchanged": result.unchanged,
         "bytes_hashed": result.bytes_hashed,
+        "skipped": [{"source": src, "reason": why} for src, why in result.skipped],
     }
+    for src, why in result.skipped:
+        out.warn(f"skipped {src}: {why}")
     out.emit(
         doc,
         f"{name}: {len(result.added)} added, {len(result.modified)} modified,"
-        f" {result.unchanged} unchanged ({human_size(result.bytes_hashed)} read)",
+        f" {result.unchanged} unchanged ({human_size(result.bytes_hashed)} read)"
+        + (f", {len(result.skipped)} skipped" if result.skipped else ""),
     )
 
 

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -132,6 +132,7 @@ class PutResult:
     modified: list[str]
     unchanged: int
     bytes_hashed: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why), not stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,7 +504,7 @@ class Store:
                     self.catalog.update_dataset(db, row.id, updated_at=utc_now())
                 if dests is None:
                     self.catalog.remember_imports(db, row.id, remembered)
-        return PutResult(added, modified, unchanged, hashed)
+        return PutResult(added, modified, unchanged, hashed, plan.skipped)
 
     def _touched(self, row: DatasetRow, to: str, paths: list[str], exact: bool) -> dict[str, Entry]:
         """The head entries a put may replace: the whole tree below ``to``, or, for a small
@@ -1061,6 +1062,7 @@ class Store:
 class _ImportPlan:
     files: list[tuple[str, str, os.stat_result]]
     dirs: set[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
 
 
 def _plan_import(sources: Sequence[str | Path], to: str) -> _ImportPlan:
@@ -1074,9 +1076,11 @@ def _plan_import(sources: Sequence[str | Path], to: str) -> _ImportPlan:
             raise FileNotFound(f"source {str(src)!r} does not exist")
         if src_path.is_dir():
             _walk_dir(src_path, to, plan)
-        else:
+        elif src_path.is_file():  # named on the command line: a link to a file is followed
             dest = names.file_path(join_path(to, src_path.name))
             plan.files.append((str(src_path.resolve()), dest, src_path.stat()))
+        else:
+            plan.skipped.append((str(src), "not a regular file (a FIFO, socket or device)"))
     seen: set[str] = set()
     for _, dest, _ in plan.files:
         if dest in seen:
@@ -1122,11 +1126,15 @@ def _walk_dir(root: Path, to: str, plan: _ImportPlan) -> None:
             plan.dirs.add(dest_dir)
         for e in entries:
             dest = names.file_path(join_path(dest_dir, e.name))
-            if e.is_dir(follow_symlinks=False):
+            if e.is_symlink():  # never followed out of the tree: stored as nothing, said so
+                plan.skipped.append((e.path, "symbolic link (not followed)"))
+            elif e.is_dir(follow_symlinks=False):
                 plan.dirs.add(dest)
                 stack.append((Path(e.path), dest))
-            elif e.is_file():
+            elif e.is_file(follow_symlinks=False):
                 plan.files.append((e.path, dest, e.stat()))
+            else:
+                plan.skipped.append((e.path, "not a regular file (a FIFO, socket or device)"))
 
 
 def _ancestors(paths: Iterable[str], to: str) -> set[str]:

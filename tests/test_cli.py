@@ -214,6 +214,29 @@ def test_every_error_has_one_style_and_json_gets_the_api_document(cli, tmp_path:
     assert plain.stdout == "" and "is not mounted [invalid_request]" in plain.stderr
 
 
+def test_put_says_what_it_skipped_and_why(cli, tmp_path: Path) -> None:
+    """Links inside a tree are not followed (out of the tree or not), nor are FIFOs read;
+    each is named on stderr and counted, none is stored."""
+    src = make_tree(tmp_path / "src", {"real.csv": b"a\n1\n", "sub/x.txt": b"x"})
+    outside = make_tree(tmp_path / "outside", {"secret.txt": b"not for the dataset"})
+    (src / "link.csv").symlink_to(src / "real.csv")
+    (src / "escape").symlink_to(outside)
+    os.mkfifo(src / "pipe")
+    cli("create", "d")
+    result = cli("put", "d", str(src), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert sorted(doc["added"]) == ["real.csv", "sub/x.txt"]
+    skipped = {Path(s["source"]).name: s["reason"] for s in doc["skipped"]}
+    assert set(skipped) == {"link.csv", "escape", "pipe"}
+    assert "symbolic link" in skipped["escape"] and "FIFO" in skipped["pipe"]
+    assert result.stderr.count("ds: warning: skipped") == 3
+    human = cli("put", "d", str(src))
+    assert "3 skipped" in human.stdout
+    listed = parse(cli("ls", "d", "-R", "--json"))["items"]
+    assert {i["path"] for i in listed} == {"real.csv", "sub", "sub/x.txt"}
+
+
 def test_subprocess_round_trip_and_exit_codes(ds_run, tmp_path: Path) -> None:
     f = tmp_path / "x.bin"
     f.write_bytes(b"\x00\x01binary")
