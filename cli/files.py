@@ -106,7 +106,8 @@ def ls_cmd(out: Output, spec: str, recursive: bool) -> None:
     """
     name, ref, path = names.split_ref_path(spec)
     entries = out.store.ls(f"{name}@{ref}" if ref else name, path, recursive)
-    docs = [shapes.entry(e) for e in entries]
+    doc = shapes.listing(entries, recursive)  # what GET .../files?recursive= answers
+    docs = doc["items"]
 
     def human() -> None:
         table(
@@ -121,7 +122,7 @@ def ls_cmd(out: Output, spec: str, recursive: bool) -> None:
             ]
         )
 
-    out.emit(shapes.page(docs, len(docs) or 1, 0), human)
+    out.emit(doc, human)
 
 
 @click.command("cat")

@@ -68,17 +68,7 @@ async def list_files(request: web.Request) -> web.Response:
 
     def work() -> dict[str, Any]:
         entries = store(request).ls(spec, prefix, recursive)
-        if recursive:
-            entries = [e for e in entries if not e.is_dir]
-        if category is not None:
-            entries = [e for e in entries if e.info.get("category") == category]
-        window = entries[offset : offset + limit]
-        return {
-            "items": [shapes.entry(e) for e in window],
-            "total": len(entries),
-            "limit": limit,
-            "offset": offset,
-        }
+        return shapes.listing(entries, recursive, limit, offset, category)
 
     return web.json_response(await blocking(request, work))
 

@@ -34,7 +34,7 @@ def test_quickstart_through_the_runner(cli, tmp_path: Path) -> None:
     log = parse(cli("log", "sales", "--json"))
     assert [s["id"] for s in log["items"]] == [snap["id"]]
     listing = parse(cli("ls", "sales@v1.0", "-R", "--json"))
-    assert {i["path"] for i in listing["items"]} == {"2026-11.csv", "notes", "notes/readme.txt"}
+    assert {i["path"] for i in listing["items"]} == {"2026-11.csv", "notes/readme.txt"}
     info = parse(cli("info", "sales", "--json"))
     assert info["dirty"] and info["tags"]["v1.0"] == snap["id"]
 
@@ -234,7 +234,31 @@ def test_put_says_what_it_skipped_and_why(cli, tmp_path: Path) -> None:
     human = cli("put", "d", str(src))
     assert "3 skipped" in human.stdout
     listed = parse(cli("ls", "d", "-R", "--json"))["items"]
-    assert {i["path"] for i in listed} == {"real.csv", "sub", "sub/x.txt"}
+    assert {i["path"] for i in listed} == {"real.csv", "sub/x.txt"}
+
+
+def test_ls_json_is_the_rest_listing_document(store_root: Path, tmp_path: Path) -> None:
+    """SPEC 11: ``ds ls NAME -R --json`` prints what ``GET .../files?recursive=true``
+    answers (the same entries in the same order), and so for one directory level."""
+    from click.testing import CliRunner
+
+    from .test_api_support import make_api
+
+    store = Store.open(store_root)
+    store.create_dataset("d")
+    src = make_tree(tmp_path / "src", {"b.csv": b"1", "a/z.txt": b"2", "a/b/c.json": b"{}"})
+    store.put("d", [src])
+    api = make_api(store)
+    try:
+        for recursive in ("true", "false"):
+            rest = api.get(f"/v1/datasets/d/files?recursive={recursive}&limit=1000").json()
+            args = ["ls", "d", "--json", "--store", str(store_root)]
+            if recursive == "true":
+                args.insert(2, "-R")
+            mine = json.loads(CliRunner().invoke(ds, args).stdout)
+            assert mine["items"] == rest["items"] and mine["total"] == rest["total"]
+    finally:
+        api.close()
 
 
 def test_subprocess_round_trip_and_exit_codes(ds_run, tmp_path: Path) -> None:

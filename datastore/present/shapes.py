@@ -80,6 +80,23 @@ def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
     }
 
 
+def listing(
+    entries: list[Entry],
+    recursive: bool,
+    limit: int | None = None,
+    offset: int = 0,
+    category: str | None = None,
+) -> dict[str, Any]:
+    """A directory listing page, the same document from ``ds ls --json`` and ``GET
+    .../files``: a recursive listing holds files only, optionally of one category;
+    ``limit`` None is every entry."""
+    if recursive:
+        entries = [e for e in entries if not e.is_dir]
+    if category is not None:
+        entries = [e for e in entries if e.info.get("category") == category]
+    return page([entry(e) for e in entries], len(entries) if limit is None else limit, offset)
+
+
 def token(t: Token) -> dict[str, Any]:
     """An API token; ``token`` (the secret) only in the answer that created it."""
     doc: dict[str, Any] = {"id": t.id, "user": t.user, "admin": t.admin}
