@@ -21,6 +21,7 @@ from .state import (
     choice,
     field_of,
     json_object,
+    only_fields,
     paging,
     principal,
     store,
@@ -132,7 +133,7 @@ async def get_dataset(request: web.Request) -> web.Response:
 
 async def update_dataset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    body = await json_object(request)
+    body = only_fields(await json_object(request), "description", "metadata", "rules")
     description = field_of(body, "description", str)
     metadata = field_of(body, "metadata", dict)
     rules = field_of(body, "rules", dict)

@@ -11,7 +11,6 @@ Downloads are served from the immutable object file with sendfile.
 from __future__ import annotations
 
 import asyncio
-import json
 import mimetypes
 import os
 import re
@@ -43,6 +42,7 @@ from .state import (
     blocking,
     flag,
     paging,
+    parse_json,
     store,
     streaming,
 )
@@ -300,10 +300,7 @@ def _commit(
 ) -> list[Any]:
     metadata = None
     if "metadata" in fields and fields["metadata"].strip():
-        try:
-            metadata = json.loads(fields["metadata"])
-        except ValueError as exc:
-            raise InvalidRequest(f"metadata is not valid JSON: {exc}") from exc
+        metadata = parse_json(fields["metadata"], "metadata")
         if not isinstance(metadata, dict):
             raise InvalidRequest("metadata must be a JSON object")
     st.resolve(spec)

@@ -105,13 +105,36 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+    body = parse_json(raw, "request body")
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     return body
+
+
+MAX_JSON_DEPTH = 64
+
+
+def parse_json(raw: bytes | str, what: str) -> Any:
+    """JSON from a client; 400 ``invalid_request`` when it is not JSON, holds a number
+    no float holds, or nests deeper than ``MAX_JSON_DEPTH`` (a thousand levels would
+    overflow Python's stack here or wherever the value is walked later)."""
+    try:
+        value = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError as exc:
+        raise InvalidRequest(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"{what} is not valid JSON: {exc}") from exc
+    level: list[Any] = [value]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for v in level
+            if isinstance(v, dict | list)
+            for child in (v.values() if isinstance(v, dict) else v)
+        ]
+        if not level:
+            return value
+    raise InvalidRequest(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
 
 
 def _not_json(word: str) -> Any:
@@ -125,6 +148,17 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"number {text[:40]} is out of range")
     return value
+
+
+def only_fields(body: dict[str, Any], *known: str) -> dict[str, Any]:
+    """A body that changes something names only fields the route knows: a misspelt one
+    (``descriptio``) is 400 naming it, never a 200 that did nothing."""
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise InvalidRequest(
+            f"unknown field(s) {', '.join(map(repr, unknown))}; expected {', '.join(known)}"
+        )
+    return body
 
 
 def field_of(body: dict[str, Any], key: str, kind: type, required: bool = False) -> Any:

@@ -394,3 +394,31 @@ def test_no_token_is_401_before_any_name_check(small: Api) -> None:
     for url in ("/v1/datasets/UPPER", "/v1/datasets/d@bad:ref/files", "/v1/datasets/..%2F"):
         r = raw_request(small, "GET", url, token=None)
         assert (r.status, r.code) == (401, "unauthorized"), url
+
+
+def test_deep_json_and_odd_authorization_bytes_are_4xx(small: Api) -> None:
+    """A 500 is always a bug: ~1,000 levels of nesting and a non-UTF-8 byte in the
+    Authorization header were both answered 500."""
+    deep = "[" * 990 + "]" * 990
+    r = small.post("/v1/datasets", data=f'{{"name": "deep", "metadata": {deep}}}'.encode())
+    assert (r.status, r.code) == (400, "invalid_request") and "levels" in r.json()["error"][
+        "message"
+    ]
+    r = small.patch("/v1/datasets/d", data=f'{{"metadata": {{"a": {deep}}}}}'.encode())
+    assert (r.status, r.code) == (400, "invalid_request")
+    r = small.upload("d", [("m.txt", b"x")], {"metadata": '{"a": ' + deep + "}"})
+    assert (r.status, r.code) == (400, "invalid_request")
+    assert small.get("/v1/datasets/d/files/m.txt").status == 404
+    r = raw_request(small, "GET", "/v1/datasets", token=None, headers={})
+    assert r.status == 401
+    raw = {"Authorization": b"Bearer ds_abc_\xff\xfe"}  # bytes that are not UTF-8
+    r = raw_request(small, "GET", "/v1/datasets", token=None, headers=raw)  # type: ignore[dict-item]
+    assert (r.status, r.code) == (401, "unauthorized")
+
+
+def test_patch_with_an_unknown_field_is_400_naming_it(small: Api) -> None:
+    r = small.patch("/v1/datasets/d", json={"descriptio": "typo"})
+    assert (r.status, r.code) == (400, "invalid_request") and "descriptio" in r.json()["error"][
+        "message"
+    ]
+    assert small.get("/v1/datasets/d").json()["description"] != "typo"

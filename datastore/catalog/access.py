@@ -53,7 +53,8 @@ class Token:
 
 
 def hash_secret(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    # a header's bytes that are not UTF-8 arrive as surrogates: hash them, never fail
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _new_secret() -> tuple[str, str]:
