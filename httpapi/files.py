@@ -356,6 +356,7 @@ class ObjectFileResponse(web.FileResponse):
         return None
 
 
+_SINGLE_RANGE = re.compile(r"bytes=(\d+-\d*|-\d+)")
 _CONDITIONAL = (
     hdrs.IF_MATCH,
     hdrs.IF_NONE_MATCH,
@@ -404,6 +405,10 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     if_range = request.headers.get(hdrs.IF_RANGE)
     if if_range is not None and oid not in _etag_list(if_range):
         headers.popall(hdrs.RANGE, None)  # a stale If-Range gets the whole file
+    if not _SINGLE_RANGE.fullmatch(headers.get(hdrs.RANGE, "bytes=0-").replace(" ", "")):
+        # RFC 9110 14.2: a server may ignore Range; a malformed one must be, and several
+        # ranges get the whole file (200) rather than multipart/byteranges
+        headers.popall(hdrs.RANGE, None)
     content_type = mimetypes.guess_type(entry.path)[0] or "application/octet-stream"
     return ObjectFileResponse(st.object_path(oid), oid, content_type, headers)
 
