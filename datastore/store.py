@@ -612,18 +612,14 @@ class Store:
             max_bytes = limit  # the dataset's rule, enforced while streaming
         with flock(self.locks / "gc.lock", exclusive=False):
             oid, size = self.objects.put_stream(chunks, max_bytes=max_bytes)
-            return self._stage_file(
+            return self._stage_files(
                 name,
-                path,
-                oid,
-                size,
-                mode,
-                mtime_ns,
+                [_NewFile(path, oid, size, mode, mtime_ns)],
                 description,
                 metadata,
                 if_absent,
                 before_commit,
-            )
+            )[0]
 
     def put_bytes(self, spec: str, path: str, data: bytes, **kwargs: Any) -> tuple[Entry, bool]:
         return self.put_stream(spec, path, [data], **kwargs)
@@ -653,9 +649,32 @@ class Store:
                 oid, size = self.objects.adopt(src)
             else:
                 oid, size = self.objects.put_file(src)
-            return self._stage_file(
-                name, path, oid, size, mode, mtime_ns, description, metadata, False, None
-            )[0]
+            new = _NewFile(path, oid, size, mode, mtime_ns)
+            return self._stage_files(name, [new], description, metadata)[0][0]
+
+    def adopt_files(
+        self,
+        spec: str,
+        files: Sequence[tuple[str, Path]],
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[Entry]:
+        """Move finished temp files (from :meth:`open_temp`) in as ``(path, temp)`` pairs,
+        all or nothing: every file is checked against the rules before one transaction
+        stages them all (a multipart upload is one batch, SPEC promise 5)."""
+        name = self._writable(spec)
+        paths = [names.file_path(path) for path, _ in files]
+        if len(set(paths)) != len(paths):
+            raise InvalidRequest("two files go to the same path")
+        _check_metadata(metadata)
+        self.dataset(name)
+        with flock(self.locks / "gc.lock", exclusive=False):
+            new = []
+            for path, (_, src) in zip(paths, files, strict=True):
+                oid, size = self.objects.adopt(src)
+                new.append(_NewFile(path, oid, size, DEFAULT_FILE_MODE, None))
+            return [e for e, _ in self._stage_files(name, new, description, metadata)]
 
     def open_temp(self) -> TempFile:
         """A scratch file on the store's filesystem that gc leaves alone while it is open.
@@ -665,45 +684,50 @@ class Store:
         """
         return self.objects.open_temp()
 
-    def _stage_file(
+    def _stage_files(
         self,
         name: str,
-        path: str,
-        oid: ObjectId,
-        size: int,
-        mode: int,
-        mtime_ns: int | None,
+        files: Sequence[_NewFile],
         description: str | None,
         metadata: dict[str, Any] | None,
-        if_absent: bool,
-        before_commit: Callable[[str, str], None] | None,
-    ) -> tuple[Entry, bool]:
+        if_absent: bool = False,
+        before_commit: Callable[[str, str], None] | None = None,
+    ) -> list[tuple[Entry, bool]]:
+        """Stage stored objects as head files in one transaction, after every file has
+        passed the dataset's rules (and ``before_commit``); returns (entry, created)."""
         row = self.dataset(name)
         head = Version(row, None, None)
-        old = self._lookup(head, path)
-        info = old.info if old is not None else {}
-        if description is not None:
-            info["description"] = description
-        if metadata is not None:
-            info["metadata"] = metadata
-        meta = self._file_meta(path, oid, info)
-        category = json.loads(meta)["category"]
-        ds_rules.check(ds_rules.parse(row.rules), path, size, category)
-        if before_commit is not None:
-            before_commit(path, category)
-        entry = Entry(path, KIND_FILE, oid, size, mode, mtime_ns or time.time_ns(), meta)
-        rows = [{**entry.row(), "deleted": False}]
-        rows.extend(self._new_dirs(row, _ancestors([path], "")))
+        rules = ds_rules.parse(row.rules)
+        rows: list[dict[str, Any]] = []
+        out: list[tuple[Entry, Entry | None]] = []
+        for f in files:
+            old = self._lookup(head, f.path)
+            info = old.info if old is not None else {}
+            if description is not None:
+                info["description"] = description
+            if metadata is not None:
+                info["metadata"] = metadata
+            meta = self._file_meta(f.path, f.object, info)
+            category = json.loads(meta)["category"]
+            ds_rules.check(rules, f.path, f.size, category)
+            if before_commit is not None:
+                before_commit(f.path, category)
+            mtime = f.mtime_ns or time.time_ns()
+            entry = Entry(f.path, KIND_FILE, f.object, f.size, f.mode, mtime, meta)
+            rows.append({**entry.row(), "deleted": False})
+            out.append((entry, old))
+        rows.extend(self._new_dirs(row, _ancestors([f.path for f in files], "")))
         self._check_shapes(row, rows, None)
         with self.catalog.write() as db:
             self._dataset_in(db, name)
-            current = self.catalog.staged_entry(row.id, *split_path(path))
-            exists_now = old is not None if current is None else not current["deleted"]
-            if if_absent and exists_now:
-                raise PreconditionFailed(f"{path!r} already exists in {name}")
+            for entry, old in out:
+                current = self.catalog.staged_entry(row.id, *split_path(entry.path))
+                exists_now = old is not None if current is None else not current["deleted"]
+                if if_absent and exists_now:
+                    raise PreconditionFailed(f"{entry.path!r} already exists in {name}")
             self.catalog.stage(db, row.id, rows)
             self.catalog.update_dataset(db, row.id, updated_at=utc_now())
-        return entry, old is None
+        return [(entry, old is None) for entry, old in out]
 
     def rm(self, spec: str, paths: Sequence[str]) -> list[str]:
         """Remove files or whole directories from the head; all paths must exist."""
@@ -1056,6 +1080,17 @@ class Store:
         from datastore.maintenance.fsck import check
 
         return check(self, progress)
+
+
+@dataclass(frozen=True, slots=True)
+class _NewFile:
+    """A stored object about to become a head file."""
+
+    path: str
+    object: ObjectId
+    size: int
+    mode: int
+    mtime_ns: int | None
 
 
 @dataclass

@@ -98,23 +98,33 @@ def _bridge(
 
 
 class _Counter:
-    """Counts bytes read from the client and enforces the upload limit while streaming."""
+    """Counts bytes read from the client and enforces the upload limit while streaming.
+
+    The limit is per file: a multipart upload starts each file part with :meth:`file`,
+    and a part over the limit is refused by name."""
 
     def __init__(self, request: web.Request, limit: int) -> None:
         self.request = request
         self.limit = limit
         self.total = 0
+        self.part = 0
+        self.name: str | None = None
+
+    def file(self, name: str | None) -> None:
+        self.part, self.name = 0, name
 
     def add(self, n: int) -> None:
         self.total += n
+        self.part += n
         self.request[BYTES_IN] = self.total
-        if self.total > self.limit:
-            raise FileTooLarge(f"upload exceeds the limit of {self.limit} bytes")
+        if self.part > self.limit:
+            what = f"file {self.name!r}" if self.name else "upload"
+            raise FileTooLarge(f"{what} exceeds the limit of {self.limit} bytes")
 
 
-def _check_declared_length(request: web.Request, limit: int, slack: int = 0) -> None:
+def _check_declared_length(request: web.Request, limit: int) -> None:
     length = request.content_length
-    if length is not None and length > limit + slack:
+    if length is not None and length > limit:
         raise FileTooLarge(f"upload of {length} bytes exceeds the limit of {limit} bytes")
 
 
@@ -154,8 +164,7 @@ async def put_file(request: web.Request) -> web.Response:
 async def upload_files(request: web.Request) -> web.Response:
     spec = request.match_info["name"]
     names.split_ref(spec)
-    limit = request.app[SETTINGS].max_upload_bytes
-    _check_declared_length(request, limit, slack=1 << 20)
+    limit = request.app[SETTINGS].max_upload_bytes  # per file, counted while spooling
     st = store(request)
     counter = _Counter(request, limit)
     fields: dict[str, str] = {}
@@ -196,6 +205,7 @@ async def _read_parts(
         if part.name == "file":
             tmp = await blocking(request, st.open_temp)
             spooled.append((_filename(part), tmp))
+            counter.file(spooled[-1][0])
             await _spool(request, part, tmp, counter)
         elif part.name in MULTIPART_FIELDS:
             fields[part.name] = await _read_field(part)
@@ -304,17 +314,7 @@ def _commit(
         if not isinstance(metadata, dict):
             raise InvalidRequest("metadata must be a JSON object")
     st.resolve(spec)
-    return [
-        st.put_file_at(
-            spec,
-            dest,
-            tmp,
-            adopt=True,
-            description=fields.get("description"),
-            metadata=metadata,
-        )
-        for dest, tmp in plan
-    ]
+    return st.adopt_files(spec, plan, description=fields.get("description"), metadata=metadata)
 
 
 # downloads -------------------------------------------------------------------------

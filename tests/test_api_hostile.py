@@ -288,9 +288,31 @@ def test_oversize_multipart(small: Api) -> None:
     refused(small, one, 413, "file_too_large")
 
     def second_part_over() -> Resp:
-        return small.upload("d", [("a.bin", b"a" * (LIMIT // 2)), ("b.bin", b"b" * LIMIT)])
+        return small.upload("d", [("a.bin", b"a" * (LIMIT // 2)), ("b.bin", b"b" * (LIMIT + 1))])
 
     refused(small, second_part_over, 413, "file_too_large")
+    r = second_part_over()
+    assert "'b.bin'" in r.json()["error"]["message"]  # names the file over the limit
+
+
+def test_the_upload_limit_is_per_file(small: Api) -> None:
+    """Two files of 0.6 x the limit in one multipart request are two files under it."""
+    part = int(LIMIT * 0.6)
+    r = small.upload("d", [("a.bin", b"a" * part), ("b.bin", b"b" * part)])
+    assert r.status == 201, r.body
+    assert small.get("/v1/datasets/d/files/b.bin").body == b"b" * part
+
+
+def test_a_multipart_batch_is_all_or_nothing(small: Api) -> None:
+    """Promise 5: when part N is refused by the dataset's rules, parts before it are not
+    staged either."""
+    rules = {"allow_extensions": ["csv"]}
+    assert small.put("/v1/datasets/d/rules", json=rules).status == 200
+    before = small.get("/v1/datasets/d/files").json()["items"]
+    r = small.upload("d", [("ok1.csv", b"a\n1\n"), ("ok2.csv", b"b\n2\n"), ("no.exe", b"MZ")])
+    assert (r.status, r.code) == (415, "invalid_file_type")
+    assert small.get("/v1/datasets/d/files").json()["items"] == before
+    assert small.get("/v1/datasets/d/files/ok1.csv").status == 404
 
 
 def test_oversize_json_body_is_refused(small: Api) -> None:
