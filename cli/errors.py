@@ -27,6 +27,7 @@ EXIT_CODES: dict[str, int] = {
     errors.Conflict.code: 7,
     errors.PreconditionFailed.code: 7,
     errors.StoreCorrupt.code: 10,
+    errors.InsufficientStorage.code: 11,
 }
 
 

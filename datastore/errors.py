@@ -113,6 +113,26 @@ class StoreCorrupt(DatastoreError):
     code = "store_corrupt"
 
 
+class InsufficientStorage(DatastoreError):
+    """The store's filesystem is full (ENOSPC or a quota): nothing was acknowledged, and
+    what the failed write left behind is gc's at once."""
+
+    code = "insufficient_storage"
+
+
+DISK_FULL = (28, 122)  # ENOSPC, EDQUOT
+
+
+def storage_error(exc: OSError, what: str = "the write") -> DatastoreError | None:
+    """The ds error an OSError stands for, when it is one users must act on (a full
+    disk); None for any other."""
+    if exc.errno in DISK_FULL:
+        return InsufficientStorage(
+            f"the store's disk is full: {what} failed; free space (delete data, then ds gc)"
+        )
+    return None
+
+
 def all_error_classes() -> list[type[DatastoreError]]:
     """Every concrete error class, so each view can prove it maps them all."""
     return [DatastoreError, *_subclasses(DatastoreError)]

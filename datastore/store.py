@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -461,13 +462,15 @@ class Store:
         unchanged = 0
         hashed = 0
         total = len(plan.files)
+        written: list[ObjectId] = []  # what this import stored, expired if it fails
         with (
             flock(self.locks / "gc.lock", exclusive=False),
             ThreadPoolExecutor(IMPORT_THREADS) as pool,
+            _expire_on_failure(self.objects, written),
         ):
             cached = [self._cached_object(cache.get(src), st) for src, _, st in plan.files]
             misses = [item for item, oid in zip(plan.files, cached, strict=True) if oid is None]
-            fresh = self._import_files(pool, [src for src, _, _ in misses])
+            fresh = self._import_files(pool, [src for src, _, _ in misses], written)
             for i, ((src, dest, st), known) in enumerate(zip(plan.files, cached, strict=True)):
                 if known is None:
                     oid, read, head = next(fresh)
@@ -517,13 +520,18 @@ class Store:
         return {p: e for p, e in found.items() if e is not None}
 
     def _import_files(
-        self, pool: ThreadPoolExecutor, sources: list[str]
+        self, pool: ThreadPoolExecutor, sources: list[str], written: list[ObjectId]
     ) -> Iterator[tuple[ObjectId, int, bytes]]:
         """Store files on the pool in batches: one future per small file cost more main-thread
-        time than the import itself (20,000 files: ~1 s of futures and locks)."""
+        time than the import itself (20,000 files: ~1 s of futures and locks). Each stored
+        object is noted in ``written`` as it lands."""
 
         def batch(srcs: list[str]) -> list[tuple[ObjectId, int, bytes]]:
-            return [self.objects.import_file(src) for src in srcs]
+            done = []
+            for src in srcs:
+                done.append(self.objects.import_file(src))
+                written.append(done[-1][0])
+            return done
 
         step = IMPORT_BATCH
         batches = [sources[i : i + step] for i in range(0, len(sources), step)]
@@ -669,10 +677,15 @@ class Store:
             raise InvalidRequest("two files go to the same path")
         _check_metadata(metadata)
         self.dataset(name)
-        with flock(self.locks / "gc.lock", exclusive=False):
+        written: list[ObjectId] = []
+        with (
+            flock(self.locks / "gc.lock", exclusive=False),
+            _expire_on_failure(self.objects, written),
+        ):
             new = []
             for path, (_, src) in zip(paths, files, strict=True):
                 oid, size = self.objects.adopt(src)
+                written.append(oid)
                 new.append(_NewFile(path, oid, size, DEFAULT_FILE_MODE, None))
             return [e for e, _ in self._stage_files(name, new, description, metadata)]
 
@@ -1098,6 +1111,17 @@ class _ImportPlan:
     files: list[tuple[str, str, os.stat_result]]
     dirs: set[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
+
+
+@contextmanager
+def _expire_on_failure(objects: ObjectStore, written: list[ObjectId]) -> Iterator[None]:
+    """A failed import (a full disk, a refused file) leaves its objects to the next gc at
+    once: 'delete something and gc' must free the space it took."""
+    try:
+        yield
+    except BaseException:
+        objects.expire(written)
+        raise
 
 
 def _plan_import(sources: Sequence[str | Path], to: str) -> _ImportPlan:

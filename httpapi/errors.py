@@ -38,6 +38,7 @@ HTTP_STATUS: dict[str, int] = {
     errors.NotTabular.code: 415,
     errors.InvalidFileType.code: 415,
     errors.StoreCorrupt.code: 500,
+    errors.InsufficientStorage.code: 507,
 }
 
 # aiohttp's own HTTP errors (unknown route, wrong method, body limits) get a code too.
@@ -92,6 +93,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return resp
     except ConnectionResetError:
         raise
+    except OSError as exc:
+        known = errors.storage_error(exc, f"{request.method} {request.path}")
+        if known is None:
+            log.exception("%s %s failed", request.method, request.path)
+            return error_response(500, "internal_error", "internal error; see the server log")
+        return error_response(status_of(known), known.code, known.message)
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, "internal_error", "internal error; see the server log")

@@ -31,6 +31,7 @@ ERRNO_BY_CODE: dict[str, int] = {
     "conflict": errno.EEXIST,
     "precondition_failed": errno.EEXIST,
     "store_corrupt": errno.EIO,
+    "insufficient_storage": errno.ENOSPC,
 }
 
 

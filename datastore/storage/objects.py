@@ -131,6 +131,9 @@ class ObjectStore:
                 view = view[os.write(fd, view) :]
             if durable:
                 os.fsync(fd)
+        except BaseException:
+            os.unlink(tmp)  # a full disk leaves no half-written temp behind
+            raise
         finally:
             os.close(fd)
         self._install(tmp, oid, durable)
@@ -240,6 +243,17 @@ class ObjectStore:
             return self.hash_file(self.path(oid)) == oid
         except FileNotFoundError:
             return False
+
+    def expire(self, oids: Iterable[str]) -> None:
+        """Date objects a failed operation wrote back to the epoch, so the next gc may take
+        the ones nothing references at once instead of after its grace period (a writer
+        that deduplicated against one meanwhile holds gc off until it commits, and its
+        commit makes the object live)."""
+        for oid in oids:
+            try:
+                os.utime(self._place(oid), (0, 0))
+            except OSError:
+                continue
 
     def remove(self, oid: str) -> None:
         self.path(oid).unlink(missing_ok=True)
