@@ -71,7 +71,7 @@ def inbox_files(inbox_dir: Path) -> list[Path]:
     """Files still waiting in the inbox (not the rejected ones)."""
     out = []
     for dirpath, dirnames, filenames in os.walk(inbox_dir):
-        dirnames[:] = [d for d in dirnames if d != REJECTED]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # .rejected, claims
         out.extend(Path(dirpath) / f for f in filenames if f != LOCK)
     return out
 
@@ -427,3 +427,60 @@ def test_a_second_rejected_file_of_the_same_name_keeps_the_first(
     assert (rejected / "a.txt").read_bytes() == b"first"
     assert (rejected / "a.txt.1").read_bytes() == b"second"
     assert "[dataset_not_found]" in (rejected / "a.txt.1.error").read_text()
+
+
+def test_a_rewrite_racing_the_removal_is_ingested_not_lost(
+    store: Store,
+    inbox_dir: Path,
+    watch: Callable[..., tuple[Inbox, Recorder]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Promise 5: the file is rewritten in the instant after the watcher checked it was
+    unchanged and before it removed it; the rewrite must still go in."""
+    from datastore.ingest import inbox as inbox_mod
+
+    store.create_dataset("race")
+    target = inbox_dir / "race" / "a.csv"
+    committed = threading.Event()
+    fired = threading.Event()
+    real_put, real_signature = store.put, inbox_mod._signature
+
+    def put(*args: Any, **kwargs: Any) -> Any:
+        result = real_put(*args, **kwargs)
+        committed.set()
+        return result
+
+    def signature(path: str) -> Any:
+        sig = real_signature(path)
+        if committed.is_set() and not fired.is_set():
+            fired.set()  # the writer strikes right after the check
+            with open(target, "wb") as f:
+                f.write(b"a\n2\n")
+        return sig
+
+    monkeypatch.setattr(store, "put", put)
+    monkeypatch.setattr(inbox_mod, "_signature", signature)
+    watch()
+    _write_direct(target, b"a\n1\n")
+    wait_for(lambda: fired.is_set(), what="the race")
+    wait_for(
+        lambda: (
+            "a.csv" in head_files(store, "race") and store.read_bytes("race", "a.csv") == b"a\n2\n"
+        ),
+        what="the rewrite to be ingested",
+    )
+    wait_for(lambda: not inbox_files(inbox_dir), what="the inbox to empty")
+    assert list((inbox_dir / ".ds-claims").iterdir()) == []
+
+
+def test_a_claim_left_by_a_dead_watcher_goes_back_and_in(
+    store: Store, inbox_dir: Path, watch: Callable[..., tuple[Inbox, Recorder]]
+) -> None:
+    store.create_dataset("left")
+    claims = inbox_dir / ".ds-claims"
+    claims.mkdir()
+    _write_direct(claims / "0123456789abcdef.left%2Fsub%2Fb.csv", b"b\n1\n")
+    watch()
+    wait_for(lambda: "sub/b.csv" in head_files(store, "left"), what="the claim to go back in")
+    assert store.read_bytes("left", "sub/b.csv") == b"b\n1\n"
+    wait_for(lambda: not list(claims.iterdir()) and not inbox_files(inbox_dir), what="cleanup")

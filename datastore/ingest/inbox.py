@@ -34,6 +34,7 @@ import fcntl
 import logging
 import os
 import queue
+import secrets
 import signal
 import sqlite3
 import stat as statmod
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -72,6 +74,8 @@ from datastore.errors import (
 from datastore.store import Store
 
 REJECTED = ".rejected"
+CLAIMS = ".ds-claims"  # committed files on their way out: see Inbox._leave
+CLAIM_NAME_ROOM = 230  # bytes of the quoted inbox path a claim's file name can carry
 LOCK = ".ds-watch.lock"  # one watcher per inbox; the kernel drops it when the watcher dies
 # Only what can make a file ready: created, renamed in, closed after writing. Writes,
 # attribute changes, opens, reads and deletions (ours, mostly: every unlink is an
@@ -197,6 +201,9 @@ class Inbox:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / REJECTED).mkdir(exist_ok=True)
         self._lock_fd = _only_watcher(self.root / LOCK)
+        (self.root / CLAIMS).mkdir(exist_ok=True)
+        for claim in (self.root / CLAIMS).iterdir():  # left by a watcher that died
+            _give_back(claim, self.root / unquote(claim.name.partition(".")[2]))
         self._observer = Observer()
         self._observer.schedule(
             _Events(self._notes, self._wake), str(self.root), recursive=True, event_filter=EVENTS
@@ -414,10 +421,8 @@ class Inbox:
         """The batch is durable in the catalog: now, and only now, leave the inbox."""
         removed = 0
         for item in items:
-            if _signature(item.path) != item.sig:
+            if not self._leave(item):
                 continue  # rewritten while we read it: the new content goes in next round
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(item.path)
             self._pending.pop(item.path, None)
             removed += 1
         self.stats.ingested += removed
@@ -426,6 +431,33 @@ class Inbox:
         self._dirty[dataset] = now
         self._activity[dataset] = now
         self.report("ingested", {"dataset": dataset, "files": [i.rel for i in items]})
+
+    def _leave(self, item: _Ready) -> bool:
+        """Take a committed file out of the inbox; True when it is gone.
+
+        It is renamed to a private claim first, so from that instant a writer opening the
+        path makes a new file instead of changing the claimed one; the claim is removed
+        only when nobody has it open for writing and it is still exactly what was read
+        (size, mtime, inode). Otherwise it goes back for the next round, unless a newer
+        file has taken the path meanwhile. A claim left by a crash goes back at start.
+        """
+        rel = quote(os.path.relpath(item.path, self.root), safe="")
+        if len(rel) > CLAIM_NAME_ROOM:  # no room to name it: checked and removed in place
+            if _signature(item.path) != item.sig:
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(item.path)
+            return True
+        claim = self.root / CLAIMS / f"{secrets.token_hex(8)}.{rel}"
+        try:
+            os.rename(item.path, claim)
+        except FileNotFoundError:
+            return False
+        if _open_for_writing(str(claim)) or _signature(str(claim)) != item.sig:
+            _give_back(claim, Path(item.path))
+            return False
+        os.unlink(claim)
+        return True
 
     def _transient(self, items: list[_Ready], err: BaseException) -> None:
         retry = time.monotonic() + self.options.retry_seconds
@@ -587,6 +619,15 @@ def _free_name(target: Path) -> Path:
         n += 1
         candidate = target.with_name(f"{target.name}.{n}")
     return candidate
+
+
+def _give_back(claim: Path, path: Path) -> None:
+    """Return a claimed file to its inbox path, unless a newer file took the path (the
+    later write wins, as if it had replaced this one in place)."""
+    with contextlib.suppress(FileExistsError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.link(claim, path)
+    claim.unlink()
 
 
 def _signature(path: str) -> Signature | None:
