@@ -106,3 +106,30 @@ def test_gc_beside_fsspec_writes_and_imports_loses_nothing(
     assert store.read_bytes("sales", "open.bin") == b"first half second half"
     assert store.read_bytes("sales", "batch4/f199.csv") == b"a\n199\n"
     assert store.fsck()["ok"]
+
+
+def test_duckdb_reads_through_a_registered_ds_filesystem(fs: DatasetFileSystem) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+    rows = con.execute("SELECT region, amount FROM read_csv('ds://sales@v1.0/q1.csv')").fetchall()
+    assert rows == [("north", 10), ("south", 20)]
+    assert fs.modified("sales/q1.csv").tzinfo is not None
+
+
+def test_copy_and_mkdir(fs: DatasetFileSystem, store: Store) -> None:
+    fs.copy("sales@v1.0/q1.csv", "sales/old/q1.csv")  # from a version into the head
+    assert store.read_bytes("sales", "old/q1.csv") == store.read_bytes("sales@v1.0", "q1.csv")
+    fs.copy("sales/q1.csv", "sales/q1-copy.csv")
+    assert fs.cat_file("sales/q1-copy.csv") == fs.cat_file("sales/q1.csv")
+    fs.mkdir("ds://newds")  # a new dataset, as users expect
+    assert "newds" in {d.name for d in store.list_datasets()}
+    fs.mkdir("newds/sub")
+    assert fs.isdir("newds/sub")
+    with pytest.raises(FileExistsError):
+        fs.mkdir("newds")
+    with pytest.raises(PermissionError):
+        fs.mkdir("sales@v1.0/nope")
+    with pytest.raises(PermissionError):
+        fs.copy("sales/q1.csv", "sales@v1.0/x.csv")

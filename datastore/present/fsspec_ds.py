@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,15 @@ class DatasetFileSystem(AbstractFileSystem):
         except DatastoreError as exc:
             raise _os_error(exc, path) from exc
 
+    def modified(self, path: Any) -> datetime:
+        """The file's mtime (DuckDB asks before it reads through a registered filesystem)."""
+        _, node = self._node(path)
+        return datetime.fromtimestamp(node.mtime_ns / 1e9, UTC)
+
+    def created(self, path: Any) -> datetime:
+        """No birth time is kept: a file's version was created when it was last written."""
+        return self.modified(path)
+
     def cat_file(self, path: Any, start: int | None = None, end: int | None = None, **kw: Any):
         with self._open(path, "rb") as f:
             if start:
@@ -115,10 +125,29 @@ class DatasetFileSystem(AbstractFileSystem):
             else:
                 self.rm_file(p)
 
+    def cp_file(self, path1: Any, path2: Any, **kwargs: Any) -> None:
+        """Copy a file of any version into a head; identical bytes are stored once."""
+        loc = locate(self._strip_protocol(path1))
+        name, rel = self._head(path2)
+        if not rel:
+            raise IsADirectoryError(21, "a dataset is not a file", str(path2))
+        try:
+            source = self.ns.object_file(self.ns.pin(loc))
+        except DatastoreError as exc:
+            raise _os_error(exc, path1) from exc
+        self._call(path2, self.store.put_file_at, name, rel, Path(source))
+
     def mkdir(self, path: Any, create_parents: bool = True, **kwargs: Any) -> None:
+        """A directory in a head; at the top level (``ds://NEW``), a new dataset."""
+        loc = locate(self._strip_protocol(path))
+        top = loc.spec is not None and not loc.path and loc.ref is None
+        if top and loc.name not in {d.name for d in self.store.list_datasets()}:
+            self._call(path, self.store.create_dataset, loc.name)
+            return
         name, rel = self._head(path)
-        if rel:
-            self._call(path, self.store.mkdir, name, rel)
+        if not rel:
+            raise FileExistsError(17, "the dataset exists", str(path))
+        self._call(path, self.store.mkdir, name, rel)
 
     def makedirs(self, path: Any, exist_ok: bool = False) -> None:
         if self.exists(path):
