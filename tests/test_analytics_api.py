@@ -11,7 +11,7 @@ import pandas as pd
 from datastore.catalog.access import Access
 from datastore.store import Store
 
-from .test_api_support import Api, api_fixture  # noqa: F401
+from .api_support import Api, api_fixture  # noqa: F401
 
 CSV_V1 = b"id,amount,city\n1,2.5,a\n2,3.5,b\n3,,a\n4,100,c\n"
 CSV_V2 = b"id,amount,city\n1,2.5,a\n2,4.5,b\n5,1,a\n"

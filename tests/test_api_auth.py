@@ -17,7 +17,7 @@ from datastore.catalog.access import LEVELS, Access
 from datastore.store import Store
 from httpapi.routes import ROUTES_KEY, Route
 
-from .test_api_support import Api, Resp, make_api
+from .api_support import Api, Resp, make_api
 
 CSV = b"id,value\n1,10\n2,20\n3,30\n"
 # principal -> grant it holds on every dataset of the test (None: no grant)

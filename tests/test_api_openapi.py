@@ -18,7 +18,7 @@ from datastore.errors import DatasetNotFound
 from datastore.store import Store
 from httpapi.routes import ROUTES_KEY
 
-from .test_api_support import Api, make_api
+from .api_support import Api, make_api
 
 MAX_EXAMPLES = 12
 CHECKS = [

@@ -242,7 +242,7 @@ def test_ls_json_is_the_rest_listing_document(store_root: Path, tmp_path: Path) 
     answers (the same entries in the same order), and so for one directory level."""
     from click.testing import CliRunner
 
-    from .test_api_support import make_api
+    from .api_support import make_api
 
     store = Store.open(store_root)
     store.create_dataset("d")

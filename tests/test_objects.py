@@ -33,7 +33,7 @@ def test_put_is_read_only_idempotent_and_deduplicated(tmp_path: Path) -> None:
     assert objects.path(a).read_bytes() == b"hello"
     assert stat.S_IMODE(os.stat(objects.path(a)).st_mode) == 0o444
     assert list(objects.iter_ids()) == [a]
-    assert list(objects.tmp.iterdir()) == []
+    assert list(objects.iter_temp()) == []  # in tmp/ and beside the final places
 
 
 def test_stream_and_file_paths_agree(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_stream_limit_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(FileTooLarge):
         objects.put_stream([b"x" * 600, b"y" * 600], max_bytes=1000)
     assert list(objects.iter_ids()) == []
-    assert list(objects.tmp.iterdir()) == []
+    assert list(objects.iter_temp()) == []  # in tmp/ and beside the final places
 
 
 class ConstantHash:

@@ -64,7 +64,7 @@ def test_fsync_commits_and_writing_continues(ov: Overlay, store: Store) -> None:
     assert store.read_bytes("sales", "new.txt") == b"one"
     ov.release(fh)
     assert store.read_bytes("sales", "new.txt") == b"onetwo"
-    assert not list(store.objects.tmp.iterdir())
+    assert not list(store.objects.iter_temp())
 
 
 def test_truncate_and_append(ov: Overlay, store: Store) -> None:

@@ -14,8 +14,8 @@ from click.testing import Result
 from datastore.store import Store, utc_now
 from datastore.tasks import runner as tasks
 from datastore.tasks.runner import TaskRunner
+from tests.api_support import Api, make_api
 from tests.conftest import parse
-from tests.test_api_support import Api, make_api
 
 BROKEN = {
     "tables/broken.csv": b"a,b\n1,2\n3\n",
