@@ -845,6 +845,7 @@ class Store:
         if self._head_listing(row, path, False):
             raise Conflict(f"directory {path!r} is not empty")
         with self.catalog.write() as db:
+            self._dataset_in(db, name)  # a concurrent delete must not leave orphan rows
             self._stage_changes(db, row, [{**entry.row(), "deleted": True}])
 
     def set_attrs(
@@ -857,6 +858,7 @@ class Store:
         if path == "":
             if mode is not None:
                 with self.catalog.write() as db:
+                    self._dataset_in(db, name)
                     self.catalog.update_dataset(db, row.id, root_mode=statmod.S_IMODE(mode))
             return self.stat(name, "")
         entry = self._lookup(Version(row, None, None), path)
@@ -868,6 +870,7 @@ class Store:
             mtime_ns=mtime_ns if mtime_ns is not None else entry.mtime_ns,
         )
         with self.catalog.write() as db:
+            self._dataset_in(db, name)  # a concurrent delete must not leave orphan rows
             self.catalog.stage(db, row.id, [{**changed.row(), "deleted": False}])
         return changed
 

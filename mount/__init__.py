@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,11 +68,11 @@ def start(
         cmd.append("--allow-other")
     if read_only:
         cmd.append("--read-only")
-    if log_path is None:
-        fd, name = tempfile.mkstemp(prefix="ds-mount-", suffix=".log")
-        os.close(fd)
-        log_path = Path(name)
+    if log_path is None:  # with the store, not a new file in /tmp for every mount
+        log_path = Path(store_root).absolute() / "logs" / "mount.log"
+        log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "ab") as errlog:
+        since = errlog.tell()  # this start's lines only, in a log kept across mounts
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -86,10 +85,12 @@ def start(
     deadline = time.monotonic() + READY_TIMEOUT
     while not is_mounted(mountpoint):
         if proc.poll() is not None:
-            raise MountError(f"mount process exited: {_tail(log_path)}")
+            raise MountError(f"mount process exited: {_tail(log_path, since)}")
         if time.monotonic() > deadline:
             proc.kill()
-            raise MountError(f"mount did not come up in {READY_TIMEOUT:.0f}s: {_tail(log_path)}")
+            raise MountError(
+                f"mount did not come up in {READY_TIMEOUT:.0f}s: {_tail(log_path, since)}"
+            )
         time.sleep(0.02)
     raise_read_ahead(mountpoint)
     return MountHandle(mountpoint, proc)
@@ -101,11 +102,14 @@ def _source_root() -> str:
     return f"{here}{os.pathsep}{current}" if current else here
 
 
-def _tail(path: Path) -> str:
+def _tail(path: Path, since: int = 0) -> str:
     try:
-        return path.read_text(errors="replace")[-2000:].strip() or "(no output)"
+        with open(path, "rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
     except OSError:
         return "(no log)"
+    return text[-2000:].strip() or "(no output)"
 
 
 def serve(
@@ -171,6 +175,8 @@ def prepare_mountpoint(mountpoint: Path) -> None:
         raise MountError(f"{mountpoint} is already mounted")
     if not mountpoint.is_dir():
         raise MountError(f"{mountpoint} is not a directory")
+    if any(mountpoint.iterdir()):  # as fusermount refuses without 'nonempty'
+        raise MountError(f"{mountpoint} is not empty: mounting would hide its files")
     if not os.path.exists("/dev/fuse") or fusermount() is None:
         raise MountError("FUSE is unavailable: /dev/fuse or fusermount3 is missing")
 

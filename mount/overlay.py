@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datastore import names
-from datastore.errors import FileNotFound, ReadOnlyRef
+from datastore.errors import FileNotFound, ReadOnlyRef, StoreCorrupt
 from datastore.present.namespace import Location, Namespace, Node, locate
 from datastore.storage.objects import ObjectId, TempFile
 from datastore.store import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, Store
@@ -457,11 +457,19 @@ class Overlay:
         """A read-only handle on the object file itself; the kernel keeps its cached pages
         only while the path still serves the same object (tags move, heads change)."""
         node = self.cache.stat(loc)
-        fd = os.open(self.store.object_path(self._object(node, loc)), os.O_RDONLY)
+        fd = self._object_fd(self._object(node, loc))
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         keep = self._served.get(key) == node.object
         self._served[key] = node.object
         return self._add(Handle(fd, None, False, keep)), keep
+
+    def _object_fd(self, oid: ObjectId) -> int:
+        """The object's file, read-only; a listed file whose object is gone is damage
+        (EIO, as a disk read error), not a file that does not exist (ENOENT)."""
+        try:
+            return os.open(self.store.object_path(oid), os.O_RDONLY)
+        except FileNotFoundError:
+            raise StoreCorrupt(f"object {oid} is missing from the store; run ds fsck") from None
 
     @staticmethod
     def _object(node: Node, loc: Location) -> ObjectId:
@@ -486,7 +494,7 @@ class Overlay:
                     mtime_ns=node.mtime_ns if node is not None else None,
                 )
                 if base is not None:
-                    st.base_fd = os.open(self.store.object_path(base), os.O_RDONLY)
+                    st.base_fd = self._object_fd(base)
                 self._stagings[key] = st
             st.opens += 1
             return st
@@ -629,7 +637,7 @@ class Overlay:
             if st.base_fd is not None:
                 os.close(st.base_fd)
             st.base, st.base_size, st.mtime_ns = entry.object, entry.size, mtime
-            st.base_fd = os.open(self.store.object_path(entry.object), os.O_RDONLY)
+            st.base_fd = self._object_fd(entry.object)
             st.dirty = False
             self.cache.forget_heads()
 

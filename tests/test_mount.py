@@ -229,6 +229,30 @@ def test_moved_tag_and_latest_show_the_new_snapshot(mnt: Path, store_root: Path)
 # pinned reads ----------------------------------------------------------------------
 
 
+def test_a_missing_object_reads_as_eio(mnt: Path, store_root: Path) -> None:
+    (mnt / "sales" / "gone.txt").write_text("soon missing")
+    store = Store.open(store_root)
+    entry = store.stat("sales", "gone.txt")
+    assert entry.object is not None
+    os.unlink(store.object_path(entry.object))  # damage, as fsck would report it
+    with pytest.raises(OSError) as info:
+        (mnt / "sales" / "gone.txt").read_text()
+    assert info.value.errno == errno.EIO
+    assert (store_root / "logs" / "mount.log").exists()  # the mount logs with its store
+
+
+def test_mounting_over_a_non_empty_directory_is_refused(tmp_path: Path, store_root: Path) -> None:
+    Store.open(store_root).close()
+    point = tmp_path / "busy"
+    point.mkdir()
+    (point / "precious.txt").write_text("hidden if mounted over")
+    with pytest.raises(mount.MountError, match="not empty"):
+        mount.start(store_root, point)
+    assert (point / "precious.txt").read_text() == "hidden if mounted over"
+    proc = ds(store_root, "mount", str(point), check=False)
+    assert proc.returncode == 2 and "not empty" in proc.stderr
+
+
 def test_name_at_head_is_the_head(mnt: Path, store_root: Path) -> None:
     (mnt / "sales" / "h.txt").write_text("one")
     assert (mnt / "sales@head" / "h.txt").read_text() == "one"
