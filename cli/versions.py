@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from datastore import names
 from datastore.errors import InvalidRequest
 from datastore.present import shapes
 
@@ -40,15 +41,18 @@ def snapshot_cmd(
 
 @click.command("log")
 @click.argument("name")
+@click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N.")
+@click.option("--since", default=None, metavar="TIME", help="Only snapshots from TIME on (UTC).")
 @common_options
-def log_cmd(out: Output, name: str) -> None:
+def log_cmd(out: Output, name: str, limit: int | None, since: str | None) -> None:
     """Snapshots of a dataset, newest first.
 
     \b
     Example:
-      ds log sales
+      ds log sales -n 5 --since 2026-11-01
     """
-    docs = [shapes.snapshot(s) for s in out.store.log(name)]
+    when = names.since_time(since) if since is not None else None
+    docs = [shapes.snapshot(s) for s in out.store.log(name, limit, when)]
 
     def human() -> None:
         table(

@@ -135,6 +135,18 @@ def parse_time_ref(ref: str) -> datetime | None:
         raise InvalidName(f"invalid time ref {ref!r}: {exc}") from exc
 
 
+def since_time(text: str) -> datetime:
+    """A ``--since`` bound: a UTC time as refs spell it, or a date (its midnight, UTC)."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        text += "T00:00:00Z"
+    when = parse_time_ref(text)
+    if when is None:
+        raise InvalidRequest(
+            f"invalid time {text!r}: use a UTC time like 2026-11-01T12:00:00Z or a date"
+        )
+    return when
+
+
 def _time_format(ref: str) -> str:
     return "%Y-%m-%dT%H:%M:%S.%f%z" if "." in ref else "%Y-%m-%dT%H:%M:%S%z"
 

@@ -89,6 +89,11 @@ def utc_now() -> str:
     return _iso(datetime.now(UTC))
 
 
+def _parse_utc(text: str) -> datetime:
+    """A time this store wrote (ISO 8601, ``Z``) back into a datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def iso_from_ns(ns: int) -> str:
     return _iso(datetime.fromtimestamp(ns / 1e9, UTC))
 
@@ -958,12 +963,20 @@ class Store:
             raise RefNotFound(f"snapshot {ref!r} not found in {name}")
         return Snapshot(row, name, self.catalog.tags_of(row.id))
 
-    def log(self, name: str) -> list[Snapshot]:
+    def log(
+        self, name: str, limit: int | None = None, since: datetime | None = None
+    ) -> list[Snapshot]:
+        """Snapshots, newest first: at most ``limit``, none taken before ``since``."""
         row = self.dataset(names.split_ref(name)[0])
+        if limit is not None and limit < 0:
+            raise InvalidRequest("a log limit must not be negative")
         tags: dict[str, list[str]] = {}
         for tag, sid in self.catalog.tags(row.id).items():
             tags.setdefault(sid, []).append(tag)
-        return [Snapshot(s, row.name, tags.get(s.id, [])) for s in self.catalog.snapshots(row.id)]
+        snaps = self.catalog.snapshots(row.id)
+        if since is not None:
+            snaps = [s for s in snaps if _parse_utc(s.created_at) >= since]
+        return [Snapshot(s, row.name, tags.get(s.id, [])) for s in snaps[:limit]]
 
     # tags --------------------------------------------------------------------
 

@@ -261,6 +261,28 @@ def test_ls_json_is_the_rest_listing_document(store_root: Path, tmp_path: Path) 
         api.close()
 
 
+def test_log_takes_a_count_and_a_since(cli, store_root: Path) -> None:
+    cli("create", "d")
+    ids = []
+    for i in range(4):
+        cli("put", "d", str(make_tree(store_root.parent / f"s{i}", {f"f{i}": b"x"})))
+        ids.append(parse(cli("snapshot", "d", "--json"))["id"])
+    newest_first = ids[::-1]
+    assert [s["id"] for s in parse(cli("log", "d", "-n", "2", "--json"))["items"]] == (
+        newest_first[:2]
+    )
+    assert parse(cli("log", "d", "-n", "0", "--json"))["items"] == []
+    store = Store.open(store_root)
+    third = store.log("d")[1].row.created_at  # the third snapshot's time
+    since = third[:19] + "Z"
+    got = [s["id"] for s in parse(cli("log", "d", "--since", since, "--json"))["items"]]
+    assert got[: len(newest_first[:2])] == newest_first[:2] and set(got) <= set(ids)
+    assert parse(cli("log", "d", "--since", "2999-01-01", "--json"))["items"] == []
+    assert len(parse(cli("log", "d", "--since", "2000-01-01", "--json"))["items"]) == 4
+    bad = cli("log", "d", "--since", "yesterday")
+    assert bad.exit_code == 2 and "[invalid_request]" in bad.stderr
+
+
 def test_subprocess_round_trip_and_exit_codes(ds_run, tmp_path: Path) -> None:
     f = tmp_path / "x.bin"
     f.write_bytes(b"\x00\x01binary")
