@@ -7,6 +7,8 @@ codes once (HTTP statuses in ``httpapi.errors``, exit codes in ``cli.errors``, e
 
 from __future__ import annotations
 
+import errno
+
 
 class DatastoreError(Exception):
     """Base of every error ds reports to a user; ``code`` is the SPEC error code."""
@@ -120,7 +122,7 @@ class InsufficientStorage(DatastoreError):
     code = "insufficient_storage"
 
 
-DISK_FULL = (28, 122)  # ENOSPC, EDQUOT
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def storage_error(exc: OSError, what: str = "the write") -> DatastoreError | None:

@@ -761,10 +761,10 @@ class Store:
             removed.append(entry)
             if entry.is_dir:
                 removed.extend(self._head_listing(row, path, True))
-        rows = [{**e.row(), "deleted": True} for e in removed]
+        changes = self._head_changes(row, [{**e.row(), "deleted": True} for e in removed])
         with self.catalog.write() as db:
             self._dataset_in(db, name)
-            self._stage_changes(db, row, rows)
+            self._stage_changes(db, row, changes)
             self.catalog.update_dataset(db, row.id, updated_at=utc_now())
         return [e.path for e in removed if not e.is_dir]
 
@@ -794,24 +794,25 @@ class Store:
             new_path = dst + e.path[len(src) :]
             rows.append({**replace(e, path=new_path).row(), "deleted": False})
         rows.extend(self._new_dirs(row, _ancestors([dst], "")))
+        changes = self._head_changes(row, _last_wins(rows))
         with self.catalog.write() as db:
             self._dataset_in(db, name)
-            self._stage_changes(db, row, _last_wins(rows))
+            self._stage_changes(db, row, changes)
             self.catalog.update_dataset(db, row.id, updated_at=utc_now())
 
-    def _stage_changes(self, db: Any, row: DatasetRow, rows: list[dict[str, Any]]) -> None:
-        """Stage rows, except the removal of a path the base snapshot does not hold: that
-        only drops the staged row, so a head whose additions were all removed again is
-        clean, with no tombstone to list past."""
-        gone = [r for r in rows if r["deleted"]]
-        needless = self._not_in_base(row, [(r["dir"], r["name"]) for r in gone])
-        if needless:
-            self.catalog.unstage(db, row.id, sorted(needless))
-        self.catalog.stage(
-            db,
-            row.id,
-            [r for r in rows if not (r["deleted"] and (r["dir"], r["name"]) in needless)],
-        )
+    def _head_changes(self, row: DatasetRow, rows: list[dict[str, Any]]) -> _HeadChanges:
+        """Rows to stage, except the removal of a path the base snapshot does not hold:
+        that only drops the staged row, so a head whose additions were all removed again
+        is clean, with no tombstone to list past. Worked out before the write transaction,
+        so reading the base's ranges never holds the catalog's write lock."""
+        gone = [(r["dir"], r["name"]) for r in rows if r["deleted"]]
+        needless = self._not_in_base(row, gone)
+        keep = [r for r in rows if not (r["deleted"] and (r["dir"], r["name"]) in needless)]
+        return _HeadChanges(sorted(needless), keep)
+
+    def _stage_changes(self, db: Any, row: DatasetRow, changes: _HeadChanges) -> None:
+        self.catalog.unstage(db, row.id, changes.unstage)
+        self.catalog.stage(db, row.id, changes.stage)
 
     def _not_in_base(self, row: DatasetRow, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of ``keys`` the base snapshot does not hold (looked up when few; a large
@@ -849,9 +850,10 @@ class Store:
             raise Conflict(f"{path!r} is not a directory")
         if self._head_listing(row, path, False):
             raise Conflict(f"directory {path!r} is not empty")
+        changes = self._head_changes(row, [{**entry.row(), "deleted": True}])
         with self.catalog.write() as db:
             self._dataset_in(db, name)  # a concurrent delete must not leave orphan rows
-            self._stage_changes(db, row, [{**entry.row(), "deleted": True}])
+            self._stage_changes(db, row, changes)
 
     def set_attrs(
         self, spec: str, path: str, *, mode: int | None = None, mtime_ns: int | None = None
@@ -1109,6 +1111,14 @@ class Store:
         from datastore.maintenance.fsck import check
 
         return check(self, progress)
+
+
+@dataclass(frozen=True, slots=True)
+class _HeadChanges:
+    """What a head change writes: staged rows dropped (by dir, name) and rows staged."""
+
+    unstage: list[tuple[str, str]]
+    stage: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,7 +275,8 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def flush(self, path: str | None, fi: Any) -> int:
-        self.overlay.flush(fi.fh, _process(mfusepy.fuse_get_context()[2]))
+        tid = mfusepy.fuse_get_context()[2]  # read now: the context is this request's
+        self.overlay.flush(fi.fh, lambda: _process(tid))
         return 0
 
     @_translated

@@ -641,14 +641,17 @@ class Overlay:
             st.dirty = False
             self.cache.forget_heads()
 
-    def flush(self, fh: int, closer: int | None = None) -> None:
+    def flush(self, fh: int, closer: Callable[[], int | None] | None = None) -> None:
         """A close of one descriptor: publishes when the opener closes (close-then-visible);
         a close by another process (a child's inherited copy) leaves the file to the
-        opener's close or the last release, so a snapshot never sees it half-written."""
+        opener's close or the last release, so a snapshot never sees it half-written.
+        ``closer`` names the closing process; it is asked only when there is something
+        to publish, so a close of a clean file costs no look at /proc."""
         h = self.handle(fh)
-        if h.staging is None:
+        if h.staging is None or not h.staging.dirty:
             return
-        if h.opener is not None and closer is not None and closer != h.opener:
+        who = closer() if closer is not None and h.opener is not None else None
+        if who is not None and who != h.opener:
             return
         self.commit(h.staging)
 
