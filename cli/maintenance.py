@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 import click
 
-from datastore.errors import InvalidRequest
+from datastore import names
 
 from .common import Output, common_options, human_size, table
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        raise InvalidRequest(f"invalid duration {text!r}: use e.g. 0, 90, 15m, 2h")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 @click.command("gc")
@@ -37,7 +26,7 @@ def gc_cmd(out: Output, dry_run: bool, grace: str) -> None:
       ds gc --grace 1h
     """
     with out.progress("gc") as progress:
-        report = out.store.gc(parse_duration(grace), dry_run, progress)
+        report = out.store.gc(names.duration(grace), dry_run, progress)
     verb = "would remove" if dry_run else "removed"
     out.emit(
         report,

@@ -1,10 +1,10 @@
-"""Version commands: snapshot, log, tag, untag, diff, checkout."""
+"""Version commands: snapshot, log, tag, untag, forget, diff, checkout."""
 
 from __future__ import annotations
 
 import click
 
-from datastore import names
+from datastore import KeepRules, names
 from datastore.errors import InvalidRequest
 from datastore.present import shapes
 
@@ -126,6 +126,49 @@ def untag_cmd(out: Output, name: str, tag: str) -> None:
     out.emit({"dataset": name, "untagged": tag}, f"{name}: removed tag {tag}")
 
 
+@click.command("forget")
+@click.argument("name")
+@click.argument("refs", nargs=-1, metavar="[REF...]")
+@click.option("--keep-last", type=click.IntRange(min=0), help="Keep the N newest snapshots.")
+@click.option("--keep-daily", type=click.IntRange(min=0), help="Keep the newest of each of N days.")
+@click.option(
+    "--keep-within",
+    metavar="DURATION",
+    help="Keep snapshots taken within DURATION (e.g. 30d) of the newest.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be forgotten; forget nothing.")
+@common_options
+def forget_cmd(
+    out: Output,
+    name: str,
+    refs: tuple[str, ...],
+    keep_last: int | None,
+    keep_daily: int | None,
+    keep_within: str | None,
+    dry_run: bool,
+) -> None:
+    """Drop snapshots: the named ones, and with keep rules every one no rule keeps.
+
+    Tagged snapshots are kept unless named; the head's base is always kept. Run
+    `ds gc` afterwards to reclaim the space only they held.
+
+    \b
+    Example:
+      ds forget sales --keep-last 10 --keep-daily 30 --dry-run
+      ds forget sales v0.9-rc1 3f9c2a1b
+    """
+    within = names.duration(keep_within) if keep_within is not None else None
+    rules = KeepRules(keep_last, keep_daily, within)
+    result = out.store.forget(name, refs, rules, dry_run)
+    verb = "would forget" if dry_run else "forgot"
+    lines = [f"{name}: {verb} {s}" for s in result.forgotten]
+    lines.append(
+        f"{name}: {verb} {len(result.forgotten)} snapshots, kept {len(result.kept)}"
+        + ("" if dry_run or not result.forgotten else "; ds gc reclaims their space")
+    )
+    out.emit(shapes.forgetting(result), "\n".join(lines))
+
+
 @click.command("diff")
 @click.argument("a", metavar="NAME@REF")
 @click.argument("b", required=False, metavar="[NAME@REF]")
@@ -185,4 +228,4 @@ def checkout_cmd(out: Output, spec: str, dest: str, link: bool) -> None:
     out.emit({"spec": spec, "dest": dest, "files": count}, f"checked out {count} files to {dest}")
 
 
-COMMANDS = [snapshot_cmd, log_cmd, tag_cmd, untag_cmd, diff_cmd, checkout_cmd]
+COMMANDS = [snapshot_cmd, log_cmd, tag_cmd, untag_cmd, forget_cmd, diff_cmd, checkout_cmd]

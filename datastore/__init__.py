@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from datastore.analytics import EXPORT_FORMATS, PREVIEW_DEFAULT, PREVIEW_MAX, Analytics
     from datastore.catalog.access import ANONYMOUS_ADMIN, LEVELS, Access, Principal, permission
     from datastore.ingest.inbox import Inbox, InboxOptions
+    from datastore.maintenance.retention import KeepRules
     from datastore.present import shapes
     from datastore.present.namespace import Location, Namespace, Node, locate
     from datastore.storage.manifest import Entry, join_path, split_path
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         DEFAULT_DIR_MODE,
         DEFAULT_FILE_MODE,
         DatasetInfo,
+        Forgetting,
         Snapshot,
         Store,
         default_store_path,
@@ -64,6 +66,8 @@ _LAZY: dict[str, str] = {
     "Store": "datastore.store",
     "DatasetInfo": "datastore.store",
     "Snapshot": "datastore.store",
+    "Forgetting": "datastore.store",
+    "KeepRules": "datastore.maintenance.retention",
     "DEFAULT_DIR_MODE": "datastore.store",
     "DEFAULT_FILE_MODE": "datastore.store",
     "default_store_path": "datastore.store",
@@ -121,6 +125,8 @@ __all__ = [
     "Store",
     "DatasetInfo",
     "Snapshot",
+    "Forgetting",
+    "KeepRules",
     "DEFAULT_DIR_MODE",
     "DEFAULT_FILE_MODE",
     "default_store_path",

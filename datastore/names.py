@@ -147,6 +147,19 @@ def since_time(text: str) -> datetime:
     return when
 
 
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> float:
+    """Seconds of a duration as users spell one: ``90`` or ``90s``, ``15m``, ``2h``,
+    ``30d``, ``4w``."""
+    match = _DURATION_RE.fullmatch(text.strip())
+    if not match:
+        raise InvalidRequest(f"invalid duration {text!r}: use e.g. 0, 90, 15m, 2h, 30d, 4w")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
 def _time_format(ref: str) -> str:
     return "%Y-%m-%dT%H:%M:%S.%f%z" if "." in ref else "%Y-%m-%dT%H:%M:%S%z"
 

@@ -41,6 +41,7 @@ from datastore.errors import (
     StoreCorrupt,
     TagExists,
 )
+from datastore.maintenance.retention import Dated, KeepRules, kept
 from datastore.storage.locks import flock
 from datastore.storage.manifest import (
     KIND_DIR,
@@ -130,6 +131,16 @@ class Snapshot:
     row: SnapshotRow
     dataset: str
     tags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Forgetting:
+    """What ``forget`` dropped (or, on a dry run, would drop) and kept, newest first."""
+
+    dataset: str
+    forgotten: list[str]
+    kept: list[str]
+    dry_run: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +327,12 @@ class Store:
             if hits:
                 return hits[0]
         hint = ""
+        gone = self.catalog.forgotten(row.id, ref, 2) if names.ID_PREFIX_RE.fullmatch(ref) else []
+        if len(gone) == 1:
+            g = gone[0]
+            raise RefNotFound(
+                f"snapshot {g.id} of {row.name!r} was forgotten at {g.forgotten_at} by {g.by}"
+            )
         if all(c in "0123456789abcdef" for c in ref) and len(ref) < 8:
             hint = " (a snapshot id prefix needs at least 8 hex characters)"
         raise RefNotFound(f"no tag or snapshot {ref!r} in dataset {row.name!r}{hint}")
@@ -1020,6 +1037,59 @@ class Store:
         if current is None and not history:
             raise RefNotFound(f"no tag {tag!r} in {name}")
         return current, history
+
+    # forgetting ----------------------------------------------------------------
+
+    def forget(
+        self,
+        name: str,
+        refs: Sequence[str] = (),
+        rules: KeepRules | None = None,
+        dry_run: bool = False,
+        by: str | None = None,
+    ) -> Forgetting:
+        """Drop the named snapshots and, when keep rules are given, every snapshot no rule
+        keeps. A tagged snapshot goes only when named (its tags go with it, kept in their
+        history); the head's base always stays. gc then reclaims what only they held."""
+        rules = rules or KeepRules()
+        row = self.dataset(self._writable(name))
+        if not refs and not rules.given():
+            raise InvalidRequest("name the snapshots to forget or give a keep rule")
+        with self.catalog.write() as db:
+            row = self._dataset_in(db, row.name)
+            named = {self._forget_ref(row, ref) for ref in refs}
+            if row.base in named:
+                raise Conflict(
+                    f"snapshot {row.base} is the base of {row.name}'s head and cannot be"
+                    " forgotten; snapshot the head first"
+                )
+            snaps = self.catalog.snapshots(row.id)
+            drop = set(named)
+            if rules.given():
+                dated = [Dated(s.id, _parse_utc(s.created_at)) for s in snaps]
+                keep = kept(dated, rules) | set(self.catalog.tags(row.id).values())
+                keep.add(row.base or "")
+                drop |= {s.id for s in snaps if s.id not in keep}
+            forgotten = [s.id for s in snaps if s.id in drop]
+            if not dry_run and forgotten:
+                self.catalog.forget_snapshots(db, row.id, forgotten, utc_now(), by or _os_user())
+        return Forgetting(row.name, forgotten, [s.id for s in snaps if s.id not in drop], dry_run)
+
+    def _forget_ref(self, row: DatasetRow, ref: str) -> str:
+        names.ref_text(ref)
+        if ref == names.HEAD_REF:
+            raise InvalidRequest("the head is not a snapshot; name snapshots to forget")
+        return self._resolve_ref(row, ref)
+
+    def lineage(
+        self, spec: str, visible: Callable[[DatasetRow], bool] = lambda row: True
+    ) -> dict[str, Any]:
+        """Parents of a version (the latest snapshot for a head), its upstream sources,
+        and the datasets ``visible`` admits that were built from this one."""
+        from datastore.catalog.lineage import lineage
+
+        version = self.resolve(spec)
+        return lineage(self.catalog, version.dataset, version.snapshot, visible)
 
     # comparing, materializing -------------------------------------------------
 

@@ -207,42 +207,7 @@ async def lineage(request: web.Request) -> web.Response:
 
 
 def _lineage(st: Store, access: Access, who: Principal, spec: str) -> dict[str, Any]:
-    """Parents of a version, its upstream sources, and the readable datasets built from it."""
-    version = st.resolve(spec)
-    log = st.log(version.name)
-    by_id = {s.row.id: s for s in log}
-    start = version.snapshot or (log[0].row.id if log else None)
-    parents: list[dict[str, Any]] = []
-    sources: list[dict[str, str]] = []
-    seen_sources: set[tuple[str, str]] = set()
-    current = start
-    while current is not None and current in by_id:
-        snap = by_id[current]
-        parents.append({"id": snap.row.id, "created_at": snap.row.created_at, "tags": snap.tags})
-        for src in snap.row.sources:
-            key = (src["dataset"], src["snapshot"])
-            if key not in seen_sources:
-                seen_sources.add(key)
-                sources.append({**src, "via": snap.row.id})
-        current = snap.row.parent
-    own = set(by_id)
-    consumers = []
-    for row in st.list_datasets():
-        if row.name == version.name or access.level(who, row) < LEVELS["read"]:
-            continue
-        for snap in st.log(row.name):
-            for src in snap.row.sources:
-                if src["dataset"] == version.name and src["snapshot"] in own:
-                    consumers.append(
-                        {"dataset": row.name, "snapshot": snap.row.id, "source": src["snapshot"]}
-                    )
-    return {
-        "dataset": version.name,
-        "snapshot": start,
-        "parents": parents,
-        "sources": sources,
-        "consumers": consumers,
-    }
+    return st.lineage(spec, lambda row: access.level(who, row) >= LEVELS["read"])
 
 
 async def store_stats(request: web.Request) -> web.Response:

@@ -143,6 +143,26 @@ SCHEMAS: dict[str, Any] = {
         [],
         {"tag": STR, "message": STR, "sources": {"type": "array", "items": STR}},
     ),
+    "ForgetRequest": _obj(
+        [],
+        {
+            "snapshots": {"type": "array", "items": STR},
+            "keep_last": {"type": "integer", "minimum": 0},
+            "keep_daily": {"type": "integer", "minimum": 0},
+            "keep_within": STR,
+            "dry_run": {"type": "boolean"},
+        },
+        extra=False,
+    ),
+    "Forget": _obj(
+        ["dataset", "forgotten", "kept", "dry_run"],
+        {
+            "dataset": STR,
+            "forgotten": {"type": "array", "items": STR},
+            "kept": {"type": "array", "items": STR},
+            "dry_run": {"type": "boolean"},
+        },
+    ),
     "TagRef": _obj(["tag", "snapshot"], {"tag": STR, "snapshot": STR}),
     "Tag": _obj(
         ["tag", "snapshot", "history"],

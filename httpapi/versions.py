@@ -1,4 +1,4 @@
-"""Version routes: snapshots, tags (with history), diff."""
+"""Version routes: snapshots, tags (with history), forget, diff."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from datastore import names
+from datastore import KeepRules, names
 from datastore.errors import InvalidRequest
 from datastore.present import shapes
 
 from . import routes as r
-from .state import blocking, field_of, json_object, paging, principal, store
+from .state import blocking, field_of, json_object, only_fields, paging, principal, store
 
 
 def _name(request: web.Request) -> str:
@@ -88,6 +88,32 @@ async def delete_tag(request: web.Request) -> web.Response:
         principal(request).user,
     )
     return web.Response(status=204)
+
+
+async def forget(request: web.Request) -> web.Response:
+    body = only_fields(
+        await json_object(request), "snapshots", "keep_last", "keep_daily", "keep_within", "dry_run"
+    )
+    refs = field_of(body, "snapshots", list) or []
+    if not all(isinstance(ref, str) for ref in refs):
+        raise InvalidRequest("snapshots must be a list of refs (ids, tags, times)")
+    within = field_of(body, "keep_within", str)
+    rules = KeepRules(
+        field_of(body, "keep_last", int),
+        field_of(body, "keep_daily", int),
+        names.duration(within) if within is not None else None,
+    )
+    dry_run = field_of(body, "dry_run", bool) or False
+    result = await blocking(
+        request,
+        store(request).forget,
+        request.match_info["name"],
+        refs,
+        rules,
+        dry_run,
+        principal(request).user,
+    )
+    return web.json_response(shapes.forgetting(result))
 
 
 async def diff(request: web.Request) -> web.Response:
@@ -180,6 +206,18 @@ ROUTES = [
         "versions",
         params=(r.NAME, TAG_PARAM),
         responses={204: r.empty("Removed")},
+    ),
+    r.Route(
+        "POST",
+        "/v1/datasets/{name}/forget",
+        forget,
+        "Drop snapshots: those named and, with keep rules, every one no rule keeps (tagged"
+        " ones only when named; the head's base never); gc then reclaims their bytes",
+        "admin",
+        "versions",
+        params=(r.NAME,),
+        body=r.json_content(r.ref("ForgetRequest")),
+        responses={200: r.ok("What was (or, on a dry run, would be) forgotten", r.ref("Forget"))},
     ),
     r.Route(
         "GET",

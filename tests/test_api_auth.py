@@ -91,6 +91,7 @@ def _body(route: Route, snap: str, n: int) -> dict[str, Any]:
         ("POST", "/v1/datasets/{name}/grants"): {"principal": "someone", "permission": "read"},
         ("POST", "/v1/tokens"): {"user": f"user{n}"},
         ("POST", "/v1/datasets/{name}/actions"): {"action": "validate"},
+        ("POST", "/v1/datasets/{name}/forget"): {"keep_last": 1, "dry_run": True},
     }
     if key in bodies:
         return {"json": bodies[key]}

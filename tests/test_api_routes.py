@@ -465,6 +465,7 @@ def test_every_spec_route_is_in_the_table(api: Api) -> None:
         ("PUT", "/v1/datasets/{name}/tags/{tag}"),
         ("DELETE", "/v1/datasets/{name}/tags/{tag}"),
         ("GET", "/v1/datasets/{name}/diff"),
+        ("POST", "/v1/datasets/{name}/forget"),
         ("GET", "/v1/datasets/{name}/summary"),
         ("GET", "/v1/datasets/{name}/archive"),
         ("GET", "/v1/datasets/{name}/lineage"),
@@ -482,6 +483,50 @@ def test_every_spec_route_is_in_the_table(api: Api) -> None:
     doc = api.get("/v1/openapi.json", token=None).json()
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert spec <= documented, spec - documented
+
+
+def test_forget_route(api: Api) -> None:
+    create(api, "raw")
+    ids = []
+    for i in range(3):
+        put(api, "raw", f"f{i}.txt", b"%d" % i)
+        ids.append(snapshot(api, "raw", tag="v1" if i == 0 else None)["id"])
+    create(api, "clean")
+    put(api, "clean", "a.txt", b"a")
+    snapshot(api, "clean", sources=[f"raw@{ids[1]}"])
+    url = "/v1/datasets/raw/forget"
+    r = api.post(url, json={"keep_last": 1, "dry_run": True})
+    assert r.status == 200 and r.json() == {
+        "dataset": "raw",
+        "forgotten": [ids[1]],
+        "kept": [ids[2], ids[0]],
+        "dry_run": True,
+    }
+    for bad in (
+        {},
+        {"keep_lst": 1},
+        {"keep_last": -1},
+        {"keep_last": "1"},
+        {"keep_within": "soon"},
+        {"snapshots": "v1"},
+        {"snapshots": [1]},
+        {"snapshots": ["head"]},
+    ):
+        r = api.post(url, json=bad)
+        assert (r.status, r.code) == (400, "invalid_request"), bad
+    r = api.post(url, json={"snapshots": [ids[2]]})
+    assert (r.status, r.code) == (409, "conflict")
+    r = api.post("/v1/datasets/raw@v1/forget", json={"keep_last": 1})
+    assert (r.status, r.code) == (409, "read_only_ref")
+    r = api.post(url, json={"snapshots": ["v1"], "keep_within": "1d"})
+    assert r.status == 200 and r.json()["forgotten"] == [ids[0]]
+    assert r.json()["kept"] == [ids[2], ids[1]]
+    r = api.post(url, json={"snapshots": [ids[1]]})
+    assert r.status == 200 and r.json()["forgotten"] == [ids[1]]
+    assert api.get(f"/v1/datasets/raw/snapshots/{ids[1]}").code == "ref_not_found"
+    lin = api.get("/v1/datasets/clean/lineage").json()
+    assert lin["sources"][0]["forgotten"] is True
+    assert api.get("/v1/datasets/raw/snapshots").json()["total"] == 1
 
 
 def test_no_auth_mode_is_anonymous_admin(store: Store) -> None:

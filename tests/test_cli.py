@@ -329,3 +329,30 @@ def test_a_second_setup_installs_nothing() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "is up to date" in proc.stdout and "pip" not in proc.stdout + proc.stderr
     assert stamp.stat().st_mtime_ns == before
+
+
+def test_forget_by_name_and_by_rule(cli, tmp_path: Path) -> None:
+    cli("create", "d")
+    ids = []
+    for i in range(4):
+        src = make_tree(tmp_path / f"v{i}", {f"f{i}.txt": f"{i}".encode()})
+        cli("put", "d", str(src / f"f{i}.txt"))
+        ids.append(parse(cli("snapshot", "d", "--json"))["id"])
+    assert "[invalid_request]" in cli("forget", "d").output
+    cli("tag", "d", ids[0], "keep-me")
+    dry = parse(cli("forget", "d", "--keep-last", "1", "--dry-run", "--json"))
+    assert dry == {
+        "dataset": "d",
+        "forgotten": [ids[2], ids[1]],
+        "kept": [ids[3], ids[0]],
+        "dry_run": True,
+    }
+    result = cli("forget", "d", "--keep-last", "1", "--keep-within", "1h")
+    assert result.exit_code == 0 and "forgot 0 snapshots, kept 4" in result.output
+    result = cli("forget", "d", ids[1][:8], "keep-me")
+    assert result.exit_code == 0 and "forgot 2 snapshots, kept 2" in result.output
+    assert "ds gc" in result.output
+    assert [s["id"] for s in parse(cli("log", "d", "--json"))["items"]] == [ids[3], ids[2]]
+    assert "forgotten" in cli("ls", f"d@{ids[1]}").output
+    assert "[invalid_request]" in cli("forget", "d", "--keep-within", "soon").output
+    assert "[conflict]" in cli("forget", "d", ids[3]).output

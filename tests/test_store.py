@@ -23,6 +23,7 @@ from datastore.errors import (
     RefNotFound,
     TagExists,
 )
+from datastore.maintenance.retention import KeepRules
 from datastore.storage import manifest
 from datastore.store import Store
 
@@ -517,8 +518,8 @@ def test_a_version_1_catalog_migrates_keeping_staged_rows_and_the_import_cache(
     cached = db.execute("SELECT * FROM import_cache").fetchall()
     # rebuild the two tables as version 1 made them
     db.execute("BEGIN")
-    for table in ("staged", "import_cache", "unstaged"):  # unstaged came in version 3
-        db.execute(f"DROP TABLE {table}")
+    for table in ("staged", "import_cache", "unstaged", "forgotten"):  # the last two: 3, 4
+        db.execute(f"DROP TABLE IF EXISTS {table}")
     v1 = MIGRATIONS[1]
     for create in [s for s in v1.split(";") if "CREATE TABLE staged" in s or "import_cache (" in s]:
         db.execute(create)
@@ -535,3 +536,106 @@ def test_a_version_1_catalog_migrates_keeping_staged_rows_and_the_import_cache(
     assert upgraded.put("d", [tmp_path / "src"]).bytes_hashed == 0  # the import cache survived
     upgraded.snapshot("d", tag="v1")
     assert sorted(e.path for e in upgraded.ls("d@v1", "")) == ["a.txt", "b.txt"]
+
+
+# forgetting -------------------------------------------------------------------------
+
+
+def _dated_history(store: Store, monkeypatch: pytest.MonkeyPatch, times: list[str]) -> list[str]:
+    """Snapshots of dataset ``d`` taken at ``times`` (UTC), each with a file of its own;
+    returns their ids oldest first."""
+    import datastore.store as store_module
+
+    store.create_dataset("d")
+    ids = []
+    for i, at in enumerate(times):
+        monkeypatch.setattr(store_module, "utc_now", lambda at=at: at)
+        store.put_bytes("d", f"f{i}.txt", f"only in {i} ".encode() * 100)
+        if i:
+            store.rm("d", [f"f{i - 1}.txt"])
+        ids.append(store.snapshot("d")[0].row.id)
+    monkeypatch.undo()
+    return ids
+
+
+TIMES = [
+    "2026-11-01T10:00:00.000000Z",
+    "2026-11-01T12:00:00.000000Z",
+    "2026-11-02T09:00:00.000000Z",
+    "2026-11-03T08:00:00.000000Z",
+    "2026-11-03T20:00:00.000000Z",
+    "2026-11-04T07:00:00.000000Z",
+]
+
+
+def test_forget_keep_rules_spare_tags_and_the_base(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _dated_history(store, monkeypatch, TIMES)
+    store.tag("d", ids[0], "v1")
+    newest_first = ids[::-1]
+    dry = store.forget("d", rules=KeepRules(last=2), dry_run=True)
+    assert dry.dry_run and dry.forgotten == newest_first[2:5]
+    assert dry.kept == [*newest_first[:2], ids[0]]
+    assert len(store.log("d")) == 6  # a dry run changes nothing
+    daily = store.forget("d", rules=KeepRules(daily=2), dry_run=True)
+    assert set(daily.kept) == {ids[5], ids[4], ids[0]}  # newest of 11-04, of 11-03; tagged
+    within = store.forget("d", rules=KeepRules(within=86400 * 1.5), dry_run=True)
+    assert set(within.kept) == {ids[5], ids[4], ids[3], ids[0]}
+    # rules and names together: named ones go even when a rule or a tag would keep them
+    done = store.forget("d", ["v1", ids[4]], KeepRules(last=3))
+    assert done.forgotten == [ids[4], ids[2], ids[1], ids[0]]
+    assert [s.row.id for s in store.log("d")] == [ids[5], ids[3]]
+    current, history = store.tag_history("d", "v1")
+    assert current is None and [h.snapshot for h in history] == [ids[0], None]
+    assert store.read_bytes("d@" + ids[3], "f3.txt").startswith(b"only in 3")
+    with pytest.raises(RefNotFound, match="forgotten"):
+        store.resolve(f"d@{ids[1][:10]}")
+    with pytest.raises(Conflict, match="base"):
+        store.forget("d", [ids[5]])
+    # the base survives every rule, even one that keeps nothing
+    assert store.forget("d", rules=KeepRules(last=0)).forgotten == [ids[3]]
+    assert [s.row.id for s in store.log("d")] == [ids[5]]
+
+
+def test_forget_refuses_what_it_cannot_mean(store: Store) -> None:
+    store.create_dataset("d")
+    store.put_bytes("d", "a.txt", b"a")
+    store.snapshot("d")
+    for bad in ([], ["head"], ["nope"], ["d@x"]):
+        with pytest.raises((InvalidRequest, RefNotFound, InvalidName)):
+            store.forget("d", bad)
+    with pytest.raises(InvalidRequest):
+        KeepRules(last=-1)
+    with pytest.raises(DatasetNotFound):
+        store.forget("nope", rules=KeepRules(last=1))
+    assert len(store.log("d")) == 1
+
+
+def test_gc_reclaims_what_only_forgotten_snapshots_held(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _dated_history(store, monkeypatch, TIMES[:3])
+    before = store.gc(0, dry_run=True)["objects_removed"]
+    assert before == 0
+    store.forget("d", [ids[0]])
+    report = store.gc(0)
+    assert report["objects_removed"] == 1 and report["bytes_freed"] == len(b"only in 0 ") * 100
+    assert store.fsck()["ok"]
+    assert store.read_bytes(f"d@{ids[1]}", "f1.txt").startswith(b"only in 1")
+
+
+def test_lineage_names_a_forgotten_snapshot_instead_of_failing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _dated_history(store, monkeypatch, TIMES[:3])
+    store.create_dataset("derived")
+    store.put_bytes("derived", "x.txt", b"x")
+    store.snapshot("derived", sources=[f"d@{ids[1]}"])
+    store.forget("d", [ids[1]])
+    own = store.lineage("d")
+    assert [p["id"] for p in own["parents"]] == ids[::-1]
+    assert [p.get("forgotten", False) for p in own["parents"]] == [False, True, False]
+    assert own["consumers"][0]["forgotten"] is True
+    down = store.lineage("derived")
+    assert down["sources"][0]["snapshot"] == ids[1] and down["sources"][0]["forgotten"]

@@ -23,7 +23,7 @@ from datastore.errors import StoreCorrupt
 from datastore.storage.lru import BoundedCache
 from datastore.storage.manifest import RangeId, RangeRef
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 UNSTAGED_KEEP_SECONDS = 3600  # how long a watcher may take to see a dropped staged row
 
 MIGRATIONS: dict[int, str] = {
@@ -177,6 +177,18 @@ MIGRATIONS: dict[int, str] = {
         at REAL NOT NULL
     );
     """,
+    # what ds forget dropped: lineage and refs name a forgotten snapshot instead of failing
+    4: """
+    CREATE TABLE forgotten (
+        id TEXT PRIMARY KEY,
+        dataset_id TEXT NOT NULL,
+        parent TEXT,
+        created_at TEXT NOT NULL,
+        forgotten_at TEXT NOT NULL,
+        by TEXT NOT NULL
+    );
+    CREATE INDEX forgotten_by_dataset ON forgotten (dataset_id);
+    """,
 }
 
 
@@ -207,6 +219,16 @@ class SnapshotRow:
     sources: list[dict[str, str]]
     file_count: int
     size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForgottenRow:
+    id: str
+    dataset_id: str
+    parent: str | None
+    created_at: str
+    forgotten_at: str
+    by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +349,7 @@ class Catalog:
             "unstaged",
             "import_cache",
             "grants",
+            "forgotten",
         ):
             db.execute(f"DELETE FROM {table} WHERE dataset_id=?", (dataset_id,))
         db.execute("DELETE FROM datasets WHERE id=?", (dataset_id,))
@@ -427,6 +450,36 @@ class Catalog:
             " ON d.id=s.dataset_id ORDER BY d.name, s.created_at"
         )
         return [(r["dataset_name"], _snapshot(r)) for r in rows]
+
+    def forget_snapshots(
+        self, db: sqlite3.Connection, dataset_id: str, ids: Sequence[str], at: str, by: str
+    ) -> None:
+        """Drop snapshots and their range lists, remembering each as forgotten; a tag on
+        one is removed as ``untag`` removes it (its history stays)."""
+        for sid in ids:
+            for tag in db.execute(
+                "SELECT name FROM tags WHERE dataset_id=? AND snapshot_id=?", (dataset_id, sid)
+            ).fetchall():
+                self.delete_tag(db, dataset_id, tag[0], at, by)
+            db.execute(
+                "INSERT INTO forgotten SELECT id, dataset_id, parent, created_at, ?, ?"
+                " FROM snapshots WHERE id=? AND dataset_id=?",
+                (at, by, sid, dataset_id),
+            )
+            db.execute("DELETE FROM snapshot_ranges WHERE snapshot_id=?", (sid,))
+            db.execute("DELETE FROM snapshots WHERE id=?", (sid,))
+
+    def forgotten(self, dataset_id: str, prefix: str = "", limit: int = -1) -> list[ForgottenRow]:
+        """Forgotten snapshots of a dataset whose id starts with ``prefix``."""
+        rows = self.db.execute(
+            "SELECT * FROM forgotten WHERE dataset_id=? AND id >= ? AND id < ? LIMIT ?",
+            (dataset_id, prefix, prefix + "g", limit),
+        )
+        return [ForgottenRow(**dict(r)) for r in rows]
+
+    def forgotten_snapshot(self, snapshot_id: str) -> ForgottenRow | None:
+        row = self.db.execute("SELECT * FROM forgotten WHERE id=?", (snapshot_id,)).fetchone()
+        return ForgottenRow(**dict(row)) if row else None
 
     # tags -------------------------------------------------------------------
 

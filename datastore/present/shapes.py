@@ -11,7 +11,7 @@ from typing import Any
 from datastore.catalog.access import Token
 from datastore.catalog.core import TagEvent
 from datastore.storage.manifest import Entry
-from datastore.store import DatasetInfo, Snapshot, iso_from_ns
+from datastore.store import DatasetInfo, Forgetting, Snapshot, iso_from_ns
 
 
 def dataset(info: DatasetInfo) -> dict[str, Any]:
@@ -69,6 +69,10 @@ def tag(name: str, snapshot_id: str | None, history: list[TagEvent]) -> dict[str
         "snapshot": snapshot_id,
         "history": [{"snapshot": h.snapshot, "at": h.at, "by": h.by} for h in history],
     }
+
+
+def forgetting(f: Forgetting) -> dict[str, Any]:
+    return {"dataset": f.dataset, "forgotten": f.forgotten, "kept": f.kept, "dry_run": f.dry_run}
 
 
 def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
