@@ -28,6 +28,7 @@ EXIT_CODES: dict[str, int] = {
     errors.PreconditionFailed.code: 7,
     errors.StoreCorrupt.code: 10,
     errors.InsufficientStorage.code: 11,
+    errors.RequestTimeout.code: 12,
 }
 
 

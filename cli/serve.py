@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from datastore import names
 from datastore.catalog.access import Access
 from datastore.errors import Conflict, DatastoreError, InvalidRequest
 from datastore.present import shapes
@@ -23,6 +24,7 @@ from .common import Output, common_options, table
 from .ingest import inbox_options
 
 DEFAULT_MAX_UPLOAD = 5 * 1024**3
+LINGER = 10.0  # aiohttp's default lingering time, capped at the body timeout
 SHUTDOWN_GRACE = 30.0  # seconds in-flight requests get to finish on SIGTERM/SIGINT
 # The event loop thread hands work to the pool and back on every request; with the
 # default 5 ms GIL switch interval each handoff can wait behind a busy worker.
@@ -63,6 +65,21 @@ def is_loopback(host: str) -> bool:
     show_default=True,
     help="Threads for disk and catalog work.",
 )
+@click.option(
+    "--idle-timeout",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="Close a connection that has not sent a whole request header this long after "
+    "connecting or after its last response (slow clients, idle keep-alive).",
+)
+@click.option(
+    "--body-timeout",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="Answer 408 and close when a request body stalls this long.",
+)
 @common_options
 def serve_cmd(
     out: Output,
@@ -73,6 +90,8 @@ def serve_cmd(
     no_auth: bool,
     max_upload_bytes: int,
     workers: int,
+    idle_timeout: str,
+    body_timeout: str,
     inbox_config: Any,
 ) -> None:
     """Run the REST API (and optionally the mount and the inbox watcher) in one daemon.
@@ -100,7 +119,13 @@ def serve_cmd(
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    settings = Settings(auth=not no_auth, max_upload_bytes=max_upload_bytes, workers=workers)
+    settings = Settings(
+        auth=not no_auth,
+        max_upload_bytes=max_upload_bytes,
+        workers=workers,
+        idle_timeout=_positive(names.duration(idle_timeout), "--idle-timeout"),
+        body_timeout=_positive(names.duration(body_timeout), "--body-timeout"),
+    )
     token_note = (
         "no token needed (--no-auth)"
         if no_auth
@@ -110,6 +135,12 @@ def serve_cmd(
     sys.setswitchinterval(SWITCH_INTERVAL)
     inbox = (inbox_dir, inbox_config) if inbox_dir else None
     asyncio.run(_serve(store, settings, host, port, mount_dir, inbox, token_note))
+
+
+def _positive(seconds: float, option: str) -> float:
+    if seconds <= 0:
+        raise InvalidRequest(f"{option} must be longer than 0")
+    return seconds
 
 
 async def _serve(
@@ -131,6 +162,10 @@ async def _serve(
         access_log=logging.getLogger("ds.access"),
         access_log_class=AccessLog,
         handle_signals=False,
+        keepalive_timeout=settings.idle_timeout,
+        # after an answer to a request whose body was not read to the end, aiohttp reads
+        # and drops the rest for this long; a stalled client would hold it all that time
+        lingering_time=min(LINGER, settings.body_timeout),
     )
     await runner.setup()
     stopping = asyncio.Event()

@@ -122,6 +122,13 @@ class InsufficientStorage(DatastoreError):
     code = "insufficient_storage"
 
 
+class RequestTimeout(DatastoreError):
+    """A client stopped sending in the middle of a request (a slow or dead client); the
+    request changed nothing."""
+
+    code = "request_timeout"
+
+
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 

@@ -81,9 +81,11 @@ async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 class AccessLog(AbstractAccessLogger):
-    """One line per request: client, request line, status, body bytes, seconds.
+    """One line per request: client, request line, status, bytes sent (headers
+    included, as nginx's ``$bytes_sent``; a file sent with sendfile counted whole once
+    sent), seconds.
 
-    The same fields as aiohttp's ``'%a "%r" %s %b %Tf'`` format, without its per-request
+    The fields of aiohttp's ``'%a "%r" %s %b %Tf'`` format, without its per-request
     format interpretation, which cost a fifth of the event loop's time under load.
     """
 
@@ -99,6 +101,6 @@ class AccessLog(AbstractAccessLogger):
             version.major,
             version.minor,
             response.status,
-            response.body_length,
+            response.body_length + getattr(response, "file_bytes", 0),
             time,
         )

@@ -34,6 +34,7 @@ HTTP_STATUS: dict[str, int] = {
     errors.HashCollision.code: 409,
     errors.Conflict.code: 409,
     errors.PreconditionFailed.code: 412,
+    errors.RequestTimeout.code: 408,
     errors.FileTooLarge.code: 413,
     errors.NotTabular.code: 415,
     errors.InvalidFileType.code: 415,
@@ -79,7 +80,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = status_of(err)
         if status >= 500:
             log.error("%s %s failed: %s [%s]", request.method, request.path, err, err.code)
-        return error_response(status, err.code, err.message)
+        resp = error_response(status, err.code, err.message)
+        if isinstance(err, errors.RequestTimeout):
+            resp.force_close()  # the rest of a stalled body never comes: drop the connection
+        return resp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

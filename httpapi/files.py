@@ -41,6 +41,7 @@ from .state import (
     TASK_LOOKUP,
     blocking,
     flag,
+    from_client,
     paging,
     parse_json,
     store,
@@ -140,7 +141,7 @@ async def put_file(request: web.Request) -> web.Response:
         parts: list[bytes] = []
         size = 0
         while size < BLOCK:
-            chunk = await content.readany()
+            chunk = await from_client(request, content.readany())
             if not chunk:
                 break
             parts.append(chunk)
@@ -171,7 +172,7 @@ async def upload_files(request: web.Request) -> web.Response:
     spooled: list[tuple[str | None, TempFile]] = []
     try:
         try:
-            reader = await request.multipart()
+            reader = await from_client(request, request.multipart())
         except (AssertionError, ValueError, KeyError) as exc:
             raise InvalidRequest(f"expected a multipart/form-data body: {exc}") from exc
         try:
@@ -197,7 +198,7 @@ async def _read_parts(
     spooled: list[tuple[str | None, TempFile]],
 ) -> None:
     while True:
-        part = await reader.next()
+        part = await from_client(request, reader.next())
         if part is None:
             return
         if not isinstance(part, BodyPartReader):
@@ -208,9 +209,11 @@ async def _read_parts(
             counter.file(spooled[-1][0])
             await _spool(request, part, tmp, counter)
         elif part.name in MULTIPART_FIELDS:
-            fields[part.name] = await _read_field(part)
+            fields[part.name] = await _read_field(request, part)
         else:
-            await part.release()  # fields other platforms send (purpose, project_id...)
+            await from_client(
+                request, part.release()
+            )  # fields other platforms send (purpose, project_id...)
 
 
 def _filename(part: BodyPartReader) -> str | None:
@@ -229,9 +232,9 @@ def _filename(part: BodyPartReader) -> str | None:
     return re.sub(r"\\(.)", r"\1", match.group(1))
 
 
-async def _read_field(part: BodyPartReader) -> str:
+async def _read_field(request: web.Request, part: BodyPartReader) -> str:
     data = bytearray()
-    while chunk := await part.read_chunk(8192):
+    while chunk := await from_client(request, part.read_chunk(8192)):
         data += chunk
         if len(data) > MAX_FIELD_BYTES:
             raise InvalidRequest(f"form field {part.name!r} is longer than {MAX_FIELD_BYTES}")
@@ -248,7 +251,7 @@ async def _spool(
     writing: asyncio.Future[None] | None = None
     try:
         while True:
-            block = await _read_part_block(part)
+            block = await _read_part_block(request, part)
             if writing is not None:
                 await writing
                 writing = None
@@ -261,11 +264,11 @@ async def _spool(
             await asyncio.gather(writing, return_exceptions=True)  # never close under a write
 
 
-async def _read_part_block(part: BodyPartReader) -> bytes:
+async def _read_part_block(request: web.Request, part: BodyPartReader) -> bytes:
     parts: list[bytes] = []
     size = 0
     while size < BLOCK:
-        chunk = await part.read_chunk(BLOCK)
+        chunk = await from_client(request, part.read_chunk(BLOCK))
         if not chunk:
             break
         parts.append(chunk)
@@ -327,6 +330,7 @@ class ObjectFileResponse(web.FileResponse):
         self, path: Path, oid: str, content_type: str, request_headers: CIMultiDict[str]
     ) -> None:
         super().__init__(path, headers={hdrs.CONTENT_TYPE: content_type})
+        self.file_bytes = 0
         self._oid = oid
         self._request_headers = request_headers
 
@@ -336,6 +340,13 @@ class ObjectFileResponse(web.FileResponse):
         # Conditionals were decided by the object id already; aiohttp's own checks
         # (on mtime) must not see them.
         return await super().prepare(request.clone(headers=self._request_headers))
+
+    async def _sendfile(self, request: web.BaseRequest, fobj: Any, offset: int, count: int) -> Any:
+        # aiohttp counts only what passes its writer (the headers) in body_length;
+        # sendfile's bytes go around it, so the access log is told them here
+        writer = await super()._sendfile(request, fobj, offset, count)
+        self.file_bytes = count  # sendfile sends all of it or raises
+        return writer
 
     @property
     def etag(self) -> Any:

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,22 +19,29 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from datastore.catalog.access import Access, Principal
-from datastore.errors import InvalidRequest
+from datastore.errors import InvalidRequest, RequestTimeout
 from datastore.names import page
 from datastore.store import Store
 
 T = TypeVar("T")
 
 DEFAULT_MAX_UPLOAD_BYTES = 5 * 1024**3
+DEFAULT_IDLE_TIMEOUT = 60.0  # nginx: client_header_timeout 60 s, keepalive_timeout 75 s
+DEFAULT_BODY_TIMEOUT = 60.0  # nginx: client_body_timeout 60 s between two reads
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """How one daemon runs: auth on or off, the upload limit, the worker threads."""
+    """How one daemon runs: auth on or off, the upload limit, the worker threads, and how
+    long a client may keep the server waiting (seconds): ``idle_timeout`` for a whole
+    request header after connecting or after the previous response (an idle keep-alive
+    connection is the same wait), ``body_timeout`` for each next piece of a body."""
 
     auth: bool = True
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     workers: int = 32
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
 
 
 STORE = web.AppKey("store", Store)
@@ -100,9 +107,23 @@ def choice(request: web.Request, name: str, options: tuple[str, ...], default: s
     return value
 
 
+async def from_client(request: web.Request, read: Awaitable[T]) -> T:
+    """Await bytes of the request body, for at most the body timeout: a client that stops
+    sending mid-body is ``request_timeout`` (408, connection closed), never a handler (and
+    a spooled temp) held forever."""
+    seconds = request.app[SETTINGS].body_timeout
+    try:
+        async with asyncio.timeout(seconds):
+            return await read
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body stalled: nothing arrived for {seconds:g} s"
+        ) from None
+
+
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object; 400 ``invalid_request`` for anything else."""
-    raw = await request.read()
+    raw = await from_client(request, request.read())
     if not raw.strip():
         return {}
     body = parse_json(raw, "request body")

@@ -32,6 +32,7 @@ ERRNO_BY_CODE: dict[str, int] = {
     "precondition_failed": errno.EEXIST,
     "store_corrupt": errno.EIO,
     "insufficient_storage": errno.ENOSPC,
+    "request_timeout": errno.ETIMEDOUT,
 }
 
 

@@ -7,6 +7,7 @@ read back by ``name@tag``, hand out a token and grants.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -419,3 +420,100 @@ def test_one_daemon_with_inbox_and_mount(store_root: Path, tmp_path: Path) -> No
         assert srv.stop() == 0
     if fuse:
         assert not os.path.ismount(mnt)
+
+
+def _connect(server: Server) -> socket.socket:
+    host, port = server.base.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _closed(sock: socket.socket) -> bytes | None:
+    """What the server sent before closing, or None while the connection stays open."""
+    sock.settimeout(0.05)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except TimeoutError:
+        return None
+    except ConnectionResetError:
+        pass
+    return got
+
+
+def test_slow_clients_are_cut_while_normal_ones_are_served(store_root: Path) -> None:
+    """Slowloris headers, a stalled body and an idle keep-alive connection are each
+    closed after their timeout; a client sending steadily (gaps under the body timeout)
+    and normal requests meanwhile are served."""
+    server = start_server(store_root, "--idle-timeout", "1.5s", "--body-timeout", "1")
+    auth = f"Authorization: Bearer {server.token}\r\n".encode()
+    try:
+        requests.post(
+            server.url("/v1/datasets"), json={"name": "d"}, headers=server.headers(), timeout=10
+        ).raise_for_status()
+        slow = [_connect(server) for _ in range(50)]
+        header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200
+        form = b"--B\r\nContent-Disposition: form-data; name=file; filename=m.bin\r\n\r\nxx"
+        stalled = []
+        multipart = b"Content-Type: multipart/form-data; boundary=B\r\n"
+        for head, extra, body in (
+            (b"PUT /v1/datasets/d/files/stalled.bin", b"", b"x" * 10),
+            (b"POST /v1/datasets/d/files", multipart, form),
+            (b"POST /v1/datasets", b"", b'{"name"'),
+        ):
+            stalled.append(_connect(server))
+            stalled[-1].sendall(
+                head
+                + b" HTTP/1.1\r\nHost: x\r\n"
+                + auth
+                + extra
+                + b"Content-Length: 1000\r\n\r\n"
+                + body
+            )
+        idle = _connect(server)
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        steady = _connect(server)
+        steady.sendall(
+            b"PUT /v1/datasets/d/files/steady.bin HTTP/1.1\r\nHost: x\r\n"
+            + auth
+            + b"Content-Length: 6\r\n\r\n"
+        )
+        start = time.monotonic()
+        served = 0
+        for i in range(len(header)):
+            if time.monotonic() - start > 4:
+                break
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.send(header[i : i + 1])
+            if i < 6:
+                steady.sendall(b"s")  # one byte every 0.5 s: under the body timeout
+            served += requests.get(server.url("/healthz"), timeout=5).ok
+            time.sleep(0.5)
+        assert served >= 6
+        assert all(_closed(sock) is not None for sock in slow), "a slow header client lives"
+        for sock in stalled:
+            answer = _closed(sock)
+            assert answer is not None and answer.startswith(b"HTTP/1.1 408")
+            assert b'"request_timeout"' in answer
+        assert (_closed(idle) or b"").startswith(b"HTTP/1.1 200")  # answered, then cut idle
+        steady.settimeout(10)
+        assert steady.recv(65536).startswith(b"HTTP/1.1 201")
+        ls = requests.get(
+            server.url("/v1/datasets/d/files"), headers=server.headers(), timeout=10
+        ).json()
+        assert [e["path"] for e in ls["items"]] == ["steady.bin"]  # the stalled one: nothing
+    finally:
+        assert server.stop() == 0
+
+
+def test_access_log_counts_the_bytes_of_a_file_download(server: Server) -> None:
+    s = requests.Session()
+    s.headers.update(server.headers())
+    s.post(server.url("/v1/datasets"), json={"name": "d"}).raise_for_status()
+    s.put(server.url("/v1/datasets/d/files/big.bin"), data=os.urandom(3_000_000))
+    assert len(s.get(server.url("/v1/datasets/d/files/big.bin")).content) == 3_000_000
+    assert server.stop() == 0
+    line = next(x for x in server.stderr if '"GET /v1/datasets/d/files/big.bin' in x)
+    sent = int(line.split('" 200 ')[1].split()[0])
+    assert 3_000_000 < sent < 3_001_000  # the file and its headers
