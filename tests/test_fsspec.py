@@ -133,3 +133,19 @@ def test_copy_and_mkdir(fs: DatasetFileSystem, store: Store) -> None:
         fs.mkdir("sales@v1.0/nope")
     with pytest.raises(PermissionError):
         fs.copy("sales/q1.csv", "sales@v1.0/x.csv")
+
+
+def test_polars_reads_and_writes_through_ds(fs: DatasetFileSystem, store: Store) -> None:
+    """polars 1.x and later take no fsspec URL of a scheme they do not know (they read it
+    as a local path), so their users hand them ``fsspec.open`` file objects: both ways."""
+    pl = pytest.importorskip("polars")
+    opts = {"store": str(store.root)}
+    with fsspec.open("ds://sales@v1.0/q1.csv", **opts) as f:
+        assert pl.read_csv(f)["amount"].to_list() == [10, 20]
+    frame = pl.DataFrame({"k": [1, 2, 3], "s": ["a", "b", "c"]})
+    with fsspec.open("ds://sales/pl/t.parquet", "wb", **opts) as f:
+        frame.write_parquet(f)
+    with fs.open("sales/pl/t.parquet") as f:
+        assert pl.read_parquet(f).equals(frame)
+    with fs.open("sales/pl/t.parquet") as f:
+        assert pl.scan_parquet(f).select(pl.col("k").sum()).collect().item() == 6

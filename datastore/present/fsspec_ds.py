@@ -126,12 +126,16 @@ class DatasetFileSystem(AbstractFileSystem):
                 self.rm_file(p)
 
     def cp_file(self, path1: Any, path2: Any, **kwargs: Any) -> None:
-        """Copy a file of any version into a head; identical bytes are stored once."""
+        """Copy a file of any version into a head; identical bytes are stored once. A
+        directory (``copy(..., recursive=True)`` passes each one) becomes a directory."""
         loc = locate(self._strip_protocol(path1))
         name, rel = self._head(path2)
-        if not rel:
-            raise IsADirectoryError(21, "a dataset is not a file", str(path2))
         try:
+            if self.ns.stat(loc).is_dir:
+                self.makedirs(path2, exist_ok=True)
+                return
+            if not rel:
+                raise IsADirectoryError(21, "a dataset is not a file", str(path2))
             source = self.ns.object_file(self.ns.pin(loc))
         except DatastoreError as exc:
             raise _os_error(exc, path1) from exc
