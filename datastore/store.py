@@ -375,7 +375,8 @@ class Store:
 
     def _lookup(self, version: Version, path: str) -> Entry | None:
         if path == "":
-            return Entry("", KIND_DIR, None, 0, version.dataset.root_mode, 0, "")
+            row = version.dataset
+            return Entry("", KIND_DIR, None, 0, row.root_mode, row.root_mtime_ns, row.root_meta)
         if version.snapshot is None:
             d, n = split_path(path)
             staged = self.catalog.staged_entry(version.dataset.id, d, n)
@@ -665,8 +666,10 @@ class Store:
         adopt: bool = False,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
+        owner: tuple[int, int] | None = None,
     ) -> Entry:
         """Store a finished local file as ``path``; ``adopt`` moves a temp file in (no copy).
+        ``owner`` (uid, gid) is stored as chown stores it; None keeps the file's.
 
         The mount uses this on close: ``adopt`` for a file it wrote under
         :meth:`open_temp`, a copy while the file may still be written.
@@ -679,7 +682,7 @@ class Store:
                 oid, size = self.objects.adopt(src)
             else:
                 oid, size = self.objects.put_file(src)
-            new = _NewFile(path, oid, size, mode, mtime_ns)
+            new = _NewFile(path, oid, size, mode, mtime_ns, owner)
             return self._stage_files(name, [new], description, metadata)[0][0]
 
     def adopt_files(
@@ -742,6 +745,8 @@ class Store:
                 info["description"] = description
             if metadata is not None:
                 info["metadata"] = metadata
+            if f.owner is not None:
+                info["uid"], info["gid"] = f.owner
             meta = self._file_meta(f.path, f.object, info)
             category = json.loads(meta)["category"]
             ds_rules.check(rules, f.path, f.size, category)
@@ -873,17 +878,31 @@ class Store:
             self._stage_changes(db, row, changes)
 
     def set_attrs(
-        self, spec: str, path: str, *, mode: int | None = None, mtime_ns: int | None = None
+        self,
+        spec: str,
+        path: str,
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        owner: tuple[int, int] | None = None,
     ) -> Entry:
-        """chmod and utimens on a head entry (or the dataset root when ``path`` is '')."""
+        """chmod, utimens and chown on a head entry (or the dataset root when ``path`` is
+        ''). Who may change what is the view's rule (the mount checks the caller)."""
         name = self._writable(spec)
         path = names.dir_path(path)
         row = self.dataset(name)
         if path == "":
+            fields: dict[str, Any] = {}
             if mode is not None:
+                fields["root_mode"] = statmod.S_IMODE(mode)
+            if mtime_ns is not None:
+                fields["root_mtime_ns"] = mtime_ns
+            if owner is not None:
+                fields["root_meta"] = _with_owner(row.root_meta, owner)
+            if fields:
                 with self.catalog.write() as db:
                     self._dataset_in(db, name)
-                    self.catalog.update_dataset(db, row.id, root_mode=statmod.S_IMODE(mode))
+                    self.catalog.update_dataset(db, row.id, **fields)
             return self.stat(name, "")
         entry = self._lookup(Version(row, None, None), path)
         if entry is None:
@@ -892,6 +911,7 @@ class Store:
             entry,
             mode=statmod.S_IMODE(mode) if mode is not None else entry.mode,
             mtime_ns=mtime_ns if mtime_ns is not None else entry.mtime_ns,
+            meta=_with_owner(entry.meta, owner) if owner is not None else entry.meta,
         )
         with self.catalog.write() as db:
             self._dataset_in(db, name)  # a concurrent delete must not leave orphan rows
@@ -1200,6 +1220,7 @@ class _NewFile:
     size: int
     mode: int
     mtime_ns: int | None
+    owner: tuple[int, int] | None = None
 
 
 @dataclass
@@ -1320,6 +1341,12 @@ def _same_ranges(
     return all(
         manifests.range_id(b) == manifests.range_id(h) for b, h in zip(base, head, strict=True)
     )
+
+
+def _with_owner(meta: str, owner: tuple[int, int]) -> str:
+    info = json.loads(meta) if meta else {}
+    info["uid"], info["gid"] = owner
+    return encode_meta(info)
 
 
 def _check_metadata(metadata: Any) -> None:

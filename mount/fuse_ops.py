@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import mfusepy
 
 from .errors import to_errno
-from .overlay import Overlay
+from .overlay import Caller, Overlay
 
 log = logging.getLogger("ds.mount")
 
@@ -66,12 +66,23 @@ def _caller(flags: int) -> int | None:
 def _process(tid: int) -> int | None:
     """The process (thread group) of the thread FUSE names: a job's threads share one
     descriptor table, so any of them closing is the job closing. None once it is gone."""
+    tgid = _status(tid, b"Tgid:")
+    return int(tgid[0]) if tgid else None
+
+
+def _groups(tid: int) -> set[int]:
+    """The supplementary groups of the thread FUSE names (none once it is gone)."""
+    return {int(g) for g in _status(tid, b"Groups:") or []}
+
+
+def _status(tid: int, key: bytes) -> list[bytes] | None:
+    """The values of one ``/proc/TID/status`` line; None when the thread is gone."""
     try:
         with open(f"/proc/{tid}/status", "rb") as f:
             for line in f:
-                if line.startswith(b"Tgid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
+                if line.startswith(key):
+                    return line.split()[1:]
+    except OSError:
         pass
     return None
 
@@ -316,7 +327,9 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def chown(self, path: str | None, uid: int, gid: int) -> int:
-        self.overlay.chown(_path(path), uid, gid)
+        caller_uid, caller_gid, tid = mfusepy.fuse_get_context()
+        caller = Caller(caller_uid, frozenset({caller_gid, *_groups(tid)}))
+        self.overlay.chown(_path(path), uid, gid, caller)
         return 0
 
     @_translated

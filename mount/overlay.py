@@ -48,6 +48,17 @@ def _err(code: int, what: str) -> OSError:
     return OSError(code, os.strerror(code), what)
 
 
+KEEP_ID = (-1, 0xFFFFFFFF)  # chown's "leave this one as it is", as either C type gives it
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks for a change: their uid and every group they are in."""
+
+    uid: int
+    groups: frozenset[int]
+
+
 @dataclass(eq=False)
 class Staging:
     """A head file being written: the committed base plus, once written, a temp copy.
@@ -70,6 +81,7 @@ class Staging:
     detached: bool = False
     opens: int = 0
     mtime_ns: int | None = None
+    owner: tuple[int, int] | None = None  # (uid, gid) chown set; None: the file's own
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -240,8 +252,11 @@ class HeadWatch:
         self.seq, _ = store.head_changes(1 << 62)
         self.datasets = self._datasets()
 
-    def _datasets(self) -> dict[str, tuple[str, str | None, int]]:
-        return {r.name: (r.id, r.base, r.root_mode) for r in self.store.list_datasets()}
+    def _datasets(self) -> dict[str, tuple[str, str | None, int, str, int]]:
+        return {
+            r.name: (r.id, r.base, r.root_mode, r.root_meta, r.root_mtime_ns)
+            for r in self.store.list_datasets()
+        }
 
     def poll(self) -> list[str]:
         """Tree paths to invalidate (``/NAME/path``, ``/NAME``, ``/NAME@REF``)."""
@@ -349,27 +364,39 @@ class Overlay:
         kind = statmod.S_IFDIR if node.is_dir else statmod.S_IFREG
         size = BLOCK if node.is_dir else node.size
         nlink = 2 if node.is_dir else 1
-        return self._stat_dict(kind | mode, nlink, size, node.mtime_ns or 0, stored=node.size)
+        return self._stat_dict(
+            kind | mode, nlink, size, node.mtime_ns or 0, stored=node.size, owner=node.owner
+        )
 
     def _staging_attr(self, st: Staging) -> dict[str, Any]:
         with st.lock:
             nlink = 0 if st.detached else 1
             mtime = st.mtime_ns or time.time_ns()
-            return self._stat_dict(statmod.S_IFREG | st.mode, nlink, st.size(), mtime)
+            return self._stat_dict(
+                statmod.S_IFREG | st.mode, nlink, st.size(), mtime, owner=st.owner
+            )
 
     def _stat_dict(
-        self, mode: int, nlink: int, size: int, mtime_ns: int, stored: int | None = None
+        self,
+        mode: int,
+        nlink: int,
+        size: int,
+        mtime_ns: int,
+        stored: int | None = None,
+        owner: tuple[int, int] | None = None,
     ) -> dict[str, Any]:
         """``stored``: the bytes behind the entry when they differ from ``st_size`` (a
-        directory reports a block as its size but stores nothing)."""
+        directory reports a block as its size but stores nothing). ``owner``: what chown
+        stored, else the mounting user."""
+        uid, gid = owner if owner is not None else (self.uid, self.gid)
         return {
             "st_mode": mode,
             "st_nlink": nlink,
             "st_size": size,
             "st_blocks": ((size if stored is None else stored) + 511) // 512,
             "st_blksize": 1 << 20,
-            "st_uid": self.uid,
-            "st_gid": self.gid,
+            "st_uid": uid,
+            "st_gid": gid,
             "st_mtime": mtime_ns,
             "st_ctime": mtime_ns,
             "st_atime": mtime_ns,
@@ -492,6 +519,7 @@ class Overlay:
                     base_size=node.size if node is not None else 0,
                     mode=node.mode if node is not None else DEFAULT_FILE_MODE,
                     mtime_ns=node.mtime_ns if node is not None else None,
+                    owner=node.owner if node is not None else None,
                 )
                 if base is not None:
                     st.base_fd = self._object_fd(base)
@@ -629,7 +657,13 @@ class Overlay:
             mtime = st.mtime_ns or time.time_ns()
             # adopted while still open: the open temp is locked against gc until it is in
             entry = self.store.put_file_at(
-                st.name, st.path, st.temp.path, mode=st.mode, mtime_ns=mtime, adopt=True
+                st.name,
+                st.path,
+                st.temp.path,
+                mode=st.mode,
+                mtime_ns=mtime,
+                adopt=True,
+                owner=st.owner,
             )
             st.temp.close()
             st.fd, st.temp = None, None
@@ -831,14 +865,31 @@ class Overlay:
         self.ns.writable(loc)
         return loc
 
-    def chown(self, path: str, uid: int, gid: int) -> None:
-        """Ownership is the mounting user's; a no-op change (rsync -a, cp -p) succeeds."""
-        loc = self.locate(path)
-        if self.read_only or loc.read_only:
-            raise ReadOnlyRef(f"{path} is read-only")
-        self.getattr(path)
-        if uid not in (-1, self.uid) or gid not in (-1, self.gid):
+    def chown(self, path: str, uid: int, gid: int, caller: Caller) -> None:
+        """Stored like mode (SPEC 11), under the usual rules: root may give anything away;
+        the owner may change the group to one of its own groups; -1 keeps a value."""
+        loc = self._attr_target(path)
+        attrs = self.getattr(path)
+        now = (attrs["st_uid"], attrs["st_gid"])
+        new = (now[0] if uid in KEEP_ID else uid, now[1] if gid in KEEP_ID else gid)
+        if caller.uid != 0 and (
+            caller.uid != now[0]
+            or new[0] != now[0]
+            or (new[1] != now[1] and new[1] not in caller.groups)
+        ):
             raise _err(errno.EPERM, path)
+        if new == now:
+            return
+        st = self._staging((loc.spec or "", loc.path)) if loc.path else None
+        if st is not None:
+            with st.lock:
+                st.owner = new
+        try:
+            self.store.set_attrs(loc.spec or "", loc.path, owner=new)
+        except FileNotFound:
+            if st is None:
+                raise
+        self.cache.forget_heads()
 
     def access(self, path: str, amode: int) -> None:
         """Existence, and EROFS for a write check where nothing may be written."""

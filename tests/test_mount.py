@@ -108,6 +108,46 @@ def test_cp_rsync_tar(mnt: Path, tmp_path: Path, store_root: Path) -> None:
     ds(store_root, "fsck")
 
 
+def test_ownership_and_the_dataset_directory_time_survive_a_remount(
+    tmp_path: Path, store_root: Path
+) -> None:
+    """As root (jobs often are), cp -a and rsync -a keep other users' ownership, and a
+    second rsync -a finds nothing to send, not even ``./``: chown and the utime of
+    MOUNT/NAME itself are stored (SPEC 11), across a remount."""
+    Store.open(store_root).create_dataset("sales")
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_bytes(b"a")
+    (src / "b.txt").write_bytes(b"b")
+    os.chown(src / "sub" / "a.txt", 1234, 4321)
+    os.chown(src / "b.txt", 2345, 5432)
+    os.utime(src, (1_600_000_000, 1_600_000_000))
+    point = tmp_path / "mnt"
+    point.mkdir()
+    handle = mount.start(store_root, point)
+    try:
+        sh(f"cp -a {src}/sub {point}/sales/copied")
+        sh(f"rsync -a {src}/ {point}/sales/")
+        assert os.stat(point / "sales/copied/a.txt")[4:6] == (1234, 4321)
+        os.chown(point / "sales/copied", 77, 88)
+    finally:
+        _force_unmount(point, handle)
+    handle = mount.start(store_root, point)
+    try:
+        for path, owner in (
+            ("sales/copied/a.txt", (1234, 4321)),
+            ("sales/sub/a.txt", (1234, 4321)),
+            ("sales/b.txt", (2345, 5432)),
+            ("sales/copied", (77, 88)),
+        ):
+            assert os.stat(point / path)[4:6] == owner, path
+        assert int(os.stat(point / "sales").st_mtime) == 1_600_000_000
+        again = sh(f"rsync -a --itemize-changes {src}/ {point}/sales/")
+        assert again == "", again
+    finally:
+        _force_unmount(point, handle)
+
+
 def test_git_repository(mnt: Path) -> None:
     repo = mnt / "sales" / "repo"
     repo.mkdir()

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from datastore.errors import all_error_classes
+from datastore.errors import ReadOnlyRef, all_error_classes
 from datastore.store import Store
 from mount.errors import ERRNO_BY_CODE, to_errno
-from mount.overlay import Overlay
+from mount.overlay import Caller, Overlay
 
 RW = os.O_RDWR
 
@@ -125,6 +125,53 @@ def test_directories_and_attributes(ov: Overlay, store: Store) -> None:
     ov.chmod("/sales", 0o700)
     assert ov.getattr("/sales")["st_mode"] & 0o777 == 0o700
     assert ov.statfs()["f_namemax"] == 255
+
+
+ROOT = Caller(0, frozenset({0}))
+
+
+def test_chown_is_stored_under_the_usual_rules(ov: Overlay, store: Store) -> None:
+    """root gives anything away; an owner changes the group to one of its own groups and
+    nothing else; -1 keeps a value; the dataset directory itself is stored too."""
+    ov.chown("/sales/a/b.csv", 1000, 100, ROOT)
+    assert store.stat("sales", "a/b.csv").owner == (1000, 100)
+    assert (ov.getattr("/sales/a/b.csv")["st_uid"], ov.getattr("/sales/a/b.csv")["st_gid"]) == (
+        1000,
+        100,
+    )
+    owner = Caller(1000, frozenset({100, 200}))
+    ov.chown("/sales/a/b.csv", -1, 200, owner)
+    assert store.stat("sales", "a/b.csv").owner == (1000, 200)
+    for who, uid, gid in (
+        (owner, 1001, -1),  # giving the file away
+        (owner, -1, 300),  # a group the owner is not in
+        (Caller(1001, frozenset({200})), -1, 200),  # not the owner, even changing nothing
+    ):
+        with pytest.raises(OSError) as info:
+            ov.chown("/sales/a/b.csv", uid, gid, who)
+        assert info.value.errno == errno.EPERM
+    ov.chown("/sales/a/b.csv", 1000, 200, Caller(1000, frozenset()))  # the owner, no change
+    fh = ov.create("/sales/new.txt", 0o644)
+    ov.write(fh, b"n", 0)
+    ov.chown("/sales/new.txt", 7, 8, ROOT)  # cp -a: fchown before the first close
+    assert ov.getattr("/sales/new.txt")["st_uid"] == 7
+    ov.release(fh)
+    assert store.stat("sales", "new.txt").owner == (7, 8)
+    store.put_bytes("sales", "new.txt", b"rewritten")  # a new version keeps its owner
+    assert store.stat("sales", "new.txt").owner == (7, 8)
+    ov.chown("/sales", 42, 43, ROOT)
+    ov.utimens("/sales", (0, 1_600_000_000_000_000_000))
+    top = dict(ov.readdir("/"))  # the root listing shows the same
+    attrs = ov.getattr("/sales")
+    assert (attrs["st_uid"], attrs["st_gid"], attrs["st_mtime"]) == (
+        42,
+        43,
+        1_600_000_000_000_000_000,
+    )
+    assert "sales" in top
+    with pytest.raises(ReadOnlyRef) as ro:
+        ov.chown("/sales@v1.0/a/b.csv", 1, 1, ROOT)
+    assert errno_of(ro.value) == errno.EROFS
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from datastore.errors import StoreCorrupt
 from datastore.storage.lru import BoundedCache
 from datastore.storage.manifest import RangeId, RangeRef
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 UNSTAGED_KEEP_SECONDS = 3600  # how long a watcher may take to see a dropped staged row
 
 MIGRATIONS: dict[int, str] = {
@@ -189,6 +189,11 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX forgotten_by_dataset ON forgotten (dataset_id);
     """,
+    # the dataset directory's owner (entry meta format) and mtime, stored like root_mode
+    5: """
+    ALTER TABLE datasets ADD COLUMN root_meta TEXT NOT NULL DEFAULT '';
+    ALTER TABLE datasets ADD COLUMN root_mtime_ns INTEGER NOT NULL DEFAULT 0;
+    """,
 }
 
 
@@ -206,6 +211,8 @@ class DatasetRow:
     created_at: str
     updated_at: str
     base: str | None
+    root_meta: str = ""  # the dataset directory's owner, as an entry's meta holds it
+    root_mtime_ns: int = 0  # 0: the directory shows updated_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -902,6 +909,8 @@ def _dataset(r: sqlite3.Row) -> DatasetRow:
         created_at=r["created_at"],
         updated_at=r["updated_at"],
         base=r["base"],
+        root_meta=r["root_meta"],
+        root_mtime_ns=r["root_mtime_ns"],
     )
 
 

@@ -16,12 +16,13 @@ them once.
 from __future__ import annotations
 
 import stat as statmod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from datastore import names
+from datastore.catalog.core import DatasetRow
 from datastore.errors import DatasetNotFound, InvalidPath, ReadOnlyRef
 from datastore.storage.manifest import KIND_DIR, KIND_FILE, Entry
 from datastore.storage.objects import ObjectId
@@ -78,6 +79,7 @@ class Node:
     mtime_ns: int
     object: ObjectId | None
     read_only: bool
+    owner: tuple[int, int] | None = None  # (uid, gid) chown stored; None: the viewer's
 
     @property
     def is_dir(self) -> bool:
@@ -138,10 +140,7 @@ class Namespace:
     def listdir(self, loc: Location) -> list[tuple[str, Node]]:
         """The children of a directory: datasets at the root (heads only), else entries."""
         if loc.spec is None:
-            return [
-                (row.name, Node(KIND_DIR, 0, row.root_mode, _ns(row.updated_at), None, False))
-                for row in self.store.list_datasets()
-            ]
+            return [(row.name, _root_node(row)) for row in self.store.list_datasets()]
         node = self.stat(loc)
         if not node.is_dir:
             raise InvalidPath(f"{loc} is not a directory")
@@ -172,11 +171,17 @@ class Namespace:
 def node_of(entry: Entry, read_only: bool) -> Node:
     mode = entry.mode & ~WRITE_BITS if read_only else entry.mode
     kind = KIND_DIR if entry.is_dir else KIND_FILE
-    return Node(kind, entry.size, mode, entry.mtime_ns, entry.object, read_only)
+    return Node(kind, entry.size, mode, entry.mtime_ns, entry.object, read_only, entry.owner)
 
 
 def _with_mtime(node: Node, mtime_ns: int) -> Node:
-    return Node(node.kind, node.size, node.mode, mtime_ns, node.object, node.read_only)
+    return replace(node, mtime_ns=mtime_ns)
+
+
+def _root_node(row: DatasetRow) -> Node:
+    """A dataset's directory as the tree's top level lists it."""
+    entry = Entry("", KIND_DIR, None, 0, row.root_mode, row.root_mtime_ns, row.root_meta)
+    return _with_mtime(node_of(entry, False), row.root_mtime_ns or _ns(row.updated_at))
 
 
 def _ns(iso: str) -> int:

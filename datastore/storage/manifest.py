@@ -97,6 +97,14 @@ class Entry:
         """description, category and user metadata, kept as one JSON text per entry."""
         return json.loads(self.meta) if self.meta else {}
 
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        """(uid, gid) once chown stored one (in ``meta``); None: whoever mounts owns it."""
+        info = self.info
+        if "uid" not in info or "gid" not in info:
+            return None
+        return int(info["uid"]), int(info["gid"])
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Entry:
         return cls(
