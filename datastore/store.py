@@ -183,15 +183,22 @@ class Store:
         fmt = self.root / "FORMAT"
         if fmt.exists():
             self._check_format(fmt)
+            # a copy that drops empty directories (git, some sync tools) loses the temp
+            # and lock directories and unused object prefixes: make them again
+            if not all(d.is_dir() for d in (self.objects.tmp, self.manifests.tmp, self.locks)):
+                self._make_dirs()
             self.catalog.init()
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        self.objects.init()
-        self.manifests.init()
-        self.locks.mkdir(exist_ok=True)
+        self._make_dirs()
         self.catalog.init()
         if not fmt.exists():
             self._write_format(fmt)
+
+    def _make_dirs(self) -> None:
+        self.objects.init()
+        self.manifests.init()
+        self.locks.mkdir(exist_ok=True)
 
     def _write_format(self, fmt: Path) -> None:
         """``FORMAT`` last, and durably with every directory made before it: after a power

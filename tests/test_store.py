@@ -641,3 +641,58 @@ def test_lineage_names_a_forgotten_snapshot_instead_of_failing(
     assert own["consumers"][0]["forgotten"] is True
     down = store.lineage("derived")
     assert down["sources"][0]["snapshot"] == ids[1] and down["sources"][0]["forgotten"]
+
+
+# older stores ---------------------------------------------------------------------
+
+FORMAT1_STORE = Path(__file__).parent / "data" / "format1-store"
+
+
+def test_a_store_written_by_format_1_code_opens_reads_writes_and_checks(tmp_path: Path) -> None:
+    """tests/data/format1-store was written by the code of commit b7fbb46 (store format
+    1, catalog schema 3; tests/data/make_format1_store.sh). Today's ds reads every
+    version, its tags and their history, the head's staged changes and lineage as they
+    were, migrates the catalog, writes, and fsck finds nothing wrong."""
+    import shutil
+    import sqlite3
+
+    from datastore.catalog.core import SCHEMA_VERSION
+
+    root = tmp_path / "store"
+    shutil.copytree(FORMAT1_STORE, root)
+    before = sqlite3.connect(root / "catalog.db").execute("PRAGMA user_version").fetchone()
+    assert before == (3,)
+    store = Store.open(root)
+    assert store.catalog.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.fsck()["ok"]
+    v10 = {e.path: (e.size, e.mode) for e in store.entries("sales@v1.0") if not e.is_dir}
+    assert v10 == {
+        "2026-10.csv": (32, 0o644),
+        "sub/readme.txt": (6, 0o600),
+        "sub/big.txt": (3000, 0o644),
+    }
+    assert store.read_bytes("sales@v1.0", "sub/big.txt") == b"x" * 3000
+    v11 = {e.path for e in store.entries("sales@v1.1") if not e.is_dir}
+    assert v11 == {"2026-10.csv", "2026-11.csv", "sub/readme.txt"}
+    status = store.status("sales")
+    assert status["dirty"] and status["staged"]["added"] == ["staged/late.txt"]
+    assert status["staged"]["removed"] == ["2026-10.csv"]
+    assert store.read_bytes("sales", "staged/late.txt") == b"late\n"
+    ids = {s.row.message: s.row.id for s in store.log("sales")}
+    current, history = store.tag_history("sales", "prod")
+    assert current == ids["November"] and [h.snapshot for h in history] == [
+        ids["October"],
+        ids["November"],
+    ]
+    assert [h.snapshot for h in store.tag_history("sales", "rc")[1]] == [ids["October"], None]
+    assert store.lineage("derived")["sources"][0]["snapshot"] == ids["November"]
+    assert store.dataset("sales").description == "monthly sales"
+    # and it takes writes of every kind today's code makes
+    store.put_bytes("sales", "2026-12.csv", b"region,amount\nnorth,12\n")
+    snap, _ = store.snapshot("sales", "v1.2", "December")
+    store.set_attrs("sales", "2026-12.csv", owner=(1, 2))
+    store.set_attrs("sales", "", mtime_ns=1)
+    assert store.forget("sales", ["v1.0"]).forgotten == [ids["October"]]
+    assert store.gc(0)["objects_removed"] == 1  # big.txt lived only in v1.0
+    assert store.fsck()["ok"]
+    assert store.read_bytes("sales@v1.2", "2026-11.csv") == b"region,amount\nnorth,11\n"

@@ -266,8 +266,12 @@ class ManifestStore:
         self.hasher = hasher
         self.cache = RangeCache()
 
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
     def init(self) -> None:
-        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
 
     def path(self, rid: str) -> Path:
         return self.root / (object_relpath(rid) + ".parquet")
@@ -295,7 +299,7 @@ class ManifestStore:
         target = self.path(rid)
         if not target.exists():
             target.parent.mkdir(exist_ok=True)
-            tmp = self.root / "tmp" / f"{rid}.{os.getpid()}.{threading.get_ident()}"
+            tmp = self.tmp / f"{rid}.{os.getpid()}.{threading.get_ident()}"
             pq.write_table(table, tmp, compression="zstd", use_dictionary=["dir", "kind"])
             if durable:
                 fsync_path(tmp)
