@@ -79,9 +79,12 @@ class ObjectStore:
     def path(self, oid: str) -> Path:
         return Path(self._place(oid))
 
-    def _place(self, oid: str) -> str:
-        """The placement as a plain string: the import hot path avoids pathlib's overhead."""
+    def place(self, oid: str) -> str:
+        """Where an object's bytes are, as a plain string: hot paths (import, checkout)
+        avoid pathlib's overhead."""
         return f"{self._root}/{oid[:2]}/{oid[2:]}"
+
+    _place = place
 
     def exists(self, oid: str) -> bool:
         return os.path.exists(self._place(oid))
