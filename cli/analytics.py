@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from datastore import names
-from datastore.errors import InvalidRequest
+from datastore import InvalidRequest, names
 
 from .common import Output, common_options, table
 
 if TYPE_CHECKING:
-    from datastore.analytics import Analytics
+    from datastore import Analytics
 
 BARS = " ▁▂▃▄▅▆▇█"
 # datastore.analytics (and DuckDB) load only when a table command runs, so every other
@@ -28,7 +27,7 @@ PREVIEW_DEFAULT = 20
 
 
 def _analytics(out: Output) -> Analytics:
-    from datastore.analytics import Analytics
+    from datastore import Analytics
 
     return Analytics(out.store)
 

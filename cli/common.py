@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from datastore.store import Store
+from datastore import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 JSON_KEY = "ds.json"  # in the context's meta (shared by the whole tree): --json was given

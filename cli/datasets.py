@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from datastore.errors import InvalidRequest
-from datastore.present import shapes
+from datastore import InvalidRequest, shapes
 
 from .common import Output, common_options, human_size, table
 

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-from datastore import names
-from datastore.errors import InvalidRequest
-from datastore.present import shapes
+from datastore import InvalidRequest, names, shapes
 
 from .common import Output, common_options, human_size, table
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from datastore.errors import InvalidRequest
+from datastore import InvalidRequest
 
 from .common import Output, common_options, human_size
 
@@ -72,12 +72,12 @@ def inbox_options(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from datastore.ingest import inbox as ingest
+        from datastore import InboxOptions, check_tag_pattern
 
         given = {k: kwargs.pop(k) for k in INBOX_OPTIONS}
         if given["tag_pattern"] is not None:
-            ingest.check_tag_pattern(given["tag_pattern"])
-        return func(*args, inbox_config=ingest.InboxOptions(**given), **kwargs)
+            check_tag_pattern(given["tag_pattern"])
+        return func(*args, inbox_config=InboxOptions(**given), **kwargs)
 
     for option in reversed(options):
         wrapper = option(wrapper)
@@ -101,9 +101,9 @@ def watch_cmd(out: Output, inbox: str, inbox_config: Any) -> None:
       ds watch /srv/inbox --create-datasets --snapshot-after 60 \\
         --tag-pattern 'inbox-{utc:%Y%m%dT%H%M%S}'
     """
-    from datastore.ingest import inbox as ingest
+    from datastore import Inbox
 
-    inbox_obj = ingest.Inbox(out.store, Path(inbox), inbox_config, _reporter(out)).start()
+    inbox_obj = Inbox(out.store, Path(inbox), inbox_config, _reporter(out)).start()
     stop = lambda *_: inbox_obj.stop()  # noqa: E731 - signal handlers take two arguments
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -227,7 +227,7 @@ def _task_command(action: str, summary: str, example: str) -> click.Command:
 
 
 def _run_waiting(out: Output, spec: str, action: str) -> None:
-    from datastore.tasks.runner import TaskRunner
+    from datastore import TaskRunner
 
     with out.progress(action) as bar:
 
@@ -242,7 +242,7 @@ def _run_waiting(out: Output, spec: str, action: str) -> None:
 
 def _run_child(out: Output, spec: str, action: str) -> None:
     """The detached runner: say the task id on stdout once, then work silently."""
-    from datastore.tasks.runner import TaskRunner
+    from datastore import TaskRunner
 
     said = False
 
@@ -329,7 +329,7 @@ def task_cmd(out: Output, task_id: str) -> None:
     Example:
       ds task 3f2a9c1e0b7d4e6f8a1b2c3d4e5f6a7b --json
     """
-    from datastore.tasks.runner import TaskRunner
+    from datastore import TaskRunner
 
     if not task_id.isalnum():
         raise InvalidRequest(f"invalid task id {task_id!r}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from datastore.errors import DatastoreError, InvalidRequest, storage_error
+from datastore import DatastoreError, InvalidRequest, errors
 
 from .common import JSON_KEY
 from .errors import exit_code
@@ -49,7 +49,7 @@ class DsGroup(click.Group):
         except BrokenPipeError:
             _reader_left()
         except OSError as err:
-            _fail(ctx, storage_error(err) or DatastoreError(str(err)))
+            _fail(ctx, errors.storage_error(err) or DatastoreError(str(err)))
         except click.UsageError as err:
             _fail(ctx, InvalidRequest(err.format_message()))
         except click.ClickException as err:

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import click
 
-from datastore.errors import Conflict, InvalidRequest
+from datastore import Conflict, InvalidRequest
 
 from .common import Output, common_options
 

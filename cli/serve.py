@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import ipaddress
 import logging
 import signal
@@ -15,17 +14,12 @@ from typing import Any
 
 import click
 
-from datastore import names
-from datastore.catalog.access import Access
-from datastore.errors import Conflict, DatastoreError, InvalidRequest
-from datastore.present import shapes
+from datastore import Access, DatastoreError, InvalidRequest, names, shapes
 
 from .common import Output, common_options, table
 from .ingest import inbox_options
 
 DEFAULT_MAX_UPLOAD = 5 * 1024**3
-LINGER = 10.0  # aiohttp's default lingering time, capped at the body timeout
-SHUTDOWN_GRACE = 30.0  # seconds in-flight requests get to finish on SIGTERM/SIGINT
 # The event loop thread hands work to the pool and back on every request; with the
 # default 5 ms GIL switch interval each handoff can wait behind a busy worker.
 SWITCH_INTERVAL = 0.0005
@@ -109,7 +103,7 @@ def serve_cmd(
     """
     if no_auth and not is_loopback(host):
         raise InvalidRequest(f"--no-auth is refused on {host}: it is not a loopback address")
-    from httpapi.state import Settings
+    from httpapi import Settings
 
     store = out.store
     access = Access(store)
@@ -152,35 +146,16 @@ async def _serve(
     inbox: tuple[str, Any] | None,
     token_note: str,
 ) -> None:
-    from aiohttp import web
+    from httpapi import Server
 
-    from httpapi.app import AccessLog, create_app
-
-    app = create_app(store, settings)
-    runner = web.AppRunner(
-        app,
-        access_log=logging.getLogger("ds.access"),
-        access_log_class=AccessLog,
-        handle_signals=False,
-        keepalive_timeout=settings.idle_timeout,
-        # after an answer to a request whose body was not read to the end, aiohttp reads
-        # and drops the rest for this long; a stalled client would hold it all that time
-        lingering_time=min(LINGER, settings.body_timeout),
-    )
-    await runner.setup()
+    server = Server(store, settings, host, port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     handles: list[tuple[str, Any]] = []
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        try:
-            await site.start()
-        except OSError as exc:  # port taken, address not local: say so in one line
-            kind = Conflict if exc.errno == errno.EADDRINUSE else InvalidRequest
-            raise kind(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-        bound = runner.addresses[0][1] if runner.addresses else port
+        bound = await server.start()
         if mount_dir:
             handles.append(("mount", await _start("--mount", _start_mount, store, mount_dir)))
         if inbox:
@@ -194,15 +169,13 @@ async def _serve(
         sys.stdout.flush()
         await stopping.wait()
         click.echo("ds serve: shutting down", err=True)
-        await site.stop()
-        await _drain(app)
     finally:
+        await server.stop()  # in-flight requests finish before the mount goes
         for what, handle in reversed(handles):
             try:
                 await asyncio.to_thread(handle.stop)
             except Exception as exc:  # keep stopping the rest
                 click.echo(f"ds serve: stopping the {what} failed: {exc}", err=True)
-        await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
@@ -218,21 +191,6 @@ async def _start(option: str, starter: Any, store: Any, where: str, *more: Any) 
         raise InvalidRequest(f"{option} {where}: {exc}") from exc
 
 
-async def _drain(app: Any, grace: float = SHUTDOWN_GRACE) -> None:
-    """Wait for requests in flight to finish before aiohttp's cleanup runs.
-
-    aiohttp's cleanup marks every connection closing, after which it drops the bytes
-    still arriving on them, so an upload caught mid-body would hang until the client
-    gives up. Listening has stopped already; in-flight requests get ``grace`` seconds.
-    """
-    from httpapi.metrics import METRICS
-
-    metrics = app[METRICS]
-    deadline = asyncio.get_running_loop().time() + grace
-    while metrics.in_flight > 0 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-
-
 def _start_mount(store: Any, mount_dir: str) -> Any:
     import mount
 
@@ -240,9 +198,9 @@ def _start_mount(store: Any, mount_dir: str) -> Any:
 
 
 def _start_inbox(store: Any, inbox_dir: str, config: Any) -> Any:
-    from datastore.ingest import inbox as ingest
+    from datastore import Inbox
 
-    return ingest.start(store.root, Path(inbox_dir), config)
+    return Inbox(store, Path(inbox_dir), config).start()
 
 
 @click.group("token")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datastore import KeepRules, names
-from datastore.errors import InvalidRequest
-from datastore.present import shapes
+from datastore import InvalidRequest, KeepRules, names, shapes
 
 from .common import Output, common_options, human_size, table
 

@@ -37,6 +37,7 @@ from datastore.errors import (
     ProcessingInProgress,
     ReadOnlyRef,
     RefNotFound,
+    RequestTimeout,
     StoreCorrupt,
     TagExists,
     Unauthorized,
@@ -45,9 +46,10 @@ from datastore.errors import (
 if TYPE_CHECKING:
     from datastore.analytics import EXPORT_FORMATS, PREVIEW_DEFAULT, PREVIEW_MAX, Analytics
     from datastore.catalog.access import ANONYMOUS_ADMIN, LEVELS, Access, Principal, permission
-    from datastore.ingest.inbox import Inbox, InboxOptions
+    from datastore.ingest.inbox import Inbox, InboxOptions, check_tag_pattern
     from datastore.maintenance.retention import KeepRules
     from datastore.present import shapes
+    from datastore.present.figures import store_totals, summary
     from datastore.present.namespace import Location, Namespace, Node, locate
     from datastore.storage.manifest import Entry, join_path, split_path
     from datastore.storage.objects import ObjectId, TempFile
@@ -89,6 +91,9 @@ _LAZY: dict[str, str] = {
     "ACTIONS": "datastore.tasks.runner",
     "Inbox": "datastore.ingest.inbox",
     "InboxOptions": "datastore.ingest.inbox",
+    "check_tag_pattern": "datastore.ingest.inbox",
+    "summary": "datastore.present.figures",
+    "store_totals": "datastore.present.figures",
     "Location": "datastore.present.namespace",
     "Namespace": "datastore.present.namespace",
     "Node": "datastore.present.namespace",
@@ -148,6 +153,10 @@ __all__ = [
     "ACTIONS",
     "Inbox",
     "InboxOptions",
+    "check_tag_pattern",
+    "summary",
+    "store_totals",
+    "RequestTimeout",
     "Location",
     "Namespace",
     "Node",

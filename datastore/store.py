@@ -441,6 +441,10 @@ class Store:
         """Where an object's bytes are, for views that serve them (sendfile, DuckDB, FUSE)."""
         return self.objects.path(oid)
 
+    def object_count(self) -> int:
+        """How many objects the store holds (a gauge for /metrics)."""
+        return sum(1 for _ in self.objects.iter_ids())
+
     def read_bytes(self, spec: str, path: str) -> bytes:
         with self.open_file(spec, path) as f:
             return f.read()

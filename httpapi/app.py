@@ -18,8 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from datastore.catalog.access import Access
-from datastore.store import Store
+from datastore import Access, Store
 
 from .errors import error_middleware
 from .metrics import METRICS, Metrics, metrics_middleware

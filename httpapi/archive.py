@@ -18,10 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from datastore import names
-from datastore.errors import FileNotFound
-from datastore.storage.manifest import Entry
-from datastore.store import Store
+from datastore import Entry, FileNotFound, Store, names
 
 from . import routes as r
 from .state import blocking, choice, store

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from datastore import names
-from datastore.catalog.access import permission
-from datastore.present import shapes
+from datastore import names, permission, shapes
 
 from . import routes as r
 from .state import ACCESS, blocking, field_of, json_object, paging, principal

@@ -8,11 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from datastore import names
-from datastore.catalog.access import LEVELS, Access, Principal
-from datastore.errors import DatasetNotFound
-from datastore.present import shapes
-from datastore.store import Store
+from datastore import LEVELS, Access, DatasetNotFound, Principal, Store, names, shapes
 
 from . import routes as r
 from .state import (

@@ -22,16 +22,17 @@ from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
-from datastore import TempFile, names
-from datastore.errors import (
+from datastore import (
     FileTooLarge,
     InvalidPath,
     InvalidRequest,
     PreconditionFailed,
+    Store,
+    TempFile,
+    join_path,
+    names,
+    shapes,
 )
-from datastore.present import shapes
-from datastore.storage.manifest import join_path
-from datastore.store import Store
 
 from . import routes as r
 from .state import (

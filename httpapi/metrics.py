@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from datastore.store import Store
+from datastore import Store
 
 from . import routes as r
 from .state import BYTES_IN, STORE, blocking
@@ -51,7 +51,7 @@ class Metrics:
         with self._lock:
             now = time.monotonic()
             if self._gauges is None or now - self._gauges[0] > GAUGE_TTL:
-                objects = sum(1 for _ in st.objects.iter_ids())
+                objects = st.object_count()
                 self._gauges = (now, len(st.list_datasets()), objects)
             return self._gauges[1], self._gauges[2]
 

@@ -14,9 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from datastore import names
-from datastore.catalog.access import ANONYMOUS_ADMIN, LEVELS, Principal
-from datastore.errors import Forbidden, ReadOnlyRef
+from datastore import ANONYMOUS_ADMIN, LEVELS, Forbidden, Principal, ReadOnlyRef, names
 
 from .state import ACCESS, PRINCIPAL, SETTINGS, blocking
 

@@ -18,10 +18,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from datastore.catalog.access import Access, Principal
-from datastore.errors import InvalidRequest, RequestTimeout
-from datastore.names import page
-from datastore.store import Store
+from datastore import Access, InvalidRequest, Principal, RequestTimeout, Store, names
 
 T = TypeVar("T")
 
@@ -84,7 +81,7 @@ def store(request: web.Request) -> Store:
 
 def paging(request: web.Request) -> tuple[int, int]:
     """``limit`` and ``offset`` from the query: default 100, clamped at 1000, 400 if bad."""
-    return page(request.query.get("limit"), request.query.get("offset"))
+    return names.page(request.query.get("limit"), request.query.get("offset"))
 
 
 def flag(request: web.Request, name: str, default: bool = False) -> bool:

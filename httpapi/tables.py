@@ -12,8 +12,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from datastore.analytics import EXPORT_FORMATS, PREVIEW_DEFAULT, PREVIEW_MAX, Analytics
-from datastore.errors import InvalidRequest
+from datastore import EXPORT_FORMATS, PREVIEW_DEFAULT, PREVIEW_MAX, Analytics, InvalidRequest
 
 from . import routes as r
 from .state import STORE, blocking, choice

@@ -16,8 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from datastore import names
-from datastore.tasks.runner import ACTIONS, TaskRunner
+from datastore import ACTIONS, TaskRunner, names
 
 from . import routes as r
 from .state import (

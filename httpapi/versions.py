@@ -6,9 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from datastore import KeepRules, names
-from datastore.errors import InvalidRequest
-from datastore.present import shapes
+from datastore import InvalidRequest, KeepRules, names, shapes
 
 from . import routes as r
 from .state import blocking, field_of, json_object, only_fields, paging, principal, store

@@ -116,7 +116,7 @@ def serve(
     store_root: Path, mountpoint: Path, *, allow_other: bool = False, read_only: bool = False
 ) -> None:
     """Run the filesystem in this process until it is unmounted (blocks)."""
-    from datastore.store import Store
+    from datastore import Store
 
     from .fuse_ops import IO_SIZE, DsFUSE, DsOperations
     from .overlay import Overlay

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 
-from datastore.errors import DatastoreError
+from datastore import DatastoreError
 
 log = logging.getLogger("ds.mount")
 

@@ -26,11 +26,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from datastore import names
-from datastore.errors import FileNotFound, ReadOnlyRef, StoreCorrupt
-from datastore.present.namespace import Location, Namespace, Node, locate
-from datastore.storage.objects import ObjectId, TempFile
-from datastore.store import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, Store
+from datastore import (
+    DEFAULT_DIR_MODE,
+    DEFAULT_FILE_MODE,
+    FileNotFound,
+    Location,
+    Namespace,
+    Node,
+    ObjectId,
+    ReadOnlyRef,
+    Store,
+    StoreCorrupt,
+    TempFile,
+    locate,
+    names,
+)
 
 log = logging.getLogger("ds.mount")
 

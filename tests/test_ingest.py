@@ -401,12 +401,12 @@ def test_one_watcher_per_inbox_and_serve_options_from_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from datastore.errors import Conflict
-    from datastore.ingest.inbox import start
 
     watch()
     with pytest.raises(Conflict):
         Inbox(store, inbox_dir, InboxOptions()).start()
-    other = start(store.root, inbox_dir.parent / "other-inbox", InboxOptions(create_datasets=True))
+    options = InboxOptions(create_datasets=True)  # a second store handle, as a daemon has
+    other = Inbox(Store.open(store.root), inbox_dir.parent / "other-inbox", options).start()
     try:
         _write_direct(inbox_dir.parent / "other-inbox" / "auto" / "a.txt", b"hi")
         wait_for(lambda: not inbox_files(inbox_dir.parent / "other-inbox"), what="auto/a.txt")

@@ -587,17 +587,6 @@ def check_tag_pattern(pattern: str) -> str:
     return pattern
 
 
-def start(
-    store_root: Path,
-    inbox_dir: Path,
-    options: InboxOptions | None = None,
-    report: Report = _no_report,
-) -> Inbox:
-    """Open the store and start watching ``inbox_dir``; ``stop()`` on the result ends it."""
-    store = Store.open(store_root)
-    return Inbox(store, Path(inbox_dir), options or InboxOptions(), report).start()
-
-
 def _by_dataset(items: Iterable[_Ready]) -> dict[str, list[_Ready]]:
     out: dict[str, list[_Ready]] = {}
     for item in items:
