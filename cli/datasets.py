@@ -90,6 +90,37 @@ def info_cmd(out: Output, name: str) -> None:
     )
 
 
+@click.command("summary")
+@click.argument("name", required=False, metavar="[NAME[@REF]]")
+@common_options
+def summary_cmd(out: Output, name: str | None) -> None:
+    """Files of a version by category and extension; without NAME, the whole store's
+    totals (the REST API's /summary and /v1/stats).
+
+    \b
+    Example:
+      ds summary sales@v1.0
+      ds summary
+    """
+    from datastore import store_totals, version_summary
+
+    doc = version_summary(out.store, name) if name else store_totals(out.store)
+
+    def human() -> None:
+        head = {k: v for k, v in doc.items() if not isinstance(v, dict)}
+        table([[k, human_size(v) if k.endswith("bytes") else str(v)] for k, v in head.items()])
+        for group in ("by_category", "by_extension"):
+            rows = [
+                [f"  {key or '(none)'}", str(v["count"]), human_size(v["size_bytes"])]
+                for key, v in doc.get(group, {}).items()
+            ]
+            if rows:
+                click.echo(group.replace("_", " ") + ":")
+                table(rows)
+
+    out.emit(doc, human)
+
+
 @click.command("update")
 @click.argument("name")
 @click.option("-d", "--description", default=None, help="New description.")
@@ -140,4 +171,4 @@ def _json_object(text: str | None) -> dict[str, object] | None:
     return value
 
 
-COMMANDS = [init_cmd, create_cmd, list_cmd, info_cmd, update_cmd, delete_cmd]
+COMMANDS = [init_cmd, create_cmd, list_cmd, info_cmd, summary_cmd, update_cmd, delete_cmd]

@@ -1,4 +1,4 @@
-"""Version commands: snapshot, log, tag, untag, forget, diff, checkout."""
+"""Version commands: snapshot, log, tag, untag, forget, lineage, diff, checkout."""
 
 from __future__ import annotations
 
@@ -167,6 +167,33 @@ def forget_cmd(
     out.emit(shapes.forgetting(result), "\n".join(lines))
 
 
+@click.command("lineage")
+@click.argument("spec", metavar="NAME[@REF]")
+@common_options
+def lineage_cmd(out: Output, spec: str) -> None:
+    """A version's parent chain, the upstream versions it was built from, and the
+    datasets built from it (forgotten snapshots are marked, not skipped).
+
+    \b
+    Example:
+      ds lineage sales@v1.1
+    """
+    doc = out.store.lineage(spec)
+
+    def human() -> None:
+        click.echo(f"{doc['dataset']}@{doc['snapshot']}")
+        for p in doc["parents"]:
+            mark = " (forgotten)" if p.get("forgotten") else ""
+            click.echo(f"  parent   {p['id'][:12]}  {','.join(p['tags'])}{mark}")
+        for s in doc["sources"]:
+            mark = " (forgotten)" if s.get("forgotten") else ""
+            click.echo(f"  source   {s['dataset']}@{s['snapshot'][:12]}{mark}")
+        for c in doc["consumers"]:
+            click.echo(f"  consumer {c['dataset']}@{c['snapshot'][:12]}")
+
+    out.emit(doc, human)
+
+
 @click.command("diff")
 @click.argument("a", metavar="NAME@REF")
 @click.argument("b", required=False, metavar="[NAME@REF]")
@@ -226,4 +253,13 @@ def checkout_cmd(out: Output, spec: str, dest: str, link: bool) -> None:
     out.emit({"spec": spec, "dest": dest, "files": count}, f"checked out {count} files to {dest}")
 
 
-COMMANDS = [snapshot_cmd, log_cmd, tag_cmd, untag_cmd, forget_cmd, diff_cmd, checkout_cmd]
+COMMANDS = [
+    snapshot_cmd,
+    log_cmd,
+    tag_cmd,
+    untag_cmd,
+    forget_cmd,
+    lineage_cmd,
+    diff_cmd,
+    checkout_cmd,
+]

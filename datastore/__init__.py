@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from datastore.ingest.inbox import Inbox, InboxOptions, check_tag_pattern
     from datastore.maintenance.retention import KeepRules
     from datastore.present import shapes
-    from datastore.present.figures import store_totals, summary
+    from datastore.present.figures import store_totals, version_summary
     from datastore.present.namespace import Location, Namespace, Node, locate
     from datastore.storage.manifest import Entry, join_path, split_path
     from datastore.storage.objects import ObjectId, TempFile
@@ -92,7 +92,7 @@ _LAZY: dict[str, str] = {
     "Inbox": "datastore.ingest.inbox",
     "InboxOptions": "datastore.ingest.inbox",
     "check_tag_pattern": "datastore.ingest.inbox",
-    "summary": "datastore.present.figures",
+    "version_summary": "datastore.present.figures",
     "store_totals": "datastore.present.figures",
     "Location": "datastore.present.namespace",
     "Namespace": "datastore.present.namespace",
@@ -154,7 +154,7 @@ __all__ = [
     "Inbox",
     "InboxOptions",
     "check_tag_pattern",
-    "summary",
+    "version_summary",
     "store_totals",
     "RequestTimeout",
     "Location",

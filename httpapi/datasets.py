@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import posixpath
-from collections import Counter
 from typing import Any
 
 from aiohttp import web
 
-from datastore import LEVELS, Access, DatasetNotFound, Principal, Store, names, shapes
+from datastore import (
+    LEVELS,
+    Access,
+    DatasetNotFound,
+    Principal,
+    Store,
+    names,
+    shapes,
+    store_totals,
+    version_summary,
+)
 
 from . import routes as r
 from .state import (
@@ -154,40 +162,8 @@ async def delete_dataset(request: web.Request) -> web.Response:
 
 
 async def summary(request: web.Request) -> web.Response:
-    doc = await blocking(request, _summary, store(request), request.match_info["name"])
+    doc = await blocking(request, version_summary, store(request), request.match_info["name"])
     return web.json_response(doc)
-
-
-def _summary(st: Store, spec: str) -> dict[str, Any]:
-    version = st.resolve(spec)
-    files = [e for e in st.entries(spec) if not e.is_dir]
-    by_category: dict[str, dict[str, int]] = {}
-    by_extension: dict[str, dict[str, int]] = {}
-    for e in files:
-        cat = e.info.get("category") or "binary"
-        ext = _extension(e.path)
-        for bucket, key in ((by_category, cat), (by_extension, ext)):
-            slot = bucket.setdefault(key, {"count": 0, "size_bytes": 0})
-            slot["count"] += 1
-            slot["size_bytes"] += e.size
-    return {
-        "dataset": version.name,
-        "version": version.snapshot,
-        "file_count": len(files),
-        "size_bytes": sum(e.size for e in files),
-        "by_category": dict(sorted(by_category.items())),
-        "by_extension": dict(sorted(by_extension.items())),
-        "snapshot_count": len(st.log(version.name)),
-    }
-
-
-def _extension(path: str) -> str:
-    base = posixpath.basename(path).lower()
-    for double in (".csv.gz", ".tsv.gz", ".tar.gz"):
-        if base.endswith(double):
-            return double[1:]
-    ext = posixpath.splitext(base)[1]
-    return ext[1:] if ext else ""
 
 
 async def lineage(request: web.Request) -> web.Response:
@@ -207,46 +183,7 @@ def _lineage(st: Store, access: Access, who: Principal, spec: str) -> dict[str, 
 
 
 async def store_stats(request: web.Request) -> web.Response:
-    return web.json_response(await blocking(request, _store_stats, store(request)))
-
-
-def _store_stats(st: Store) -> dict[str, Any]:
-    """Whole-store totals (SPEC section 11): logical counts every snapshot plus dirty heads."""
-    snapshots = 0
-    files = 0
-    logical = 0
-    by_category: Counter[str] = Counter()
-    category_bytes: Counter[str] = Counter()
-    rows = st.list_datasets()
-    for row in rows:
-        try:
-            log = st.log(row.name)
-            info = st.info(row.name)
-            entries = [e for e in st.entries(row.name) if not e.is_dir]
-        except DatasetNotFound:
-            continue
-        snapshots += len(log)
-        logical += sum(s.row.size_bytes for s in log)
-        if info.dirty or not log:
-            logical += info.size_bytes
-        files += len(entries)
-        for e in entries:
-            cat = e.info.get("category") or "binary"
-            by_category[cat] += 1
-            category_bytes[cat] += e.size
-    physical = st.physical_bytes()
-    return {
-        "datasets": len(rows),
-        "snapshots": snapshots,
-        "files": files,
-        "logical_bytes": logical,
-        "physical_bytes": physical,
-        "dedup_ratio": round(logical / physical, 4) if physical else 1.0,
-        "by_category": {
-            c: {"count": by_category[c], "size_bytes": category_bytes[c]}
-            for c in sorted(by_category)
-        },
-    }
+    return web.json_response(await blocking(request, store_totals, store(request)))
 
 
 DATASET = r.ref("Dataset")

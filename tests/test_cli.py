@@ -356,3 +356,31 @@ def test_forget_by_name_and_by_rule(cli, tmp_path: Path) -> None:
     assert "forgotten" in cli("ls", f"d@{ids[1]}").output
     assert "[invalid_request]" in cli("forget", "d", "--keep-within", "soon").output
     assert "[conflict]" in cli("forget", "d", ids[3]).output
+
+
+def test_summary_and_lineage_show_what_rest_shows(cli, tmp_path: Path, store_root: Path) -> None:
+    from datastore import store_totals, version_summary
+
+    src = make_tree(tmp_path / "src", {"a.csv": b"x,y\n1,2\n", "b.tar.gz": b"\x1f\x8b..."})
+    cli("create", "raw")
+    cli("put", "raw", str(src))
+    up = parse(cli("snapshot", "raw", "--tag", "v1", "--json"))["id"]
+    cli("create", "clean")
+    cli("put", "clean", str(src / "a.csv"))
+    down = parse(cli("snapshot", "clean", "--source", "raw@v1", "--json"))["id"]
+    doc = parse(cli("summary", "raw@v1", "--json"))
+    store = Store.open(store_root)
+    assert doc == version_summary(store, "raw@v1")
+    assert doc["by_extension"] == {
+        "csv": {"count": 1, "size_bytes": 8},
+        "tar.gz": {"count": 1, "size_bytes": 5},
+    }
+    totals = parse(cli("summary", "--json"))
+    assert totals == store_totals(store) and totals["datasets"] == 2
+    human = cli("summary", "raw").output
+    assert "by extension" in human and "tar.gz" in human
+    lin = parse(cli("lineage", "raw", "--json"))
+    assert lin["consumers"] == [{"dataset": "clean", "snapshot": down, "source": up}]
+    cli("forget", "clean", "--keep-last", "0")  # the base stays; nothing to forget
+    assert f"raw@{up[:12]}" in cli("lineage", "clean").output
+    assert "[dataset_not_found]" in cli("lineage", "nope").output

@@ -14,7 +14,7 @@ from datastore.store import Store
 UNCATEGORIZED = "binary"
 
 
-def summary(store: Store, spec: str) -> dict[str, Any]:
+def version_summary(store: Store, spec: str) -> dict[str, Any]:
     """Files of one version (a head or ``NAME@REF``) by category and by extension."""
     version = store.resolve(spec)
     files = [e for e in store.entries(spec) if not e.is_dir]
