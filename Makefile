@@ -18,7 +18,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy datastore
+	$(BIN)/mypy datastore cli httpapi mount benchmarks
 
 bench: setup
 	$(BIN)/python -m benchmarks

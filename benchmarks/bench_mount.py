@@ -9,6 +9,7 @@ made through the mount. ``tool`` is ``ds-mount`` or ``native``.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -153,8 +154,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
         make_small_files(native / "tree", tree)
         for label, root in (("native", native / "tree"), ("ds-mount", point / "bench@v2/tree")):
             drop_caches()
-            first = _timed(lambda root=root: find_stat(root))
-            second = _timed(lambda root=root: find_stat(root))
+            first = _timed(functools.partial(find_stat, root))
+            second = _timed(functools.partial(find_stat, root))
             rows.append(row(wl, label, "first_pass_s", first, "s"))
             rows.append(row(wl, label, "second_pass_s", second, "s"))
     finally:

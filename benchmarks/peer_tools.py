@@ -229,7 +229,8 @@ def snapshot_ids(snapshots: list[dict[str, object]]) -> dict[str, str]:
     """{tag: short id} from `restic snapshots --json` (the last snapshot with a tag wins)."""
     refs: dict[str, str] = {}
     for snap in snapshots:
-        for tag in snap.get("tags") or []:  # type: ignore[union-attr]
+        tags = snap.get("tags")
+        for tag in tags if isinstance(tags, list) else []:
             refs[str(tag)] = str(snap.get("short_id") or str(snap["id"])[:8])
     return refs
 

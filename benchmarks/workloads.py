@@ -77,6 +77,6 @@ def mutate(root: Path, seed: int = SEED + 2) -> None:
             f.write("".join(f"{10**9 + k},1.00,m1,True\n" for k in range(size // 100 // 24)))
     binary = root / "big.bin"
     if binary.exists():
-        data = binary.read_bytes()
-        mid = len(data) // 2
-        binary.write_bytes(data[:mid] + rng.randbytes(4096) + data[mid:])
+        blob = binary.read_bytes()
+        mid = len(blob) // 2
+        binary.write_bytes(blob[:mid] + rng.randbytes(4096) + blob[mid:])

@@ -7,6 +7,7 @@ Each prints a readable table for people (with small text histograms) and, with
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -228,7 +229,7 @@ def export_cmd(out: Output, spec: str, fmt: str, output: str) -> None:
     an = _analytics(out)
     if output == "-":
         with an.exported(version, path, fmt) as (tmp, _type), tmp.open("rb") as f:
-            shutil.copyfileobj(f, click.get_binary_stream("stdout"), 1 << 20)
+            shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
         return
     target = Path(output)
     content_type = an.export(version, path, fmt, target)

@@ -91,12 +91,12 @@ async def _check(request: web.Request, route: Route) -> Principal:
         who = None
     if route.access in LEVELS:
         spec = request.match_info["name"]
-        who, name, ref = await blocking(
+        allowed, name, ref = await blocking(
             request, _authorize, app, presented, who, spec, route.access
         )
         if ref is not None and route.writes:
             raise ReadOnlyRef(f"{name}@{ref} is a read-only version; write to {name}")
-        return who
+        return allowed
     if who is None:
         who = await blocking(request, app[ACCESS].authenticate, presented)
     if route.access == "store_admin" and not who.admin:
