@@ -143,9 +143,28 @@ def run_scale(quick: bool, work: Path) -> list[dict[str, Any]]:
     return [row("scale", TOOL, k, v, units.get(k, "s")) for k, v in figures.items()]
 
 
+def run_startup(quick: bool, work: Path) -> list[dict[str, Any]]:
+    """`ds --version` and `ds ls` of an empty store against a bare interpreter start, warm
+    (the median of several runs, after one that writes the bytecode caches)."""
+    env = {"DS_STORE": str(work / "store"), "PYTHONDONTWRITEBYTECODE": ""}
+    commands = {
+        "python": [sys.executable, "-c", "pass"],
+        TOOL: [DS, "--version"],
+        f"{TOOL} ls": [DS, "list"],
+    }
+    rows = []
+    for label, cmd in commands.items():
+        run(cmd, env=env)
+        times = sorted(run(cmd, env=env).seconds for _ in range(3 if quick else 9))
+        rows.append(row("startup", label, "cli_startup_s", times[len(times) // 2], "s"))
+    return rows
+
+
 def run_workload(name: str, quick: bool) -> list[dict[str, Any]]:
     work = Path(tempfile.mkdtemp(prefix=f"ds-bench-{name}-"))
     try:
+        if name == "startup":
+            return run_startup(quick, work)
         if name == "scale":
             return run_scale(quick, work)
         return run_files_workload(name, quick, work)
@@ -153,7 +172,7 @@ def run_workload(name: str, quick: bool) -> list[dict[str, Any]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-WORKLOADS = ("small-many", "mixed", "scale")
+WORKLOADS = ("startup", "small-many", "mixed", "scale")
 
 
 def run_all(quick: bool) -> list[dict[str, Any]]:

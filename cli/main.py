@@ -6,7 +6,6 @@ Errors are turned into one-line messages and exit codes here and only here.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ COMMAND_MODULES = (
     "files",
     "versions",
     "maintenance",
+    "access",
     "serve",
     "mount",
     "ingest",
@@ -88,29 +88,5 @@ def _reader_left() -> None:
     sys.exit(0)
 
 
-class _PandasAbsent(importlib.abc.MetaPathFinder):
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas":
-            raise ImportError("pandas is not needed to answer pyarrow's probe")
-
-
-def _answer_pyarrow_pandas_probe() -> None:
-    """pyarrow imports pandas (0.3-0.4 s) the first time it converts a Python list, only to
-    ask whether the list is a pandas object. No ds command hands pyarrow a pandas object,
-    so the probe is answered "no" once, up front; pandas stays importable, and pyarrow
-    imports it for real if a command later asks for a DataFrame."""
-    if "pandas" in sys.modules:
-        return
-    finder = _PandasAbsent()
-    sys.meta_path.insert(0, finder)
-    try:
-        import pyarrow
-
-        pyarrow.array([])
-    finally:
-        sys.meta_path.remove(finder)
-
-
 def main() -> None:
-    _answer_pyarrow_pandas_probe()
     ds(prog_name="ds")

@@ -1,22 +1,17 @@
-"""Daemon and access commands: serve, token create|list|revoke, grant, revoke."""
+"""The daemon: ds serve runs the REST API, and the mount and the inbox when asked."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
-import logging
-import signal
 import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
-from datastore import Access, DatastoreError, InvalidRequest, names, shapes
+from datastore import InvalidRequest, names
 
-from .common import Output, common_options, table
+from .common import Output, common_options
 from .ingest import inbox_options
 
 DEFAULT_MAX_UPLOAD = 5 * 1024**3
@@ -106,8 +101,12 @@ def serve_cmd(
     from httpapi import Settings
 
     store = out.store
+    from datastore import Access
+
     access = Access(store)
     created = None if no_auth else access.ensure_admin_token()
+    import logging
+
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -128,7 +127,9 @@ def serve_cmd(
     )
     sys.setswitchinterval(SWITCH_INTERVAL)
     inbox = (inbox_dir, inbox_config) if inbox_dir else None
-    asyncio.run(_serve(store, settings, host, port, mount_dir, inbox, token_note))
+    from .daemon import run
+
+    run(store, settings, host, port, mount_dir, inbox, token_note)
 
 
 def _positive(seconds: float, option: str) -> float:
@@ -137,170 +138,4 @@ def _positive(seconds: float, option: str) -> float:
     return seconds
 
 
-async def _serve(
-    store: Any,
-    settings: Any,
-    host: str,
-    port: int,
-    mount_dir: str | None,
-    inbox: tuple[str, Any] | None,
-    token_note: str,
-) -> None:
-    from httpapi import Server
-
-    server = Server(store, settings, host, port)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    handles: list[tuple[str, Any]] = []
-    try:
-        bound = await server.start()
-        if mount_dir:
-            handles.append(("mount", await _start("--mount", _start_mount, store, mount_dir)))
-        if inbox:
-            handles.append(("inbox", await _start("--inbox", _start_inbox, store, *inbox)))
-        url_host = f"[{host}]" if ":" in host else host
-        click.echo(f"ds serve: http://{url_host}:{bound}/v1 ({token_note})")
-        if mount_dir:
-            click.echo(f"ds serve: mounted at {mount_dir}")
-        if inbox:
-            click.echo(f"ds serve: watching inbox {inbox[0]}")
-        sys.stdout.flush()
-        await stopping.wait()
-        click.echo("ds serve: shutting down", err=True)
-    finally:
-        await server.stop()  # in-flight requests finish before the mount goes
-        for what, handle in reversed(handles):
-            try:
-                await asyncio.to_thread(handle.stop)
-            except Exception as exc:  # keep stopping the rest
-                click.echo(f"ds serve: stopping the {what} failed: {exc}", err=True)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
-
-
-async def _start(option: str, starter: Any, store: Any, where: str, *more: Any) -> Any:
-    """Start the mount or the inbox off the loop; a failure is a one-line error."""
-    try:
-        return await asyncio.to_thread(starter, store, where, *more)
-    except DatastoreError as exc:
-        raise type(exc)(f"{option} {where}: {exc.message}") from exc
-    except Exception as exc:
-        raise InvalidRequest(f"{option} {where}: {exc}") from exc
-
-
-def _start_mount(store: Any, mount_dir: str) -> Any:
-    import mount
-
-    return mount.start(store.root, Path(mount_dir))
-
-
-def _start_inbox(store: Any, inbox_dir: str, config: Any) -> Any:
-    from datastore import Inbox
-
-    return Inbox(store, Path(inbox_dir), config).start()
-
-
-@click.group("token")
-def token_group() -> None:
-    """Create, list and revoke API tokens.
-
-    \b
-    Example:
-      ds token create alice && ds token list && ds token revoke 3f2a9c0d1e4b5a69
-    """
-
-
-@token_group.command("create")
-@click.argument("user")
-@click.option("--admin", is_flag=True, help="A token that may do everything.")
-@common_options
-def token_create_cmd(out: Output, user: str, admin: bool) -> None:
-    """Create a token for USER; its secret is printed once and stored only hashed.
-
-    \b
-    Example:
-      ds token create alice --json
-    """
-    token = Access(out.store).create_token(user, admin)
-    out.emit(
-        shapes.token(token),
-        f"{token.secret}\n(token {token.id} for {user}{', admin' if admin else ''};"
-        " the secret is shown only now)",
-    )
-
-
-@token_group.command("list")
-@common_options
-def token_list_cmd(out: Output) -> None:
-    """List tokens (never their secrets).
-
-    \b
-    Example:
-      ds token list
-    """
-    docs = [shapes.token(t) for t in Access(out.store).tokens()]
-    out.emit(
-        shapes.page(docs, len(docs) or 1, 0),
-        lambda: table(
-            [["ID", "USER", "ADMIN", "CREATED"]]
-            + [[d["id"], d["user"], "yes" if d["admin"] else "", d["created_at"]] for d in docs]
-        ),
-    )
-
-
-@token_group.command("revoke")
-@click.argument("token_id")
-@common_options
-def token_revoke_cmd(out: Output, token_id: str) -> None:
-    """Revoke a token by its id.
-
-    \b
-    Example:
-      ds token revoke 3f2a9c0d1e4b5a69
-    """
-    if not Access(out.store).revoke_token(token_id):
-        raise InvalidRequest(f"no token {token_id!r}")
-    out.emit({"id": token_id, "revoked": True}, f"revoked token {token_id}")
-
-
-@click.command("grant")
-@click.argument("name")
-@click.argument("user")
-@click.argument("permission", type=click.Choice(["read", "write", "admin"]))
-@common_options
-def grant_cmd(out: Output, name: str, user: str, permission: str) -> None:
-    """Give USER read, write or admin on dataset NAME (replacing any grant it had).
-
-    \b
-    Example:
-      ds grant sales alice read
-    """
-    created = Access(out.store).grant(name, user, permission)
-    out.emit(
-        {**shapes.grant(user, permission), "created": created},
-        f"{user} may now {permission} {name}",
-    )
-
-
-@click.command("revoke")
-@click.argument("name")
-@click.argument("user")
-@common_options
-def revoke_cmd(out: Output, name: str, user: str) -> None:
-    """Remove USER's grant on dataset NAME.
-
-    \b
-    Example:
-      ds revoke sales alice
-    """
-    removed = Access(out.store).revoke(name, user)
-    out.emit(
-        {"principal": user, "dataset": name, "revoked": removed},
-        f"revoked {user} on {name}" if removed else f"{user} had no grant on {name}",
-    )
-
-
-COMMANDS = [serve_cmd, token_group, grant_cmd, revoke_cmd]
+COMMANDS = [serve_cmd]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -64,6 +64,7 @@ from datastore.storage.objects import (
     fsync_dir,
     syncfs,
 )
+from datastore.times import parse_utc, utc_now
 
 TagOutcome = Literal["created", "moved", "unchanged"]
 
@@ -84,25 +85,6 @@ def default_store_path() -> Path:
     if env:
         return Path(env)
     return Path.home() / ".local" / "share" / "ds"
-
-
-def utc_now() -> str:
-    return _iso(datetime.now(UTC))
-
-
-def _parse_utc(text: str) -> datetime:
-    """A time this store wrote (ISO 8601, ``Z``) back into a datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def iso_from_ns(ns: int) -> str:
-    return _iso(datetime.fromtimestamp(ns / 1e9, UTC))
-
-
-def _iso(at: datetime) -> str:
-    """``2026-11-22T10:00:00.000000Z``; isoformat is ~3x faster than strftime, which counts
-    when a listing formats thousands of mtimes."""
-    return at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _no_progress(done: int, total: int) -> None:
@@ -1025,7 +1007,7 @@ class Store:
             tags.setdefault(sid, []).append(tag)
         snaps = self.catalog.snapshots(row.id)
         if since is not None:
-            snaps = [s for s in snaps if _parse_utc(s.created_at) >= since]
+            snaps = [s for s in snaps if parse_utc(s.created_at) >= since]
         return [Snapshot(s, row.name, tags.get(s.id, [])) for s in snaps[:limit]]
 
     # tags --------------------------------------------------------------------
@@ -1097,7 +1079,7 @@ class Store:
             snaps = self.catalog.snapshots(row.id)
             drop = set(named)
             if rules.given():
-                dated = [Dated(s.id, _parse_utc(s.created_at)) for s in snaps]
+                dated = [Dated(s.id, parse_utc(s.created_at)) for s in snaps]
                 keep = kept(dated, rules) | set(self.catalog.tags(row.id).values())
                 keep.add(row.base or "")
                 drop |= {s.id for s in snaps if s.id not in keep}

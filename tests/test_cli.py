@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from cli.main import ds
@@ -384,3 +385,33 @@ def test_summary_and_lineage_show_what_rest_shows(cli, tmp_path: Path, store_roo
     cli("forget", "clean", "--keep-last", "0")  # the base stays; nothing to forget
     assert f"raw@{up[:12]}" in cli("lineage", "clean").output
     assert "[dataset_not_found]" in cli("lineage", "nope").output
+
+
+HEAVY = ("pyarrow", "numpy", "pandas", "duckdb", "aiohttp", "asyncio", "watchdog")
+
+
+def _loaded_by(store_root: Path, *args: str) -> set[str]:
+    """The heavy modules one CLI run imports (run in a fresh interpreter)."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['ds', *{list(args)!r}]\n"
+        "from cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('loaded:' + ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "DS_STORE": str(store_root)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("loaded:"))
+    return set(filter(None, line.removeprefix("loaded:").split(",")))
+
+
+def test_start_up_imports_only_what_the_command_needs(cli, store_root: Path) -> None:
+    """ds --version and ds --help answer without pyarrow, pandas or DuckDB (each cost
+    0.1-0.4 s per start); reading a version needs pyarrow, never pandas or DuckDB."""
+    cli("create", "d")
+    assert _loaded_by(store_root, "--version") == set()
+    assert _loaded_by(store_root, "--help") == set()
+    for args in (("ls", "d"), ("status", "d"), ("log", "d")):
+        assert _loaded_by(store_root, *args) <= {"pyarrow", "numpy"}, args

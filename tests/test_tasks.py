@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from datastore.store import Store, utc_now
+from datastore.store import Store
 from datastore.tasks import runner as tasks
 from datastore.tasks.runner import TaskRunner
+from datastore.times import utc_now
 from tests.api_support import Api, make_api
 from tests.conftest import parse
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from datastore import names
 from datastore.errors import DatasetNotFound, Forbidden, InvalidRequest, Unauthorized
+from datastore.times import utc_now
 
 if TYPE_CHECKING:
     from datastore.catalog.core import DatasetRow
@@ -80,7 +81,7 @@ class Access:
     def create_token(self, user: str, admin: bool = False) -> Token:
         names.principal(user)
         token_id, secret = _new_secret()
-        created = _now()
+        created = utc_now()
         self.catalog.insert_token(token_id, user, admin, hash_secret(secret), created)
         return Token(token_id, user, admin, created, secret)
 
@@ -124,7 +125,7 @@ class Access:
         finally:
             os.close(fd)
         if not self.catalog.insert_first_token(
-            token_id, ADMIN_USER, True, hash_secret(secret), _now()
+            token_id, ADMIN_USER, True, hash_secret(secret), utc_now()
         ):
             tmp.unlink()
             return None
@@ -203,9 +204,3 @@ def _token_id(presented: str) -> str | None:
     if not sep or len(token_id) != 16 or any(c not in "0123456789abcdef" for c in token_id):
         return None
     return token_id
-
-
-def _now() -> str:
-    from datastore.store import utc_now
-
-    return utc_now()

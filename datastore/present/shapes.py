@@ -6,12 +6,15 @@ for the same thing, so both views build their output here and nowhere else.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datastore.catalog.access import Token
-from datastore.catalog.core import TagEvent
-from datastore.storage.manifest import Entry
-from datastore.store import DatasetInfo, Forgetting, Snapshot, iso_from_ns
+from datastore.times import iso_from_ns
+
+if TYPE_CHECKING:  # types only: the CLI imports this module at start, before any store
+    from datastore.catalog.access import Token
+    from datastore.catalog.core import TagEvent
+    from datastore.storage.manifest import Entry
+    from datastore.store import DatasetInfo, Forgetting, Snapshot
 
 
 def dataset(info: DatasetInfo) -> dict[str, Any]:

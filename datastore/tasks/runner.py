@@ -37,7 +37,8 @@ from datastore.categories import CATEGORIES, categorize, extension
 from datastore.errors import DatastoreError, FileNotFound, InvalidRequest, ProcessingInProgress
 from datastore.storage.locks import unheld
 from datastore.storage.manifest import Entry
-from datastore.store import Store, utc_now
+from datastore.store import Store
+from datastore.times import utc_now
 
 ACTIONS = ("process", "validate")
 ACTIVE = ("queued", "processing")
