@@ -15,6 +15,8 @@ import click
 
 from datastore import DatastoreError, InvalidRequest
 
+from .ingest import watchdog_watcher
+
 
 def run(*args: Any) -> None:
     """Run :func:`serve` until a signal stops it."""
@@ -84,4 +86,4 @@ def _start_mount(store: Any, mount_dir: str) -> Any:
 def _start_inbox(store: Any, inbox_dir: str, config: Any) -> Any:
     from datastore import Inbox
 
-    return Inbox(store, Path(inbox_dir), config).start()
+    return Inbox(store, Path(inbox_dir), config, watcher=watchdog_watcher).start()

@@ -84,6 +84,39 @@ def inbox_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def watchdog_watcher(root: str, note: Callable[[str, str, bool], None]) -> Any:
+    """Start a watchdog observer (inotify on Linux) feeding an inbox's notes.
+
+    Only what can make a file ready is asked for: created, renamed in, closed after
+    writing. Writes, attribute changes, opens, reads and deletions (ours, mostly: every
+    unlink is an IN_ATTRIB) are not asked of inotify at all, which keeps the event thread
+    off the CPU the ingest needs; whether a writer still has a file open is asked of the
+    file itself.
+    """
+    from watchdog import events as ev
+    from watchdog.observers import Observer
+
+    class Notes(ev.FileSystemEventHandler):
+        def on_any_event(self, event: ev.FileSystemEvent) -> None:
+            path = event.dest_path if event.event_type == "moved" else event.src_path
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            if path:
+                note(path, event.event_type, event.is_directory)
+
+    wanted = [
+        ev.FileCreatedEvent,
+        ev.FileMovedEvent,
+        ev.FileClosedEvent,
+        ev.DirCreatedEvent,
+        ev.DirMovedEvent,
+    ]
+    observer = Observer()
+    observer.schedule(Notes(), root, recursive=True, event_filter=wanted)
+    observer.start()
+    return observer
+
+
 @click.command("watch")
 @click.argument("inbox", type=click.Path(file_okay=False))
 @inbox_options
@@ -103,7 +136,9 @@ def watch_cmd(out: Output, inbox: str, inbox_config: Any) -> None:
     """
     from datastore import Inbox
 
-    inbox_obj = Inbox(out.store, Path(inbox), inbox_config, _reporter(out)).start()
+    inbox_obj = Inbox(
+        out.store, Path(inbox), inbox_config, _reporter(out), watchdog_watcher
+    ).start()
     stop = lambda *_: inbox_obj.stop()  # noqa: E731 - signal handlers take two arguments
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cli.ingest import watchdog_watcher
 from datastore.ingest.inbox import LOCK, REJECTED, Inbox, InboxOptions
 from datastore.store import Store
 from tests.conftest import DS_BIN
@@ -58,7 +59,7 @@ def watch(store: Store, inbox_dir: Path) -> Iterator[Callable[..., tuple[Inbox, 
     def start(**options: Any) -> tuple[Inbox, Recorder]:
         options.setdefault("stable_seconds", 0.5)
         rec = Recorder()
-        inbox = Inbox(store, inbox_dir, InboxOptions(**options), rec).start()
+        inbox = Inbox(store, inbox_dir, InboxOptions(**options), rec, watchdog_watcher).start()
         started.append(inbox)
         return inbox, rec
 
@@ -404,9 +405,11 @@ def test_one_watcher_per_inbox_and_serve_options_from_env(
 
     watch()
     with pytest.raises(Conflict):
-        Inbox(store, inbox_dir, InboxOptions()).start()
+        Inbox(store, inbox_dir, InboxOptions(), watcher=watchdog_watcher).start()
     options = InboxOptions(create_datasets=True)  # a second store handle, as a daemon has
-    other = Inbox(Store.open(store.root), inbox_dir.parent / "other-inbox", options).start()
+    other = Inbox(
+        Store.open(store.root), inbox_dir.parent / "other-inbox", options, watcher=watchdog_watcher
+    ).start()
     try:
         _write_direct(inbox_dir.parent / "other-inbox" / "auto" / "a.txt", b"hi")
         wait_for(lambda: not inbox_files(inbox_dir.parent / "other-inbox"), what="auto/a.txt")

@@ -2,7 +2,8 @@
 
 How a file moves (SPEC sections 3.5, 7 and 11):
 
-1. watchdog (inotify on Linux) reports paths; a full scan at start and every
+1. A watcher the caller injects (the CLI's watchdog observer: inotify on Linux) reports
+   paths through :meth:`Inbox.notify`; a full scan at start and every
    ``rescan_seconds`` catches what events cannot (files present before the start, whole
    directories moved in, overflowed event queues).
 2. A file is *ready* when it is complete: open for writing by no one (a read-lease test
@@ -22,8 +23,8 @@ How a file moves (SPEC sections 3.5, 7 and 11):
 5. A transient failure (disk full, store busy) leaves the files where they are and
    retries after ``retry_seconds``.
 
-This module is the only one in ``datastore`` that imports watchdog; views call
-:func:`start` (``ds watch``, ``ds serve --inbox``).
+The logic here imports no watcher: events come in as plain (path, kind, is_dir) notes,
+so the library stays free of watchdog and the logic is testable with any event source.
 """
 
 from __future__ import annotations
@@ -44,19 +45,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, unquote
-
-from watchdog.events import (
-    DirCreatedEvent,
-    DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
 
 from datastore import names
 from datastore import rules as ds_rules
@@ -77,21 +67,24 @@ REJECTED = ".rejected"
 CLAIMS = ".ds-claims"  # committed files on their way out: see Inbox._leave
 CLAIM_NAME_ROOM = 230  # bytes of the quoted inbox path a claim's file name can carry
 LOCK = ".ds-watch.lock"  # one watcher per inbox; the kernel drops it when the watcher dies
-# Only what can make a file ready: created, renamed in, closed after writing. Writes,
-# attribute changes, opens, reads and deletions (ours, mostly: every unlink is an
-# IN_ATTRIB) are not asked of inotify at all, which keeps the event thread off the CPU the
-# ingest needs; whether a writer still has a file open is asked of the file itself.
-EVENTS = [
-    FileCreatedEvent,
-    FileMovedEvent,
-    FileClosedEvent,
-    DirCreatedEvent,
-    DirMovedEvent,
-]
 TEMP_SUFFIXES = (".part", ".tmp", "~")
 log = logging.getLogger("ds.ingest")
 
 Report = Callable[[str, dict[str, Any]], None]
+# (path, kind, is_dir): kind is "created", "moved" (path is where it landed) or "closed"
+Note = Callable[[str, str, bool], None]
+
+
+class Watching(Protocol):
+    """A running event source; the inbox stops and joins it on :meth:`Inbox.stop`."""
+
+    def stop(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+# starts reporting changes under a directory (recursively) to a Note
+Watcher = Callable[[str, Note], Watching]
 Signature = tuple[int, int, int]  # size, mtime_ns, inode
 
 
@@ -146,27 +139,6 @@ class InboxStats:
         del self.errors[:-100]
 
 
-class _Events(FileSystemEventHandler):
-    """Turns watchdog events into (path, closed) notes for the worker; does no I/O."""
-
-    def __init__(self, notes: queue.SimpleQueue[tuple[str, str, bool]], wake: threading.Event):
-        self.notes = notes
-        self.wake = wake
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        kind = event.event_type
-        if kind in ("opened", "closed_no_write", "deleted"):
-            return  # our own reads and removals; a deletion needs nothing
-        path = event.dest_path if kind == "moved" else event.src_path
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if not path:
-            return
-        # (path, kind, is_dir); the worker decides what each kind means
-        self.notes.put((path, kind, event.is_directory))
-        self.wake.set()
-
-
 class Inbox:
     """One watched inbox directory feeding one store."""
 
@@ -176,8 +148,11 @@ class Inbox:
         root: Path,
         options: InboxOptions | None = None,
         report: Report = _no_report,
+        watcher: Watcher | None = None,
     ) -> None:
+        """Without a ``watcher`` the inbox sees files only at its periodic scans."""
         self.store = store
+        self._watcher = watcher
         self.root = Path(root).absolute()
         # paths are plain strings from here on: pathlib costs more than the syscalls
         self._prefix = str(self.root) + os.sep
@@ -190,7 +165,7 @@ class Inbox:
         self._stop = threading.Event()
         self._dirty: dict[str, float] = {}  # dataset -> last ingest (monotonic)
         self._activity: dict[str, float] = {}  # dataset -> last inbox event (monotonic)
-        self._observer: Any = None
+        self._watching: Watching | None = None
         self._thread: threading.Thread | None = None
         self._next_scan = 0.0
         self._lock_fd: int | None = None
@@ -204,11 +179,8 @@ class Inbox:
         (self.root / CLAIMS).mkdir(exist_ok=True)
         for claim in (self.root / CLAIMS).iterdir():  # left by a watcher that died
             _give_back(claim, self.root / unquote(claim.name.partition(".")[2]))
-        self._observer = Observer()
-        self._observer.schedule(
-            _Events(self._notes, self._wake), str(self.root), recursive=True, event_filter=EVENTS
-        )
-        self._observer.start()
+        if self._watcher is not None:
+            self._watching = self._watcher(str(self.root), self.notify)
         self._thread = threading.Thread(target=self._loop, name="ds-inbox", daemon=True)
         self._thread.start()
         return self
@@ -217,14 +189,19 @@ class Inbox:
         """Stop watching; whatever is still pending stays in the inbox for the next start."""
         self._stop.set()
         self._wake.set()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=10)
+        if self._watching is not None:
+            self._watching.stop()
+            self._watching.join(timeout=10)
         if self._thread is not None:
             self._thread.join(timeout=60)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def notify(self, path: str, kind: str, is_dir: bool) -> None:
+        """An event from the watcher (any thread); the worker decides what it means."""
+        self._notes.put((path, kind, is_dir))
+        self._wake.set()
 
     def wait(self) -> None:
         """Block until :meth:`stop` (``ds watch`` in the foreground)."""
