@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import platform
 import sys
@@ -11,14 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import bench_store
+from . import bench_analytics, bench_api, bench_ingest, bench_mount, bench_store
 
-# optional suites, each a module with run(quick) -> rows; absent ones are skipped
-SUITES = {
-    "analytics": "bench_analytics",
-    "mount": "bench_mount",
-    "api": "bench_api",
-    "ingest": "bench_ingest",
+# the other suites, each a module with run(quick) -> rows
+SUITES: dict[str, Any] = {
+    "analytics": bench_analytics,
+    "mount": bench_mount,
+    "api": bench_api,
+    "ingest": bench_ingest,
 }
 
 
@@ -49,15 +48,12 @@ def collect(workload: str | None, quick: bool) -> list[dict[str, Any]]:
     if workload in bench_store.WORKLOADS:
         return bench_store.run_workload(workload, quick)
     if workload in SUITES:
-        return importlib.import_module(f"benchmarks.{SUITES[workload]}").run(quick)
+        rows: list[dict[str, Any]] = SUITES[workload].run(quick)
+        return rows
     rows = bench_store.run_all(quick)
     if workload == "all":
         for module in SUITES.values():
-            try:
-                mod = importlib.import_module(f"benchmarks.{module}")
-            except ImportError:
-                continue
-            rows.extend(mod.run(quick))
+            rows.extend(module.run(quick))
     return rows
 
 

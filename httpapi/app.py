@@ -2,14 +2,11 @@
 
 Routes come from the modules in :data:`ROUTE_MODULES`, each with ``add_routes(app)``
 registering its :class:`~httpapi.routes.Route` list; the table they fill is what the
-guard enforces and what ``/v1/openapi.json`` describes. Modules in
-:data:`OPTIONAL_ROUTE_MODULES` (table analytics, processing tasks) join the same table
-when they are present.
+guard enforces and what ``/v1/openapi.json`` describes.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +17,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from datastore import Access, Store
 
+from . import archive, auth, datasets, files, metrics, openapi, tables, tasks, versions
 from .errors import error_middleware
 from .metrics import METRICS, Metrics, metrics_middleware
 from .openapi import OPENAPI_DOC
@@ -30,16 +28,16 @@ log = logging.getLogger("ds.api")
 
 # The route table, in order. Each module has add_routes(app).
 ROUTE_MODULES = (
-    "httpapi.metrics",  # /healthz, /metrics
-    "httpapi.openapi",  # /v1/openapi.json
-    "httpapi.datasets",  # /v1/datasets, summary, lineage, /v1/stats
-    "httpapi.files",  # files, uploads, downloads, status
-    "httpapi.archive",  # archive
-    "httpapi.versions",  # snapshots, tags, diff
-    "httpapi.auth",  # grants, tokens
+    metrics,  # /healthz, /metrics
+    openapi,  # /v1/openapi.json
+    datasets,  # /v1/datasets, summary, lineage, /v1/stats
+    files,  # files, uploads, downloads, status
+    archive,  # archive
+    versions,  # snapshots, tags, forget, diff
+    auth,  # grants, tokens
+    tables,  # schema, preview, stats, quality, compare, export
+    tasks,  # actions and tasks
 )
-# Built alongside: schema/preview/stats/quality/compare/export, actions and tasks.
-OPTIONAL_ROUTE_MODULES = ("httpapi.tables", "httpapi.tasks")
 
 
 def _no_task(name: str) -> dict[str, Any] | None:
@@ -56,15 +54,7 @@ def create_app(store: Store, settings: Settings | None = None) -> web.Applicatio
     app[TASK_LOOKUP] = _no_task
     app[ROUTES_KEY] = []
     for module in ROUTE_MODULES:
-        importlib.import_module(module).add_routes(app)
-    for module in OPTIONAL_ROUTE_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.add_routes(app)
+        module.add_routes(app)
     # threads start on first use; the cleanup context joins them when the app stops
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="ds-api")
     app[UPLOADS] = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="ds-upload")
