@@ -42,16 +42,15 @@ from datastore import (
     names,
 )
 
+from .headwatch import HeadWatch
+from .nodes import Key, NodeCache, kind_mode
+
 log = logging.getLogger("ds.mount")
 
 MAX_NAME_BYTES = 255
-LISTINGS = 4096  # snapshot directory listings kept
-HEAD_TTL = 0.4  # seconds a head node or ref resolution is reused (changes show within 1 s)
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 BLOCK = 4096
-
-Key = tuple[str, str]  # (dataset name, path in the dataset)
 
 
 def _err(code: int, what: str) -> OSError:
@@ -118,197 +117,6 @@ class Handle:
     append: bool
     cacheable: bool
     opener: int | None = None
-
-
-class NodeCache:
-    """Nodes seen recently, so ``find`` and ``ls -l`` cost no catalog query per entry.
-
-    A snapshot's nodes never change (keyed by the snapshot id a ref resolved to), so they
-    stay until the cache is full; head nodes live ``HEAD_TTL`` seconds, and every change
-    made through the overlay drops them at once.
-    """
-
-    def __init__(self, ns: Namespace, limit: int = 1_000_000) -> None:
-        self.ns = ns
-        self.limit = limit
-        self._snap: dict[Key, Node] = {}
-        self._head: dict[Key, tuple[Node, float]] = {}
-        self._refs: dict[str, str] = {}
-        self._listings: dict[Key, list[tuple[str, int]]] = {}
-        self._seen: dict[str, set[str]] = {}
-        self._attr_listings: dict[Key, list[tuple[str, dict[str, Any]]]] = {}
-
-    def pinned(self, loc: Location) -> Location:
-        """``NAME@REF`` as ``NAME@<snapshot id>``; kept until :meth:`moved_refs` sees the
-        ref name another snapshot (the mount polls it a few times a second)."""
-        assert loc.spec is not None
-        sid = self._refs.get(loc.spec)
-        if sid is None:
-            sid = self.ns.pin(Location(loc.spec, "")).spec
-            assert sid is not None
-            self._refs[loc.spec] = sid
-        return Location(sid, loc.path)
-
-    def stat(self, loc: Location) -> Node:
-        if loc.spec is None:
-            return self.ns.stat(loc)
-        if loc.ref is not None:
-            pinned = self.pinned(loc)
-            key = (pinned.spec or "", pinned.path)
-            self._seen.setdefault(loc.spec, set()).add(loc.path)
-            node = self._snap.get(key)
-            if node is None:
-                node = self.ns.stat(pinned)
-                self._remember(key, node)
-            return node
-        key = (loc.spec, loc.path)
-        now = time.monotonic()
-        found = self._head.get(key)
-        if found is not None and found[1] > now:
-            return found[0]
-        node = self.ns.stat(loc)
-        self._head[key] = (node, now + HEAD_TTL)
-        return node
-
-    def listdir(self, loc: Location) -> list[tuple[str, Node]]:
-        if loc.spec is None:
-            return self.ns.listdir(loc)
-        if loc.ref is not None:
-            pinned = self.pinned(loc)
-            entries = self.ns.listdir(pinned)
-            for name, node in entries:
-                self._remember((pinned.spec or "", _join(pinned.path, name)), node)
-            return entries
-        entries = self.ns.listdir(loc)
-        expires = time.monotonic() + HEAD_TTL
-        for name, node in entries:
-            self._head[(loc.spec, _join(loc.path, name))] = (node, expires)
-        return entries
-
-    def listing(self, loc: Location) -> list[tuple[str, int]]:
-        """A snapshot directory's (name, st_mode) list, built once per snapshot."""
-        pinned = self.pinned(loc)
-        key = (pinned.spec or "", pinned.path)
-        found = self._listings.get(key)
-        if found is None:
-            found = sorted((n, _kind_mode(node)) for n, node in self.listdir(loc))
-            if len(self._listings) >= LISTINGS:
-                self._listings.clear()
-            self._listings[key] = found
-        self._saw(loc, [n for n, _ in found])
-        return found
-
-    def attr_listing(
-        self, loc: Location, attr: Callable[[Node, Location], dict[str, Any]]
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """A snapshot directory's children with full attributes, built once per snapshot."""
-        pinned = self.pinned(loc)
-        key = (pinned.spec or "", pinned.path)
-        found = self._attr_listings.get(key)
-        if found is None:
-            found = sorted((n, attr(node, loc.child(n))) for n, node in self.listdir(loc))
-            if len(self._attr_listings) >= LISTINGS:
-                self._attr_listings.clear()
-            self._attr_listings[key] = found
-        self._saw(loc, [n for n, _ in found])
-        return found
-
-    def _saw(self, loc: Location, children: list[str]) -> None:
-        """Remember what the kernel may now hold under a ref, to drop it if the ref moves."""
-        seen = self._seen.setdefault(loc.spec or "", set())
-        seen.add(loc.path)
-        seen.update(_join(loc.path, n) for n in children)
-
-    def _remember(self, key: Key, node: Node) -> None:
-        if len(self._snap) >= self.limit:
-            self._snap.clear()
-        self._snap[key] = node
-
-    def moved_refs(self) -> list[str]:
-        """Tree paths of refs resolved before that now name another snapshot (a tag moved,
-        a new ``latest``), with every path looked up or listed under them (the kernel may
-        hold their attributes and listings), deepest first; the refs are re-resolved on
-        the next lookup."""
-        moved: list[str] = []
-        for spec, sid in list(self._refs.items()):
-            try:
-                now = self.ns.pin(Location(spec, "")).spec
-            except Exception:
-                now = None
-            if now != sid:
-                self._refs.pop(spec, None)
-                seen = self._seen.pop(spec, set())
-                moved.extend(f"/{spec}/{path}" for path in sorted(seen, reverse=True) if path)
-                moved.append(f"/{spec}")
-        return moved
-
-    def forget_heads(self) -> None:
-        """Called after every change through the overlay: heads are read fresh again."""
-        self._head.clear()
-
-
-class HeadWatch:
-    """What changed in the store outside this mount, as tree paths the kernel may cache.
-
-    The kernel keeps entries and attributes for a long time (fast ``find``); this is what
-    keeps heads fresh anyway: staged rows numbered after the last poll, a ``base`` moved
-    by a snapshot (diffed, in case it captured rows a poll never saw), datasets created or
-    removed, and every ``NAME@REF`` resolved here that now names another snapshot.
-    """
-
-    def __init__(self, store: Store, cache: NodeCache) -> None:
-        self.store = store
-        self.cache = cache
-        self.seq, _ = store.head_changes(1 << 62)
-        self.datasets = self._datasets()
-
-    def _datasets(self) -> dict[str, tuple[str, str | None, int, str, int]]:
-        return {
-            r.name: (r.id, r.base, r.root_mode, r.root_meta, r.root_mtime_ns)
-            for r in self.store.list_datasets()
-        }
-
-    def poll(self) -> list[str]:
-        """Tree paths to invalidate (``/NAME/path``, ``/NAME``, ``/NAME@REF``)."""
-        out: list[str] = []
-        self.seq, changed = self.store.head_changes(self.seq)
-        out.extend(f"/{name}/{path}" for name, path in changed)
-        current = self._datasets()
-        for name in self.datasets.keys() | current.keys():
-            before, after = self.datasets.get(name), current.get(name)
-            if before == after:
-                continue
-            out.append(f"/{name}")
-            if before is not None and after is not None and before[0] == after[0]:
-                out.extend(self._moved_base(name, before[1], after[1]))
-        self.datasets = current
-        out.extend(self.cache.moved_refs())
-        if out:
-            self.cache.forget_heads()
-        return out
-
-    def _moved_base(self, name: str, old: str | None, new: str | None) -> list[str]:
-        if old is None or new is None or old == new:
-            return []
-        try:
-            diff = self.store.diff(f"{name}@{old}", f"{name}@{new}")
-        except Exception:
-            log.exception("could not diff %s from %s to %s", name, old, new)
-            return []
-        paths: list[str] = []
-        for kind in ("added", "removed", "modified"):
-            paths.extend(e["path"] for e in diff.get(kind, []))
-        for moved in diff.get("renamed", []):
-            paths.extend((moved["from"], moved["to"]))
-        return [f"/{name}/{p}" for p in paths]
-
-
-def _kind_mode(node: Node) -> int:
-    return (statmod.S_IFDIR if node.is_dir else statmod.S_IFREG) | node.mode
-
-
-def _join(parent: str, name: str) -> str:
-    return f"{parent}/{name}" if parent else name
 
 
 class Overlay:
@@ -417,7 +225,7 @@ class Overlay:
         loc = self.locate(path)
         if loc.ref is not None:
             return self.cache.listing(loc)
-        out = {n: _kind_mode(node) for n, node in self.cache.listdir(loc)}
+        out = {n: kind_mode(node) for n, node in self.cache.listdir(loc)}
         for name, st in self._open_children(loc):
             out[name] = statmod.S_IFREG | st.mode
         return sorted(out.items())
