@@ -41,6 +41,7 @@ from datastore.errors import (
     StoreCorrupt,
     TagExists,
 )
+from datastore.maintenance.parts import Parts
 from datastore.maintenance.retention import Dated, KeepRules, kept
 from datastore.storage.locks import flock
 from datastore.storage.manifest import (
@@ -153,6 +154,7 @@ class Store:
         self.manifests = ManifestStore(self.root / "manifests", hasher)
         self.catalog = Catalog(self.root / "catalog.db")
         self.locks = self.root / "locks"
+        self.parts = Parts(self.objects, self.manifests, self.catalog, self.locks)
 
     @classmethod
     def open(cls, root: str | Path | None = None, hasher: HasherFactory = default_hasher) -> Store:
@@ -1155,7 +1157,7 @@ class Store:
         from datastore.maintenance.checkout import materialize
 
         version = self.resolve(spec)
-        return materialize(self, self.ranges(version), Path(dest), progress, link)
+        return materialize(self.parts, self.ranges(version), Path(dest), progress, link)
 
     def head_changes(self, since: int) -> tuple[int, list[tuple[str, str]]]:
         """(counter, [(dataset, path)]) of head entries staged after counter ``since``.
@@ -1188,12 +1190,12 @@ class Store:
     ) -> dict[str, Any]:
         from datastore.maintenance.gc import collect
 
-        return collect(self, grace_seconds, dry_run, progress)
+        return collect(self.parts, grace_seconds, dry_run, progress)
 
     def fsck(self, progress: Progress = _no_progress) -> dict[str, Any]:
         from datastore.maintenance.fsck import check
 
-        return check(self, progress)
+        return check(self.parts, progress)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,20 +18,17 @@ import fcntl
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from datastore.errors import InvalidRequest
+from datastore.maintenance.parts import Parts
 from datastore.storage.manifest import KIND_DIR, AnyRange
-
-if TYPE_CHECKING:
-    from datastore.store import Store
 
 FICLONE = 0x40049409
 _FALLBACK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EPERM, errno.EMLINK}
 
 
 def materialize(
-    store: Store,
+    parts: Parts,
     ranges: Sequence[AnyRange],
     dest: Path,
     progress: Callable[[int, int], None],
@@ -44,7 +41,7 @@ def materialize(
     root = str(dest)
     dirs: list[tuple[str, int]] = []
     files: list[tuple[str, str, int, int]] = []
-    for table in store.manifests.iter_tables(ranges):
+    for table in parts.manifests.iter_tables(ranges):
         columns = ("dir", "name", "kind", "object", "mode", "size")
         for d, n, kind, obj, mode, size in zip(
             *(table[c].to_pylist() for c in columns), strict=True
@@ -58,7 +55,7 @@ def materialize(
         os.makedirs(target, exist_ok=True)
     placer = _Placer(link)
     for i, (target, obj, mode, size) in enumerate(files):
-        placer.place(store.objects.place(obj), target, mode, size)
+        placer.place(parts.objects.place(obj), target, mode, size)
         if i % 256 == 0 or i == len(files) - 1:
             progress(i + 1, len(files))
     for target, mode in dirs:

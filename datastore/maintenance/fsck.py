@@ -3,43 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow.compute as pc
 
+from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import range_files
 from datastore.storage.manifest import join_path
 
-if TYPE_CHECKING:
-    from datastore.store import Store
 
-
-def check(store: Store, progress: Callable[[int, int], None]) -> dict[str, Any]:
+def check(parts: Parts, progress: Callable[[int, int], None]) -> dict[str, Any]:
     problems: list[dict[str, Any]] = []
-    live_ranges = store.catalog.all_range_ids()
+    live_ranges = parts.catalog.all_range_ids()
     good_ranges: set[str] = set()
     for rid in sorted(live_ranges):
-        state = _range_state(store, rid)
+        state = _range_state(parts, rid)
         if state == "ok":
             good_ranges.add(rid)
             continue
         affected = [
-            {"dataset": d, "snapshot": s, "path": None} for d, s in store.catalog.range_users(rid)
+            {"dataset": d, "snapshot": s, "path": None} for d, s in parts.catalog.range_users(rid)
         ]
         problems.append({"kind": "range", "id": rid, "problem": state, "affected": affected})
-    present: set[str] = set(store.objects.iter_ids())
+    present: set[str] = set(parts.objects.iter_ids())
     corrupt: set[str] = set()
     for i, oid in enumerate(sorted(present)):
-        if not store.objects.verify(oid):
+        if not parts.objects.verify(oid):
             corrupt.add(oid)
         if i % 256 == 0 or i == len(present) - 1:
             progress(i + 1, len(present))
-    referenced = set(store.catalog.staged_objects())
+    referenced = set(parts.catalog.staged_objects())
     for rid in good_ranges:
-        referenced |= set(range_files(store, rid)["object"].to_pylist())
+        referenced |= set(range_files(parts.manifests, rid)["object"].to_pylist())
     missing = referenced - present
     bad = corrupt | missing
-    where = _where(store, good_ranges, bad) if bad else {}
+    where = _where(parts, good_ranges, bad) if bad else {}
     for oid in sorted(bad):
         problems.append(
             {
@@ -57,29 +55,29 @@ def check(store: Store, progress: Callable[[int, int], None]) -> dict[str, Any]:
     }
 
 
-def _range_state(store: Store, rid: str) -> str:
-    if not store.manifests.exists(rid):
+def _range_state(parts: Parts, rid: str) -> str:
+    if not parts.manifests.exists(rid):
         return "missing"
-    return "ok" if store.manifests.verify(rid) else "corrupt"
+    return "ok" if parts.manifests.verify(rid) else "corrupt"
 
 
-def _where(store: Store, ranges: set[str], bad: set[str]) -> dict[str, list[dict[str, Any]]]:
+def _where(parts: Parts, ranges: set[str], bad: set[str]) -> dict[str, list[dict[str, Any]]]:
     """For each damaged object, the (dataset, snapshot, path) places that hold it."""
     import pyarrow as pa
 
     found: dict[str, list[dict[str, Any]]] = {}
     value_set = pa.array(sorted(bad), pa.string())
     for rid in ranges:
-        files = range_files(store, rid)
+        files = range_files(parts.manifests, rid)
         hits = files.filter(pc.is_in(files["object"], value_set=value_set)).to_pylist()
         if not hits:
             continue
-        users = store.catalog.range_users(rid)
+        users = parts.catalog.range_users(rid)
         for h in hits:
             for dataset, snap in users:
                 found.setdefault(h["object"], []).append(
                     {"dataset": dataset, "snapshot": snap, "path": join_path(h["dir"], h["name"])}
                 )
-    for dataset, path, oid in store.catalog.staged_object_paths(bad):
+    for dataset, path, oid in parts.catalog.staged_object_paths(bad):
         found.setdefault(oid, []).append({"dataset": dataset, "snapshot": None, "path": path})
     return found

@@ -11,56 +11,54 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from datastore.errors import StoreCorrupt
+from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import live_objects
 from datastore.storage.locks import flock
 from datastore.storage.objects import TEMP_MIN_AGE
 
-if TYPE_CHECKING:
-    from datastore.store import Store
-
 
 def collect(
-    store: Store, grace_seconds: float, dry_run: bool, progress: Callable[[int, int], None]
+    parts: Parts, grace_seconds: float, dry_run: bool, progress: Callable[[int, int], None]
 ) -> dict[str, Any]:
     cutoff = time.time() - grace_seconds
-    with flock(store.locks / "gc.lock", exclusive=True):
-        live_ranges = store.catalog.all_range_ids()
-        missing = [rid for rid in live_ranges if not store.manifests.exists(rid)]
+    with flock(parts.locks / "gc.lock", exclusive=True):
+        live_ranges = parts.catalog.all_range_ids()
+        missing = [rid for rid in live_ranges if not parts.manifests.exists(rid)]
         if missing:
             raise StoreCorrupt(
                 f"{len(missing)} referenced manifest range(s) are missing; run ds fsck first"
             )
-        live = live_objects(store, live_ranges)
+        live = live_objects(parts, live_ranges)
         dead_ranges = [
             rid
-            for rid in store.manifests.iter_ids()
-            if rid not in live_ranges and _older(store.manifests.path(rid), cutoff)
+            for rid in parts.manifests.iter_ids()
+            if rid not in live_ranges and _older(parts.manifests.path(rid), cutoff)
         ]
-        candidates: list[str] = list(store.objects.iter_ids())
+        candidates: list[str] = list(parts.objects.iter_ids())
         dead_objects: list[tuple[str, int]] = []
         for i, oid in enumerate(candidates):
-            path = store.objects.path(oid)
+            path = parts.objects.path(oid)
             if oid not in live and _older(path, cutoff):
                 dead_objects.append((oid, _size(path)))
             if i % 1024 == 0 or i == len(candidates) - 1:
                 progress(i + 1, len(candidates))
-        temps = [*store.objects.iter_temp(), *(store.manifests.root / "tmp").iterdir()]
+        temps = [*parts.objects.iter_temp(), *(parts.manifests.root / "tmp").iterdir()]
         # a temp its writer holds open is in flight, however old
         temp_cutoff = min(cutoff, time.time() - TEMP_MIN_AGE)
         stale_tmp = [
             p
             for p in temps
-            if _older(p, temp_cutoff) and store.objects.remove_idle_temp(p, dry_run)
+            if _older(p, temp_cutoff) and parts.objects.remove_idle_temp(p, dry_run)
         ]
         if not dry_run:
             for oid, _ in dead_objects:
-                store.objects.remove(oid)
-            store.catalog.forget_analyses([oid for oid, _ in dead_objects])
+                parts.objects.remove(oid)
+            parts.catalog.forget_analyses([oid for oid, _ in dead_objects])
             for rid in dead_ranges:
-                store.manifests.path(rid).unlink(missing_ok=True)
+                parts.manifests.path(rid).unlink(missing_ok=True)
     return {
         "dry_run": dry_run,
         "objects_removed": len(dead_objects),

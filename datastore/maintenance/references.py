@@ -3,33 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datastore.storage.manifest import KIND_FILE, RangeId, RangeRef
-
-if TYPE_CHECKING:
-    from datastore.store import Store
+from datastore.maintenance.parts import Parts
+from datastore.storage.manifest import KIND_FILE, ManifestStore, RangeId, RangeRef
 
 
-def range_files(store: Store, rid: str) -> pa.Table:
+def range_files(manifests: ManifestStore, rid: str) -> pa.Table:
     """The files (dir, name, object, size) one range lists."""
-    table = store.manifests.read(RangeRef(RangeId(rid), ("", ""), 0, 0, 0))
+    table = manifests.read(RangeRef(RangeId(rid), ("", ""), 0, 0, 0))
     return table.filter(pc.equal(table["kind"], KIND_FILE)).select(
         ["dir", "name", "object", "size"]
     )
 
 
-def iter_range_objects(store: Store, range_ids: set[str]) -> Iterator[tuple[str, set[str]]]:
+def iter_range_objects(
+    manifests: ManifestStore, range_ids: set[str]
+) -> Iterator[tuple[str, set[str]]]:
     for rid in sorted(range_ids):
-        yield rid, set(range_files(store, rid)["object"].to_pylist())
+        yield rid, set(range_files(manifests, rid)["object"].to_pylist())
 
 
-def live_objects(store: Store, range_ids: set[str]) -> set[str]:
+def live_objects(parts: Parts, range_ids: set[str]) -> set[str]:
     """Every object a snapshot or a head's staged row references."""
-    live = set(store.catalog.staged_objects())
-    for _, objs in iter_range_objects(store, range_ids):
+    live = set(parts.catalog.staged_objects())
+    for _, objs in iter_range_objects(parts.manifests, range_ids):
         live |= objs
     return live

@@ -25,7 +25,7 @@ def disk_usage(store: Store, only: str | None) -> list[dict[str, Any]]:
 
     def objects_of(rid: str) -> set[str]:
         if rid not in range_objects:
-            files = range_files(store, rid)
+            files = range_files(store.manifests, rid)
             objs = files["object"].to_pylist()
             sizes.update(zip(objs, files["size"].to_pylist(), strict=True))
             range_objects[rid] = set(objs)
