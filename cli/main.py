@@ -5,7 +5,6 @@ Errors are turned into one-line messages and exit codes here and only here.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -15,20 +14,22 @@ import click
 
 from datastore import DatastoreError, InvalidRequest, errors
 
+from . import (
+    access,
+    analytics,
+    datasets,
+    files,
+    ingest,
+    maintenance,
+    mount,
+    serve,
+    versions,
+)
 from .common import JSON_KEY
 from .errors import exit_code
 
-COMMAND_MODULES = (
-    "datasets",
-    "files",
-    "versions",
-    "maintenance",
-    "access",
-    "serve",
-    "mount",
-    "ingest",
-    "analytics",
-)
+# one module per command family, each with its COMMANDS, in the order help lists them
+COMMAND_MODULES = (datasets, files, versions, maintenance, access, serve, mount, ingest, analytics)
 
 
 class DsGroup(click.Group):
@@ -74,8 +75,8 @@ def ds() -> None:
     """
 
 
-for _name in COMMAND_MODULES:
-    for _cmd in importlib.import_module(f"cli.{_name}").COMMANDS:
+for _module in COMMAND_MODULES:
+    for _cmd in _module.COMMANDS:
         ds.add_command(_cmd)
 
 
