@@ -1067,11 +1067,11 @@ class Store:
         keeps. A tagged snapshot goes only when named (its tags go with it, kept in their
         history); the head's base always stays. gc then reclaims what only they held."""
         rules = rules or KeepRules()
-        row = self.dataset(self._writable(name))
+        name = names.dataset_name(self._writable(name))
         if not refs and not rules.given():
             raise InvalidRequest("name the snapshots to forget or give a keep rule")
         with self.catalog.write() as db:
-            row = self._dataset_in(db, row.name)
+            row = self._dataset_in(db, name)
             named = {self._forget_ref(row, ref) for ref in refs}
             if row.base in named:
                 raise Conflict(

@@ -20,6 +20,9 @@ def lineage(
     datasets the caller may see as consumers."""
     snaps = {s.id: s for s in catalog.snapshots(dataset.id)}
     gone = {g.id: g for g in catalog.forgotten(dataset.id)}
+    tags: dict[str, list[str]] = {}
+    for tag, sid in catalog.tags(dataset.id).items():  # one query, not one per parent
+        tags.setdefault(sid, []).append(tag)
     start = snapshot or catalog.latest_snapshot(dataset.id)
     parents: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []
@@ -42,8 +45,9 @@ def lineage(
         snap = snaps.get(current)
         if snap is None:
             break
-        tags = catalog.tags_of(snap.id)
-        parents.append({"id": snap.id, "created_at": snap.created_at, "tags": tags})
+        parents.append(
+            {"id": snap.id, "created_at": snap.created_at, "tags": tags.get(snap.id, [])}
+        )
         for src in snap.sources:
             key = (src["dataset"], src["snapshot"])
             if key not in seen_sources:

@@ -4,6 +4,7 @@ version's summary (files by category and extension) and the store's totals (SPEC
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from datastore.categories import extension
@@ -64,7 +65,7 @@ def _category(e: Entry) -> str:
     return str(e.info.get("category") or UNCATEGORIZED)
 
 
-def _tally(files: list[Entry], key: Any) -> dict[str, dict[str, int]]:
+def _tally(files: list[Entry], key: Callable[[Entry], str]) -> dict[str, dict[str, int]]:
     count: Counter[str] = Counter()
     size: Counter[str] = Counter()
     for e in files:

@@ -77,34 +77,32 @@ class ObjectStore:
             (self.root / f"{i:02x}").mkdir(exist_ok=True)
 
     def path(self, oid: str) -> Path:
-        return Path(self._place(oid))
+        return Path(self.place(oid))
 
     def place(self, oid: str) -> str:
         """Where an object's bytes are, as a plain string: hot paths (import, checkout)
         avoid pathlib's overhead."""
         return f"{self._root}/{oid[:2]}/{oid[2:]}"
 
-    _place = place
-
     def exists(self, oid: str) -> bool:
-        return os.path.exists(self._place(oid))
+        return os.path.exists(self.place(oid))
 
     def plausible(self, oid: str, size: int) -> bool:
         """A cheap check that a stored object may be trusted without rereading its source:
         present, of the expected size, and with no other hard link (``ds checkout --link``)
         through which it may have been written."""
         try:
-            st = os.stat(self._place(oid))
+            st = os.stat(self.place(oid))
         except FileNotFoundError:
             return False
         return st.st_size == size and st.st_nlink == 1
 
     def size(self, oid: str) -> int:
-        return os.stat(self._place(oid)).st_size
+        return os.stat(self.place(oid)).st_size
 
     def open(self, oid: str) -> BinaryIO:
         try:
-            return open(self._place(oid), "rb")
+            return open(self.place(oid), "rb")
         except FileNotFoundError as exc:
             raise StoreCorrupt(f"object {oid} is missing from the store") from exc
 
@@ -123,7 +121,7 @@ class ObjectStore:
     def put_bytes(self, data: bytes, *, durable: bool = True) -> ObjectId:
         """Store ``data``; with ``durable=False`` the caller must :meth:`sync` before use."""
         oid = self.hash_bytes(data)
-        if os.path.exists(self._place(oid)) and self._same_as_stored_bytes(oid, data):
+        if os.path.exists(self.place(oid)) and self._same_as_stored_bytes(oid, data):
             self._settle(oid, durable)
             return oid
         tmp = f"{self._root}/{oid[:2]}/{TEMP_PREFIX}{oid[2:]}.{os.getpid()}.{secrets.token_hex(4)}"
@@ -254,7 +252,7 @@ class ObjectStore:
         commit makes the object live)."""
         for oid in oids:
             try:
-                os.utime(self._place(oid), (0, 0))
+                os.utime(self.place(oid), (0, 0))
             except OSError:
                 continue
 
@@ -272,7 +270,7 @@ class ObjectStore:
         return f"{self._tmp}/{label}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(6)}"
 
     def _install(self, tmp: Path | str, oid: ObjectId, durable: bool) -> None:
-        target = self._place(oid)
+        target = self.place(oid)
         try:
             os.rename(tmp, target)
         except FileNotFoundError:
@@ -286,8 +284,8 @@ class ObjectStore:
         may have renamed in without a flush yet (a batch import syncs at its end): flush
         it and its directory entry before this write is reported durable."""
         if durable:
-            fsync_path(self._place(oid))
-            fsync_dir(Path(os.path.dirname(self._place(oid))))
+            fsync_path(self.place(oid))
+            fsync_dir(Path(os.path.dirname(self.place(oid))))
 
     def _same_as_stored_bytes(self, oid: ObjectId, data: bytes) -> bool:
         """Compare before dedup; True means deduplicated, False means repair by rewrite."""
