@@ -15,9 +15,8 @@ if TYPE_CHECKING:
 
 
 def _access(out: Output) -> Access:
-    from datastore import Access
 
-    return Access(out.store)
+    return out.store.access()
 
 
 @click.group("token")

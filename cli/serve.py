@@ -101,9 +101,8 @@ def serve_cmd(
     from httpapi import Settings
 
     store = out.store
-    from datastore import Access
 
-    access = Access(store)
+    access = store.access()
     created = None if no_auth else access.ensure_admin_token()
     import logging
 

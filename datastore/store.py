@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from datastore import names
 from datastore import rules as ds_rules
@@ -66,6 +66,9 @@ from datastore.storage.objects import (
     syncfs,
 )
 from datastore.times import parse_utc, utc_now
+
+if TYPE_CHECKING:
+    from datastore.catalog.access import Access
 
 TagOutcome = Literal["created", "moved", "unchanged"]
 
@@ -238,11 +241,7 @@ class Store:
         return self.catalog.datasets()
 
     def dataset(self, name: str) -> DatasetRow:
-        names.dataset_name(name)
-        row = self.catalog.dataset(name)
-        if row is None:
-            raise DatasetNotFound(f"dataset {name!r} not found")
-        return row
+        return self.catalog.existing(name)
 
     def info(self, spec: str) -> DatasetInfo:
         version = self.resolve(spec)
@@ -1178,12 +1177,22 @@ class Store:
         """Bytes the object store holds, every object counted once (for store totals)."""
         return sum(self.objects.size(oid) for oid in self.objects.iter_ids())
 
+    def access(self) -> Access:
+        """Tokens, grants and checksums over this store (the views' one way to them)."""
+        from datastore.catalog.access import Access
+
+        return Access(self.catalog, self.objects, self.root)
+
     def du(self, name: str | None = None) -> list[dict[str, Any]]:
         from datastore.maintenance.usage import disk_usage
 
         if name is not None:
             self.dataset(name)
-        return disk_usage(self, name)
+        return disk_usage(self.parts, self._du_head, name)
+
+    def _du_head(self, name: str) -> tuple[list[AnyRange], bool]:
+        """A head as ``du`` counts it: its ranges, and whether it differs from its base."""
+        return self.ranges(self.resolve(name)), self.info(name).dirty
 
     def gc(
         self, grace_seconds: float = 900, dry_run: bool = False, progress: Progress = _no_progress

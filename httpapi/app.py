@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from datastore import Access, Store
+from datastore import Store
 
 from . import archive, auth, datasets, files, metrics, openapi, tables, tasks, versions
 from .errors import error_middleware
@@ -49,7 +49,7 @@ def create_app(store: Store, settings: Settings | None = None) -> web.Applicatio
     app = web.Application(middlewares=[metrics_middleware, error_middleware])
     app[STORE] = store
     app[SETTINGS] = settings
-    app[ACCESS] = Access(store)
+    app[ACCESS] = store.access()
     app[METRICS] = Metrics()
     app[TASK_LOOKUP] = _no_task
     app[ROUTES_KEY] = []

@@ -21,6 +21,9 @@ from click.testing import CliRunner, Result
 from cli.main import ds
 from datastore.store import Store
 
+#: the checkout: tests that read README.md, docs/ or run ``python -m`` from it start here
+REPO = Path(__file__).resolve().parent.parent
+TEST_DATA = REPO / "tests" / "data"
 DS_BIN = shutil.which("ds", path=str(Path(sys.executable).parent)) or "ds"
 
 

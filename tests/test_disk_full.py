@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from datastore.store import Store
-
-from .api_support import make_api
-from .conftest import DS_BIN, make_tree
+from tests.conftest import DS_BIN, make_tree
+from tests.httpapi.api_support import make_api
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("mount") is None, reason="needs root to mount a tmpfs"

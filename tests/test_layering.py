@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cli.errors import EXIT_CODES
 from datastore.errors import all_error_classes
+from tests.conftest import REPO
 
 VIEW_MODULES = (
     "click",
@@ -49,7 +50,7 @@ def test_every_name_of_the_door_resolves() -> None:
 
 VIEW_PACKAGES = ("cli", "httpapi", "mount")
 STORE_INTERNALS = frozenset({"catalog", "objects", "manifests", "locks"})
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 
 def _view_sources() -> list[Path]:

@@ -22,8 +22,8 @@ from datastore.errors import DatasetNotFound, Forbidden, InvalidRequest, Unautho
 from datastore.times import utc_now
 
 if TYPE_CHECKING:
-    from datastore.catalog.core import DatasetRow
-    from datastore.store import Store
+    from datastore.catalog.core import Catalog, DatasetRow
+    from datastore.storage.objects import ObjectStore
 
 PERMISSIONS = ("read", "write", "admin")
 LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
@@ -72,9 +72,10 @@ def permission(perm: str) -> str:
 class Access:
     """Tokens and grants over the store's catalog; every check a view makes goes here."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.catalog = store.catalog
+    def __init__(self, catalog: Catalog, objects: ObjectStore, root: Path) -> None:
+        self.catalog = catalog
+        self.objects = objects
+        self.root = root
 
     # tokens --------------------------------------------------------------------
 
@@ -116,7 +117,7 @@ class Access:
         if self.catalog.tokens():
             return None
         token_id, secret = _new_secret()
-        path = self.store.root / ADMIN_TOKEN_FILE
+        path = self.root / ADMIN_TOKEN_FILE
         tmp = path.with_name(f".{ADMIN_TOKEN_FILE}.{token_id}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -133,7 +134,7 @@ class Access:
         return path
 
     def admin_token_path(self) -> Path:
-        return self.store.root / ADMIN_TOKEN_FILE
+        return self.root / ADMIN_TOKEN_FILE
 
     # grants --------------------------------------------------------------------
 
@@ -162,19 +163,19 @@ class Access:
         return set(self.catalog.grants_of(who.user))
 
     def grants(self, name: str) -> list[tuple[str, str]]:
-        row = self.store.dataset(name)
+        row = self.catalog.existing(name)
         return [(p, perm) for p, perm in self.catalog.grants(row.id)]
 
     def grant(self, name: str, user: str, perm: str) -> bool:
         """Give ``user`` ``perm`` on a dataset, replacing any grant it had; True when new."""
         names.principal(user)
         permission(perm)
-        row = self.store.dataset(name)
+        row = self.catalog.existing(name)
         return self.catalog.set_grant(row.id, user, perm)
 
     def revoke(self, name: str, user: str) -> bool:
         names.principal(user)
-        row = self.store.dataset(name)
+        row = self.catalog.existing(name)
         return self.catalog.delete_grant(row.id, user)
 
     # checksums -----------------------------------------------------------------
@@ -185,7 +186,7 @@ class Access:
         if cached is not None:
             return cached
         h = hashlib.sha256()
-        with self.store.objects.open(oid) as f:
+        with self.objects.open(oid) as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
         digest = h.hexdigest()

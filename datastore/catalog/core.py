@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datastore.errors import StoreCorrupt
+from datastore import names
+from datastore.errors import DatasetNotFound, StoreCorrupt
 from datastore.storage.lru import BoundedCache
 from datastore.storage.manifest import RangeId, RangeRef
 
@@ -336,6 +337,14 @@ class Catalog:
     def dataset(self, name: str, db: sqlite3.Connection | None = None) -> DatasetRow | None:
         row = (db or self.db).execute("SELECT * FROM datasets WHERE name=?", (name,)).fetchone()
         return _dataset(row) if row else None
+
+    def existing(self, name: str) -> DatasetRow:
+        """The dataset called ``name``: a bad name is InvalidName, an unknown one
+        DatasetNotFound (the one lookup every caller that needs a dataset shares)."""
+        row = self.dataset(names.dataset_name(name))
+        if row is None:
+            raise DatasetNotFound(f"dataset {name!r} not found")
+        return row
 
     def datasets(self) -> list[DatasetRow]:
         return [_dataset(r) for r in self.db.execute("SELECT * FROM datasets ORDER BY name")]

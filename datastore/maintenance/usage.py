@@ -10,16 +10,19 @@ i.e. what deleting it would let gc free.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import range_files
-from datastore.storage.manifest import KIND_FILE, RangeRef
+from datastore.storage.manifest import KIND_FILE, AnyRange, RangeRef
 
-if TYPE_CHECKING:
-    from datastore.store import Store
+#: a dataset's head as its ranges (committed refs and staged tables) and whether it differs
+#: from its base; the Store builds heads, so usage asks for them instead of importing it
+HeadOf = Callable[[str], tuple[Sequence[AnyRange], bool]]
 
 
-def disk_usage(store: Store, only: str | None) -> list[dict[str, Any]]:
+def disk_usage(store: Parts, head_of: HeadOf, only: str | None) -> list[dict[str, Any]]:
     sizes: dict[str, int] = {}
     range_objects: dict[str, set[str]] = {}
 
@@ -43,7 +46,7 @@ def disk_usage(store: Store, only: str | None) -> list[dict[str, Any]]:
         snapshots_of.setdefault(dataset, []).append(snap)
     heads: dict[str, tuple[int, bool, set[str]]] = {}
     for row in store.catalog.datasets():
-        heads[row.name] = _head(store, row.name, objects_of, sizes)
+        heads[row.name] = _head(store, head_of(row.name), objects_of, sizes)
         per_dataset.setdefault(row.name, set()).update(heads[row.name][2])
         per_snapshot[f"head:{row.name}"] = heads[row.name][2]  # a head holds objects too
     dataset_refs = Counter(o for objs in per_dataset.values() for o in objs)
@@ -85,12 +88,14 @@ def disk_usage(store: Store, only: str | None) -> list[dict[str, Any]]:
 
 
 def _head(
-    store: Store, name: str, objects_of: Any, sizes: dict[str, int]
+    store: Parts,
+    head: tuple[Sequence[AnyRange], bool],
+    objects_of: Callable[[str], set[str]],
+    sizes: dict[str, int],
 ) -> tuple[int, bool, set[str]]:
     """(bytes, differs from its base, objects) of a dataset's head: committed ranges are
     shared with its snapshots, staged ones are read as the head lists them."""
-    version = store.resolve(name)
-    ranges = store.ranges(version)
+    ranges, dirty = head
     objs: set[str] = set()
     for rng in ranges:
         if isinstance(rng, RangeRef):
@@ -102,4 +107,4 @@ def _head(
         listed = found["object"].to_pylist()
         sizes.update(zip(listed, found["size"].to_pylist(), strict=True))
         objs.update(listed)
-    return sum(r.bytes for r in ranges), store.info(name).dirty, objs
+    return sum(r.bytes for r in ranges), dirty, objs

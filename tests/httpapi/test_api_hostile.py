@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 from datastore.store import Store
 from httpapi.routes import ROUTES_KEY, Route
-
-from .api_support import (
+from tests.httpapi.api_support import (
     Api,
     Resp,
     api_fixture,  # noqa: F401

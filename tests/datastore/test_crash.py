@@ -11,16 +11,17 @@ import time
 from pathlib import Path
 
 from datastore.store import Store
+from tests.conftest import REPO
 
 KILLS = 60
 
 
 def _run_and_kill(root: Path, seed: int, delay: float) -> list[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_worker", str(root), str(seed)],
+        [sys.executable, "-m", "tests.datastore.crash_worker", str(root), str(seed)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO,
     )
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)

@@ -26,8 +26,7 @@ from datastore.errors import (
 from datastore.maintenance.retention import KeepRules
 from datastore.storage import manifest
 from datastore.store import Store
-
-from .conftest import make_tree
+from tests.conftest import TEST_DATA, make_tree
 
 
 def test_first_snapshot_of_an_empty_head_is_created(store: Store) -> None:
@@ -479,7 +478,7 @@ def test_processes_put_snapshot_and_gc_at_once(ds_run, store_root: Path, tmp_pat
     import os as _os
     import subprocess
 
-    from .conftest import DS_BIN
+    from tests.conftest import DS_BIN
 
     ds_run("create", "d")
     srcs = []
@@ -645,7 +644,7 @@ def test_lineage_names_a_forgotten_snapshot_instead_of_failing(
 
 # older stores ---------------------------------------------------------------------
 
-FORMAT1_STORE = Path(__file__).parent / "data" / "format1-store"
+FORMAT1_STORE = TEST_DATA / "format1-store"
 
 
 def test_a_store_written_by_format_1_code_opens_reads_writes_and_checks(tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from datastore.catalog.access import Access
 from datastore.store import Store
 from httpapi.app import create_app
 from httpapi.state import Settings
@@ -123,7 +122,7 @@ class Api:
 
 def make_api(store: Store, **settings: Any) -> Api:
     api = Api(store, Settings(**settings))
-    api.token = Access(store).create_token("root", admin=True).secret
+    api.token = store.access().create_token("root", admin=True).secret
     return api
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from cli.main import ds
 from datastore.store import Store
-
-from .conftest import DS_BIN, make_tree, parse
+from tests.conftest import DS_BIN, REPO, make_tree, parse
 
 
 def test_quickstart_through_the_runner(cli, tmp_path: Path) -> None:
@@ -176,7 +175,7 @@ def _stderr_on_a_terminal(*args: str) -> bytes:
     proc = subprocess.Popen(
         [sys.executable, "-c", PROGRESS_RUN, *args],
         stderr=child,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO,
     )
     os.close(child)
     out = b""
@@ -243,7 +242,7 @@ def test_ls_json_is_the_rest_listing_document(store_root: Path, tmp_path: Path) 
     answers (the same entries in the same order), and so for one directory level."""
     from click.testing import CliRunner
 
-    from .api_support import make_api
+    from tests.httpapi.api_support import make_api
 
     store = Store.open(store_root)
     store.create_dataset("d")
@@ -299,7 +298,7 @@ def test_subprocess_round_trip_and_exit_codes(ds_run, tmp_path: Path) -> None:
 
 
 def test_every_command_is_in_the_readme_with_an_example() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     documented = set(re.findall(r"`ds ([a-z]+)", readme))
     for name, cmd in ds.commands.items():
         assert name in documented, f"ds {name} is missing from the README"
@@ -311,7 +310,7 @@ def test_a_second_setup_installs_nothing() -> None:
     is current (its stamp newer than pyproject.toml) it answers at once."""
     import sys
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     venv = Path(sys.prefix)
     stamp = venv / ".installed"
     if not stamp.exists() or stamp.stat().st_mtime < (repo / "pyproject.toml").stat().st_mtime:

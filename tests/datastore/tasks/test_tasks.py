@@ -15,8 +15,8 @@ from datastore.store import Store
 from datastore.tasks import runner as tasks
 from datastore.tasks.runner import TaskRunner
 from datastore.times import utc_now
-from tests.api_support import Api, make_api
 from tests.conftest import parse
+from tests.httpapi.api_support import Api, make_api
 
 BROKEN = {
     "tables/broken.csv": b"a,b\n1,2\n3\n",

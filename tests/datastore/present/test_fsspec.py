@@ -9,8 +9,7 @@ import pytest
 
 from datastore.present.fsspec_ds import DatasetFileSystem
 from datastore.store import Store
-
-from .conftest import gc_running, make_tree, wait_until
+from tests.conftest import gc_running, make_tree, wait_until
 
 pd = pytest.importorskip("pandas")
 

@@ -1,7 +1,8 @@
 """A writer for the crash tests: puts, snapshots and gcs forever, printing what was acknowledged.
 
-Run as ``python -m tests.crash_worker STORE SEED``; each line on stdout is printed only after
-the operation returned, so the parent knows exactly what ds acknowledged before the kill.
+Run as ``python -m tests.datastore.crash_worker STORE SEED``; each line on stdout is printed
+only after the operation returned, so the parent knows exactly what ds acknowledged before the
+kill.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import zipfile
 
 import pytest
 
-from .api_support import Api, api_fixture, temp_leftovers  # noqa: F401
-from .conftest import gc_running, wait_until
+from tests.conftest import gc_running, wait_until
+from tests.httpapi.api_support import Api, api_fixture, temp_leftovers  # noqa: F401
 
 BLOB = os.urandom(300_000)
 FILES = {

@@ -13,11 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from datastore.catalog.access import LEVELS, Access
+from datastore.catalog.access import LEVELS
 from datastore.store import Store
 from httpapi.routes import ROUTES_KEY, Route
-
-from .api_support import Api, Resp, make_api
+from tests.httpapi.api_support import Api, Resp, make_api
 
 CSV = b"id,value\n1,10\n2,20\n3,30\n"
 # principal -> grant it holds on every dataset of the test (None: no grant)
@@ -41,7 +40,7 @@ class World:
         self.store.put_bytes(name, "a.csv", CSV)
         self.store.put_bytes(name, "dir/b.txt", b"hello")
         snap, _ = self.store.snapshot(name, "v1", "first", [], author="root")
-        access = Access(self.store)
+        access = self.store.access()
         for user, perm in USERS.items():
             if perm is not None:
                 access.grant(name, user, perm)
@@ -52,7 +51,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     store = Store.open(tmp_path_factory.mktemp("authz") / "store")
     api = make_api(store)
-    access = Access(store)
+    access = store.access()
     tokens = {user: access.create_token(user).secret or "" for user in USERS}
     tokens["root"] = api.token or ""
     yield World(api, store, tokens)
@@ -221,7 +220,7 @@ def test_malformed_and_revoked_tokens_are_401(world: World) -> None:
         assert (r.status, r.code) == (401, "unauthorized"), header
         assert name.encode() not in r.body
     assert world.api.get(url, token=None, headers={"Authorization": f"bearer {real}"}).status == 200
-    access = Access(world.store)
+    access = world.store.access()
     temp = access.create_token("reader")
     assert world.api.get(url, token=temp.secret).status == 200
     access.revoke_token(temp.id)

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import DS_BIN
+from tests.conftest import DS_BIN
 
 URL_RE = re.compile(r"ds serve: (http://\S+)/v1 ")
 

@@ -17,8 +17,7 @@ from openapi_spec_validator import validate
 from datastore.errors import DatasetNotFound
 from datastore.store import Store
 from httpapi.routes import ROUTES_KEY
-
-from .api_support import Api, make_api
+from tests.httpapi.api_support import Api, make_api
 
 MAX_EXAMPLES = 12
 CHECKS = [

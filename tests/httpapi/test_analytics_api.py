@@ -8,10 +8,8 @@ import time
 
 import pandas as pd
 
-from datastore.catalog.access import Access
 from datastore.store import Store
-
-from .api_support import Api, api_fixture  # noqa: F401
+from tests.httpapi.api_support import Api, api_fixture  # noqa: F401
 
 CSV_V1 = b"id,amount,city\n1,2.5,a\n2,3.5,b\n3,,a\n4,100,c\n"
 CSV_V2 = b"id,amount,city\n1,2.5,a\n2,4.5,b\n5,1,a\n"
@@ -126,7 +124,7 @@ def test_errors_map_to_statuses(api: Api) -> None:
 
 def test_read_grant_is_enough_and_needed(api: Api, store: Store) -> None:
     _setup(api)
-    access = Access(store)
+    access = store.access()
     reader = access.create_token("reader").secret
     stranger = access.create_token("stranger").secret
     access.grant("sales", "reader", "read")

@@ -6,8 +6,7 @@ import json
 import re
 
 from datastore.store import Store
-
-from .api_support import Api, api_fixture, make_api  # noqa: F401
+from tests.httpapi.api_support import Api, api_fixture, make_api  # noqa: F401
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 

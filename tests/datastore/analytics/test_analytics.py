@@ -32,8 +32,7 @@ from datastore.errors import (
     NotTabular,
 )
 from datastore.store import Store
-
-from .conftest import parse
+from tests.conftest import parse
 
 REL = 1e-9
 
