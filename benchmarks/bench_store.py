@@ -146,7 +146,7 @@ def run_scale(quick: bool, work: Path) -> list[dict[str, Any]]:
 def run_startup(quick: bool, work: Path) -> list[dict[str, Any]]:
     """`ds --version` and `ds ls` of an empty store against a bare interpreter start, warm
     (the median of several runs, after one that writes the bytecode caches)."""
-    env = {"DS_STORE": str(work / "store"), "PYTHONDONTWRITEBYTECODE": ""}
+    env = {"DS_STORE": str(work / "store")}
     commands = {
         "python": [sys.executable, "-c", "pass"],
         TOOL: [DS, "--version"],

@@ -24,13 +24,17 @@ class Run:
 
 
 def run(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
-    """Run a command to completion; wall time and the command's own peak RSS (see spawn.py)."""
+    """Run a command to completion; wall time and the command's own peak RSS (see spawn.py).
+
+    Every tool runs as it is installed, writing and reading bytecode caches, even where the
+    environment says not to (PYTHONDONTWRITEBYTECODE would charge each Python tool a compile
+    of every module it imports, on every run)."""
     with tempfile.NamedTemporaryFile(prefix="ds-bench-rss-") as rss_file:
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-S", str(SPAWN), rss_file.name, *cmd],
             capture_output=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "", **(env or {})},
             cwd=cwd,
         )
         elapsed = time.perf_counter() - start

@@ -51,7 +51,6 @@ class Output:
     @property
     def store(self) -> Store:
         if self._store is None:
-            _answer_pyarrow_pandas_probe()  # every store read goes through pyarrow
             from datastore import Store
 
             self._store = Store.open(self.store_path)
@@ -104,28 +103,3 @@ def table(rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
-class _PandasAbsent:
-    """A meta path finder (any object with find_spec is one) refusing pandas."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas":
-            raise ImportError("pandas is not needed to answer pyarrow's probe")
-
-
-def _answer_pyarrow_pandas_probe() -> None:
-    """pyarrow imports pandas (0.3-0.4 s) the first time it converts a Python list, only to
-    ask whether the list is a pandas object. No ds command hands pyarrow a pandas object,
-    so the probe is answered "no" once, up front; pandas stays importable, and pyarrow
-    imports it for real if a command later asks for a DataFrame."""
-    if "pandas" in sys.modules:
-        return
-    finder = _PandasAbsent()
-    sys.meta_path.insert(0, finder)
-    try:
-        import pyarrow
-
-        pyarrow.array([])
-    finally:
-        sys.meta_path.remove(finder)

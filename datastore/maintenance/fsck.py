@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pyarrow.compute as pc
-
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import range_files
+from datastore.storage.arrow import pa, pc
 from datastore.storage.manifest import join_path
 
 
@@ -63,8 +62,6 @@ def _range_state(parts: Parts, rid: str) -> str:
 
 def _where(parts: Parts, ranges: set[str], bad: set[str]) -> dict[str, list[dict[str, Any]]]:
     """For each damaged object, the (dataset, snapshot, path) places that hold it."""
-    import pyarrow as pa
-
     found: dict[str, list[dict[str, Any]]] = {}
     value_set = pa.array(sorted(bad), pa.string())
     for rid in ranges:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from datastore.maintenance.parts import Parts
+from datastore.storage.arrow import pa, pc
 from datastore.storage.manifest import KIND_FILE, ManifestStore, RangeId, RangeRef
 
 

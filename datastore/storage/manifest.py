@@ -20,14 +20,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, NewType, TypeVar
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from datastore.errors import StoreCorrupt
+from datastore.storage.arrow import pa, pc, pq
 from datastore.storage.lru import BoundedCache
 from datastore.storage.objects import (
     HasherFactory,
@@ -47,19 +45,30 @@ MAX_ROWS = 2 * TARGET_ROWS
 KIND_FILE = "file"
 KIND_DIR = "dir"
 
-SCHEMA = pa.schema(
-    [
-        ("dir", pa.string()),
-        ("name", pa.string()),
-        ("kind", pa.string()),
-        ("object", pa.string()),
-        ("size", pa.int64()),
-        ("mode", pa.int32()),
-        ("mtime_ns", pa.int64()),
-        ("meta", pa.string()),
-    ]
-)
-CHANGE_SCHEMA = SCHEMA.append(pa.field("deleted", pa.bool_()))
+
+@cache
+def schema() -> pa.Schema:
+    """A range's columns (built on first use, so that importing this module loads no Arrow)."""
+    return pa.schema(
+        [
+            ("dir", pa.string()),
+            ("name", pa.string()),
+            ("kind", pa.string()),
+            ("object", pa.string()),
+            ("size", pa.int64()),
+            ("mode", pa.int32()),
+            ("mtime_ns", pa.int64()),
+            ("meta", pa.string()),
+        ]
+    )
+
+
+@cache
+def change_schema() -> pa.Schema:
+    """A staged change: a range's columns and whether the path was deleted."""
+    return schema().append(pa.field("deleted", pa.bool_()))
+
+
 Key = tuple[str, str]
 
 
@@ -185,12 +194,12 @@ AnyRange = RangeRef | PendingRange
 
 
 def entries_table(entries: Iterable[Entry]) -> pa.Table:
-    return pa.Table.from_pylist([e.row() for e in entries], schema=SCHEMA)
+    return pa.Table.from_pylist([e.row() for e in entries], schema=schema())
 
 
 def changes_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     """Staged rows (with a ``deleted`` flag) as a sorted Arrow table."""
-    table = pa.Table.from_pylist(list(rows), schema=CHANGE_SCHEMA)
+    table = pa.Table.from_pylist(list(rows), schema=change_schema())
     return sort_table(table)
 
 
@@ -294,7 +303,7 @@ class ManifestStore:
         return self.write_pending(PendingRange(table), durable=durable)
 
     def write_pending(self, rng: PendingRange, *, durable: bool = True) -> RangeRef:
-        table = rng.table = rng.table.select(SCHEMA.names).cast(SCHEMA)
+        table = rng.table = rng.table.select(schema().names).cast(schema())
         rid = self.range_id(rng)
         target = self.path(rid)
         if not target.exists():
@@ -406,7 +415,7 @@ class ManifestStore:
         keys = list(zip(base["dir"].to_pylist(), base["name"].to_pylist(), strict=True))
         changed = zip(changes["dir"].to_pylist(), changes["name"].to_pylist(), strict=True)
         deleted = changes["deleted"].to_pylist()
-        upserts = changes.select(SCHEMA.names)
+        upserts = changes.select(schema().names)
         pieces, start = [], 0
         for row, key in enumerate(changed):
             at = bisect.bisect_left(keys, key, start)
@@ -452,11 +461,11 @@ def _read_parquet(path: Path) -> pa.Table:
     """ParquetFile.read is several times faster than read_table for small files; ranges are
     read on our own pool, so Arrow's threads would only add hand-offs."""
     table = pq.ParquetFile(path, pre_buffer=False).read(use_threads=False)
-    return table if table.schema.equals(SCHEMA) else table.select(SCHEMA.names).cast(SCHEMA)
+    return table if table.schema.equals(schema()) else table.select(schema().names).cast(schema())
 
 
 def upserts_only(changes: pa.Table) -> pa.Table:
-    return changes.filter(pc.invert(changes["deleted"])).select(SCHEMA.names)
+    return changes.filter(pc.invert(changes["deleted"])).select(schema().names)
 
 
 def split_pending(table: pa.Table) -> list[AnyRange]:
@@ -471,5 +480,5 @@ def split_pending(table: pa.Table) -> list[AnyRange]:
 
 def concat(tables: list[pa.Table]) -> pa.Table:
     if not tables:
-        return SCHEMA.empty_table()
+        return schema().empty_table()
     return pa.concat_tables(tables)

@@ -407,10 +407,13 @@ def _loaded_by(store_root: Path, *args: str) -> set[str]:
 
 
 def test_start_up_imports_only_what_the_command_needs(cli, store_root: Path) -> None:
-    """ds --version and ds --help answer without pyarrow, pandas or DuckDB (each cost
-    0.1-0.4 s per start); reading a version needs pyarrow, never pandas or DuckDB."""
+    """ds --version, --help and what the catalog alone answers load none of pyarrow,
+    pandas or DuckDB (each costs 0.1-0.4 s per start); reading a version's files needs
+    pyarrow (manifests are Parquet), never pandas or DuckDB, and a diff needs no DuckDB."""
     cli("create", "d")
-    assert _loaded_by(store_root, "--version") == set()
-    assert _loaded_by(store_root, "--help") == set()
-    for args in (("ls", "d"), ("status", "d"), ("log", "d")):
+    cli("put", "d", str(make_tree(store_root.parent / "src", {"a.txt": b"1"})))
+    cli("snapshot", "d", "--tag", "v1")
+    for args in (("--version",), ("--help",), ("list",), ("log", "d"), ("tags", "d")):
+        assert _loaded_by(store_root, *args) == set(), args
+    for args in (("ls", "d"), ("status", "d"), ("cat", "d/a.txt"), ("diff", "d@v1", "d")):
         assert _loaded_by(store_root, *args) <= {"pyarrow", "numpy"}, args
