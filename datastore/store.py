@@ -842,13 +842,21 @@ class Store:
         ranges = list(self.catalog.ranges(row.base))
         return {k for k in keys if self.manifests.lookup(ranges, join_path(*k)) is None}
 
-    def mkdir(self, spec: str, path: str, mode: int = DEFAULT_DIR_MODE) -> Entry:
+    def mkdir(
+        self,
+        spec: str,
+        path: str,
+        mode: int = DEFAULT_DIR_MODE,
+        owner: tuple[int, int] | None = None,
+    ) -> Entry:
+        """An explicit directory; ``owner`` (uid, gid) is stored as chown would store it."""
         name = self._writable(spec)
         path = names.file_path(path)
         row = self.dataset(name)
         if self._lookup(Version(row, None, None), path) is not None:
             raise Conflict(f"{path!r} already exists in {name}")
-        entry = Entry(path, KIND_DIR, None, 0, mode, time.time_ns(), "")
+        meta = _with_owner("", owner) if owner is not None else ""
+        entry = Entry(path, KIND_DIR, None, 0, mode, time.time_ns(), meta)
         rows = [{**entry.row(), "deleted": False}, *self._new_dirs(row, _ancestors([path], ""))]
         with self.catalog.write() as db:
             self._dataset_in(db, name)

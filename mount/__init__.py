@@ -129,6 +129,9 @@ def serve(
         "max_read": IO_SIZE,
         "foreground": True,
         "nothreads": False,
+        # the kernel checks mode bits and owners before any request reaches us, as on
+        # a local filesystem (with --allow-other, other users are held to them)
+        "default_permissions": True,
     }
     if allow_other:
         options["allow_other"] = True

@@ -70,6 +70,12 @@ def _process(tid: int) -> int | None:
     return int(tgid[0]) if tgid else None
 
 
+def _who() -> Caller:
+    """The user behind this request: uid, file-system gid and supplementary groups."""
+    uid, gid, tid = mfusepy.fuse_get_context()
+    return Caller(uid, gid, frozenset({gid, *_groups(tid)}))
+
+
 def _groups(tid: int) -> set[int]:
     """The supplementary groups of the thread FUSE names (none once it is gone)."""
     return {int(g) for g in _status(tid, b"Groups:") or []}
@@ -258,7 +264,7 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def create(self, path: str, mode: int, fi: Any) -> int:
-        fi.fh = self.overlay.create(path, mode, fi.flags, _caller(fi.flags))
+        fi.fh = self.overlay.create(path, mode, fi.flags, _caller(fi.flags), _who())
         fi.keep_cache = 0
         fi.direct_io = 0
         return 0
@@ -302,7 +308,7 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def mkdir(self, path: str, mode: int) -> int:
-        self.overlay.mkdir(path, mode)
+        self.overlay.mkdir(path, mode, _who())
         return 0
 
     @_translated
@@ -327,9 +333,7 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def chown(self, path: str | None, uid: int, gid: int) -> int:
-        caller_uid, caller_gid, tid = mfusepy.fuse_get_context()
-        caller = Caller(caller_uid, frozenset({caller_gid, *_groups(tid)}))
-        self.overlay.chown(_path(path), uid, gid, caller)
+        self.overlay.chown(_path(path), uid, gid, _who())
         return 0
 
     @_translated
@@ -354,11 +358,6 @@ class DsOperations(mfusepy.Operations):
     @_translated
     def mknod(self, path: str, mode: int, dev: int) -> int:
         raise OSError(errno.ENOTSUP, "only regular files and directories")
-
-    @_translated
-    def access(self, path: str, amode: int) -> int:
-        self.overlay.access(path, amode)
-        return 0
 
     def destroy(self, path: str) -> None:
         self._stop.set()

@@ -62,9 +62,11 @@ KEEP_ID = (-1, 0xFFFFFFFF)  # chown's "leave this one as it is", as either C typ
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who asks for a change: their uid and every group they are in."""
+    """Who asks for a change: their uid, the gid new files get (the file-system gid of
+    the calling thread) and every group they are in."""
 
     uid: int
+    gid: int
     groups: frozenset[int]
 
 
@@ -346,8 +348,14 @@ class Overlay:
             return st
 
     def create(
-        self, path: str, mode: int, flags: int = os.O_WRONLY, opener: int | None = None
+        self,
+        path: str,
+        mode: int,
+        flags: int = os.O_WRONLY,
+        opener: int | None = None,
+        caller: Caller | None = None,
     ) -> int:
+        """A new file, owned by ``caller`` (the mounting user when None)."""
         loc, name = self._head(path)
         key = (name, loc.path)
         parent = loc.path.rpartition("/")[0]
@@ -361,12 +369,28 @@ class Overlay:
             if flags & os.O_EXCL:
                 raise _err(errno.EEXIST, path)
             return self.open(path, flags, opener)[0]
+        owner, _ = self._new_owner(caller, path)
         st = self._attach(key, None)
         with st.lock:
             st.mode = statmod.S_IMODE(mode)
+            st.owner = owner
             self._copy_up(st, empty=True)
         self._served.pop(key, None)
         return self._add(Handle(None, st, bool(flags & os.O_APPEND), False, opener))
+
+    def _new_owner(self, caller: Caller | None, path: str) -> tuple[tuple[int, int] | None, int]:
+        """(owner, extra mode bits) of an entry ``caller`` makes at ``path``, as Linux has
+        it: the caller's uid and gid, except under a set-group-ID directory, whose group
+        the entry takes (and a new directory its set-group-ID bit). The owner is None
+        when it is the mounting user's, so common entries store nothing."""
+        if caller is None:
+            return None, 0
+        gid, extra = caller.gid, 0
+        parent = self.getattr(path.rpartition("/")[0] or "/")
+        if parent["st_mode"] & statmod.S_ISGID:
+            gid, extra = parent["st_gid"], statmod.S_ISGID
+        owner = (caller.uid, gid)
+        return (None if owner == (self.uid, self.gid) else owner), extra
 
     def _exists(self, loc: Location, key: Key) -> bool:
         """A create that races a file made elsewhere opens it instead of truncating it."""
@@ -542,11 +566,14 @@ class Overlay:
 
     # namespace changes -------------------------------------------------------
 
-    def mkdir(self, path: str, mode: int) -> None:
+    def mkdir(self, path: str, mode: int, caller: Caller | None = None) -> None:
+        """A new directory, owned by ``caller`` (the mounting user when None)."""
         loc, name = self._head(path)
         if self._staging((name, loc.path)) is not None:
             raise _err(errno.EEXIST, path)
-        self.store.mkdir(name, loc.path, statmod.S_IMODE(mode) or DEFAULT_DIR_MODE)
+        owner, extra = self._new_owner(caller, path)
+        mode = (statmod.S_IMODE(mode) or DEFAULT_DIR_MODE) | extra
+        self.store.mkdir(name, loc.path, mode, owner=owner)
         self.cache.forget_heads()
 
     def rmdir(self, path: str) -> None:
@@ -708,13 +735,6 @@ class Overlay:
             if st is None:
                 raise
         self.cache.forget_heads()
-
-    def access(self, path: str, amode: int) -> None:
-        """Existence, and EROFS for a write check where nothing may be written."""
-        loc = self.locate(path)
-        self.getattr(path)
-        if amode & os.W_OK and (self.read_only or loc.read_only):
-            raise ReadOnlyRef(f"{path} is read-only")
 
     def link(self, target: str, source: str) -> None:
         raise _err(errno.ENOTSUP, "hard links are not supported")
