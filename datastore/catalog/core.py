@@ -10,6 +10,7 @@ objects and ranges are durable on disk.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -247,11 +248,18 @@ class TagEvent:
 
 
 class Catalog:
-    """One SQLite connection per thread; writers serialize with BEGIN IMMEDIATE."""
+    """One SQLite connection per OS thread; writers serialize with BEGIN IMMEDIATE.
+
+    Connections are keyed by the kernel's thread id, not kept in a ``threading.local``:
+    libfuse calls the mount from its own threads through ctypes, which gives each call a
+    fresh Python thread state, so thread-local data lasted one request and every FUSE
+    request opened (and set up) a new connection.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        self._conns: dict[int, sqlite3.Connection] = {}
+        self._conns_lock = threading.Lock()
         self._ranges: BoundedCache[tuple[RangeRef, ...]] = BoundedCache(64)
 
     def init(self) -> None:
@@ -259,24 +267,40 @@ class Catalog:
 
     @property
     def db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        tid = threading.get_native_id()
+        conn = self._conns.get(tid)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            # only takes effect on a new catalog (before its first table); lets
-            # release_free_pages hand cleared staged rows back to the filesystem
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=60000")
-            self._local.conn = conn
+            conn = self._connect()
+            with self._conns_lock:
+                self._forget_dead_threads()
+                self._conns[tid] = conn
         return conn
 
+    def _connect(self) -> sqlite3.Connection:
+        # only its own thread uses it; the id check is ours (a kernel id may be reused)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        # only takes effect on a new catalog (before its first table); lets
+        # release_free_pages hand cleared staged rows back to the filesystem
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
+
+    def _forget_dead_threads(self) -> None:
+        """Close the connections of threads that have ended (checked when the table grows)."""
+        if len(self._conns) < 32:
+            return
+        for tid in [t for t in self._conns if not os.path.exists(f"/proc/self/task/{t}")]:
+            self._conns.pop(tid).close()
+
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
+        """Close the calling thread's connection."""
+        with self._conns_lock:
+            conn = self._conns.pop(threading.get_native_id(), None)
         if conn is not None:
             conn.close()
-            self._local.conn = None
 
     def migrate(self) -> None:
         if self.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
