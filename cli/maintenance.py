@@ -59,6 +59,11 @@ def fsck_cmd(out: Output) -> None:
             for a in p["affected"]:
                 where = a["snapshot"] or "head"
                 click.echo(f"    {a['dataset']}@{where} {a['path'] or ''}".rstrip())
+        if report["unreferenced_damaged"]:
+            click.echo(
+                f"  {len(report['unreferenced_damaged'])} damaged object(s) nothing"
+                " references (left by a power cut; gc removes them)"
+            )
 
     out.emit(report, human)
     if not report["ok"]:

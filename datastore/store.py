@@ -175,12 +175,50 @@ class Store:
             if not all(d.is_dir() for d in (self.objects.tmp, self.manifests.tmp, self.locks)):
                 self._make_dirs()
             self.catalog.init()
+            self._drop_lost_writes()
             return
         self.root.mkdir(parents=True, exist_ok=True)
         self._make_dirs()
         self.catalog.init()
         if not fmt.exists():
             self._write_format(fmt)
+
+    def _drop_lost_writes(self) -> None:
+        """After a power cut, a head file closed without a flush (noted in ``unsynced``)
+        may name an object that never reached the disk, or reached it short. Its row goes
+        and the path falls back to the base snapshot, as an unflushed write on a local
+        disk is lost; nothing else can be lost this way (:meth:`_stage_files`). A live
+        writer stores the object before its note commits, so no live write is dropped."""
+        lost = [
+            f
+            for f in self.catalog.unsynced_files()
+            if not self.objects.has_size(f["object"], f["size"])
+        ]
+        if not lost:
+            return
+        with self.catalog.write() as db:
+            for f in lost:
+                self.catalog.unstage(db, f["dataset_id"], [(f["dir"], f["name"])])
+            self.catalog.forget_unsynced(
+                db, None, [(f["dataset_id"], f["dir"], f["name"]) for f in lost]
+            )
+        for f in lost:
+            log.warning(
+                "dropped %s from a head: closed without a flush, lost with its object %s",
+                join_path(f["dir"], f["name"]),
+                f["object"],
+            )
+
+    def settle(self) -> bool:
+        """Make every file closed without a flush durable (one syncfs of the store's
+        filesystem); True when there was any. The mount calls it every few seconds."""
+        covered = self.catalog.unsynced_mark()
+        if covered is None:
+            return False
+        self.objects.sync()
+        with self.catalog.write() as db:
+            self.catalog.forget_unsynced(db, covered)
+        return True
 
     def _make_dirs(self) -> None:
         self.objects.init()
@@ -661,23 +699,27 @@ class Store:
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
         owner: tuple[int, int] | None = None,
+        durable: bool = True,
     ) -> Entry:
         """Store a finished local file as ``path``; ``adopt`` moves a temp file in (no copy).
         ``owner`` (uid, gid) is stored as chown stores it; None keeps the file's.
 
         The mount uses this on close: ``adopt`` for a file it wrote under
-        :meth:`open_temp`, a copy while the file may still be written.
+        :meth:`open_temp`, a copy while the file may still be written, and
+        ``durable=False``: nothing is flushed, so the file survives the process being
+        killed but not a power cut until :meth:`settle`, a snapshot or an fsync covers it
+        (see :meth:`_stage_files` for the one case that flushes anyway).
         """
         name = self._writable(spec)
         path = names.file_path(path)
         _check_metadata(metadata)
         with flock(self.locks / "gc.lock", exclusive=False):
             if adopt:
-                oid, size = self.objects.adopt(src)
+                oid, size = self.objects.adopt(src, durable=durable)
             else:
-                oid, size = self.objects.put_file(src)
+                oid, size = self.objects.put_file(src, durable=durable)
             new = _NewFile(path, oid, size, mode, mtime_ns, owner)
-            return self._stage_files(name, [new], description, metadata)[0][0]
+            return self._stage_files(name, [new], description, metadata, durable=durable)[0][0]
 
     def adopt_files(
         self,
@@ -724,9 +766,17 @@ class Store:
         metadata: dict[str, Any] | None,
         if_absent: bool = False,
         before_commit: Callable[[str, str], None] | None = None,
+        durable: bool = True,
     ) -> list[tuple[Entry, bool]]:
         """Stage stored objects as head files in one transaction, after every file has
-        passed the dataset's rules (and ``before_commit``); returns (entry, created)."""
+        passed the dataset's rules (and ``before_commit``); returns (entry, created).
+
+        ``durable=False``: the objects were stored unflushed and the commit flushes
+        nothing; each file is noted in ``unsynced`` so that, after a power cut, an
+        object that never reached the disk takes its row with it (:meth:`init`). Except
+        where a path's staged row was itself written durably: losing the new write would
+        then lose that version too, so these objects are flushed first and the commit
+        made durable."""
         row = self.dataset(name)
         head = Version(row, None, None)
         rules = ds_rules.parse(row.rules)
@@ -752,16 +802,32 @@ class Store:
             out.append((entry, old))
         rows.extend(self._new_dirs(row, _ancestors([f.path for f in files], "")))
         self._check_shapes(row, rows, None)
-        with self.catalog.write() as db:
+        with self.catalog.write(durable=durable) as db:
             self._dataset_in(db, name)
             for entry, old in out:
                 current = self.catalog.staged_entry(row.id, *split_path(entry.path))
                 exists_now = old is not None if current is None else not current["deleted"]
                 if if_absent and exists_now:
                     raise PreconditionFailed(f"{entry.path!r} already exists in {name}")
+            if not durable:
+                self._note_unsynced(db, row, [e for e, _ in out])
             self.catalog.stage(db, row.id, rows)
             self.catalog.update_dataset(db, row.id, updated_at=utc_now())
         return [(entry, old is None) for entry, old in out]
+
+    def _note_unsynced(self, db: Any, row: DatasetRow, entries: Sequence[Entry]) -> None:
+        """Note unflushed files in ``unsynced``, or, where one replaces a durably written
+        staged row, flush the objects instead: then whichever row a power cut leaves, the
+        old or the new, names a whole object, and there is nothing to note."""
+        keys = [split_path(e.path) for e in entries]
+        if any(self.catalog.holds_durable(db, row.id, *k) for k in keys):
+            for e in entries:
+                assert e.object is not None
+                self.objects.flush(e.object)
+            self.catalog.forget_unsynced(db, None, [(row.id, *k) for k in keys])
+            return
+        notes = [(*k, e.object or "", e.size) for k, e in zip(keys, entries, strict=True)]
+        self.catalog.mark_unsynced(db, row.id, notes)
 
     def rm(self, spec: str, paths: Sequence[str]) -> list[str]:
         """Remove files or whole directories from the head; all paths must exist."""
@@ -811,9 +877,16 @@ class Store:
             rows.append({**replace(e, path=new_path).row(), "deleted": False})
         rows.extend(self._new_dirs(row, _ancestors([dst], "")))
         changes = self._head_changes(row, _last_wins(rows))
+        # a moved file is durable under its new name: the rename commits durably, and a
+        # file closed unflushed under the old one would otherwise point at an object a
+        # power cut may take (rename-over-after-write must keep the old or the new file)
+        unsynced = self.catalog.unsynced_in(row.id, [split_path(e.path) for e in moving])
+        for _, _, oid in unsynced:
+            self.objects.flush(ObjectId(oid))
         with self.catalog.write() as db:
             self._dataset_in(db, name)
             self._stage_changes(db, row, changes)
+            self.catalog.forget_unsynced(db, None, [(row.id, d, n) for d, n, _ in unsynced])
             self.catalog.update_dataset(db, row.id, updated_at=utc_now())
 
     def _head_changes(self, row: DatasetRow, rows: list[dict[str, Any]]) -> _HeadChanges:
@@ -954,7 +1027,8 @@ class Store:
                 return self._clean_snapshot(row, tag, upto, who), False
             with flock(self.locks / "gc.lock", exclusive=False):
                 written = self.manifests.write_all(ranges, durable=False)
-                self.manifests.sync()
+                covered = self.catalog.unsynced_mark()
+                self.manifests.sync()  # one syncfs: the ranges and every unflushed object
                 snap = SnapshotRow(
                     id=uuid.uuid4().hex,
                     dataset_id=row.id,
@@ -973,6 +1047,7 @@ class Store:
                     self.catalog.insert_snapshot(db, snap, written)
                     self.catalog.update_dataset(db, row.id, base=snap.id)
                     self.catalog.clear_staged(db, row.id, upto)
+                    self.catalog.forget_unsynced(db, covered)
                     if tag is not None and not self.catalog.set_tag(
                         db, row.id, tag, snap.id, None, snap.created_at, who
                     ):

@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CACHE_TIMEOUT = 60.0  # seconds the kernel keeps entries and attributes
 POLL_INTERVAL = 0.2  # seconds between looks for changes made outside the mount
+SETTLE_INTERVAL = 5.0  # seconds a closed file may stay unflushed (ext4 commits every 5 s)
 IO_SIZE = 1 << 20
 DIR_MODE = 0o040755
 DOTS = [(".", {"st_mode": DIR_MODE}), ("..", {"st_mode": DIR_MODE})]
@@ -208,11 +210,19 @@ class DsOperations(mfusepy.Operations):
 
     def _watch(self) -> None:
         """Every POLL_INTERVAL, drop the kernel's entries and pages for paths changed
-        outside the mount (CLI, API, snapshots moving refs): visible within 1 s."""
+        outside the mount (CLI, API, snapshots moving refs): visible within 1 s; every
+        SETTLE_INTERVAL, flush the files closed since (closes flush nothing)."""
         invalidate = mfusepy._libfuse.fuse_invalidate_path
         invalidate.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         invalidate.restype = ctypes.c_int
+        settled = time.monotonic()
         while not self._stop.wait(POLL_INTERVAL):
+            if time.monotonic() - settled >= SETTLE_INTERVAL:
+                settled = time.monotonic()
+                try:
+                    self.overlay.settle()
+                except Exception:
+                    log.exception("could not flush closed files")
             try:
                 paths = self.overlay.watch.poll()
             except Exception:

@@ -486,15 +486,19 @@ class Overlay:
         st.temp, st.fd = temp, temp.fd
         st.dirty = True
 
-    def commit(self, st: Staging) -> None:
-        """Make the staging's bytes durable and staged in the catalog before returning.
+    def commit(self, st: Staging, durable: bool = False) -> None:
+        """Stage the staging's bytes in the catalog before returning (SPEC promise 4).
 
-        The temp file is adopted into the object store (hashed, fsynced, renamed; no
-        copy), and the staging goes back to reading that object: the next write copies up
-        again. A detached staging (unlinked while open) has nothing to commit.
+        The temp file is adopted into the object store (hashed, renamed; no copy), and
+        the staging goes back to reading that object: the next write copies up again. A
+        close commits without flushing: visible, and safe if the mount is killed; an
+        fsync (``durable``) flushes the bytes and the commit. A detached staging
+        (unlinked while open) has nothing to commit.
         """
         with st.lock:
             if not st.dirty or st.detached or st.fd is None or st.temp is None:
+                if durable:
+                    self.store.settle()  # an fsync after a close: flush that close
                 return
             mtime = st.mtime_ns or time.time_ns()
             # adopted while still open: the open temp is locked against gc until it is in
@@ -506,6 +510,7 @@ class Overlay:
                 mtime_ns=mtime,
                 adopt=True,
                 owner=st.owner,
+                durable=durable,
             )
             st.temp.close()
             st.fd, st.temp = None, None
@@ -534,7 +539,11 @@ class Overlay:
     def fsync(self, fh: int) -> None:
         st = self.handle(fh).staging
         if st is not None:
-            self.commit(st)
+            self.commit(st, durable=True)
+
+    def settle(self) -> None:
+        """Flush what closes left unflushed (called every few seconds and at unmount)."""
+        self.store.settle()
 
     def release(self, fh: int) -> None:
         with self._lock:
@@ -743,12 +752,14 @@ class Overlay:
         raise _err(errno.ENOTSUP, "symbolic links are not supported")
 
     def shutdown(self) -> None:
-        """Commit whatever is still open (an unmount with open files) and drop temps."""
+        """Commit whatever is still open (an unmount with open files), drop temps, and
+        flush every close: an unmounted head is durable."""
         for fh in list(self._handles):
             try:
                 self.release(fh)
             except Exception:
                 log.exception("could not commit an open file at unmount")
+        self.settle()
 
 
 def _copy_fd(src: int, dst: int, size: int) -> None:

@@ -25,7 +25,7 @@ from datastore.errors import DatasetNotFound, StoreCorrupt
 from datastore.storage.lru import BoundedCache
 from datastore.storage.manifest import RangeId, RangeRef
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 UNSTAGED_KEEP_SECONDS = 3600  # how long a watcher may take to see a dropped staged row
 
 MIGRATIONS: dict[int, str] = {
@@ -196,6 +196,19 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE datasets ADD COLUMN root_meta TEXT NOT NULL DEFAULT '';
     ALTER TABLE datasets ADD COLUMN root_mtime_ns INTEGER NOT NULL DEFAULT 0;
     """,
+    # head files staged by a close that flushed nothing (the mount): their objects may not
+    # have reached the disk yet; dropped once a syncfs has covered them
+    6: """
+    CREATE TABLE unsynced (
+        seq INTEGER PRIMARY KEY,
+        dataset_id TEXT NOT NULL,
+        dir TEXT NOT NULL,
+        name TEXT NOT NULL,
+        object TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        UNIQUE (dataset_id, dir, name)
+    );
+    """,
 }
 
 
@@ -318,16 +331,30 @@ class Catalog:
                 db.execute(f"PRAGMA user_version={step}")
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken up front, so concurrent writers queue, never deadlock."""
+    def write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front, so concurrent writers queue, never deadlock.
+
+        ``durable=False`` commits without flushing the WAL (``synchronous=NORMAL``): the
+        commit survives the process being killed, not a power cut, until a later flushed
+        commit (the WAL is one file: flushing it covers earlier commits). Never flush the
+        catalog's files from outside SQLite: closing any descriptor of the database file
+        drops every POSIX lock this process holds on it, and concurrent connections then
+        corrupt it.
+        """
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -703,6 +730,67 @@ class Catalog:
     def clear_staged(self, db: sqlite3.Connection, dataset_id: str, upto_seq: int) -> None:
         """Drop what a snapshot captured; rows staged after the capture stay staged."""
         db.execute("DELETE FROM staged WHERE dataset_id=? AND seq<=?", (dataset_id, upto_seq))
+
+    # writes not yet flushed ----------------------------------------------------
+
+    def mark_unsynced(
+        self, db: sqlite3.Connection, dataset_id: str, files: Sequence[tuple[str, str, str, int]]
+    ) -> None:
+        """Note head files, as (dir, name, object, size), whose objects were stored
+        without a flush; a note replaced or dropped later is renumbered or goes."""
+        db.executemany(
+            "INSERT OR REPLACE INTO unsynced (dataset_id, dir, name, object, size)"
+            " VALUES (?,?,?,?,?)",
+            [(dataset_id, *f) for f in files],
+        )
+
+    def holds_durable(self, db: sqlite3.Connection, dataset_id: str, dir: str, name: str) -> bool:
+        """True when the head's staged row for a path (a file or a removal) was written
+        durably: replacing it with an unflushed write could lose both at a power cut."""
+        row = db.execute(
+            "SELECT s.deleted, s.object, u.object FROM staged s LEFT JOIN unsynced u"
+            " ON u.dataset_id=s.dataset_id AND u.dir=s.dir AND u.name=s.name"
+            " WHERE s.dataset_id=? AND s.dir=? AND s.name=?",
+            (dataset_id, dir, name),
+        ).fetchone()
+        return row is not None and (bool(row[0]) or row[2] is None or row[1] != row[2])
+
+    def unsynced_in(
+        self, dataset_id: str, keys: Sequence[tuple[str, str]]
+    ) -> list[tuple[str, str, str]]:
+        """(dir, name, object) of the noted unflushed files among ``keys``."""
+        found = []
+        for d, n in keys:
+            row = self.db.execute(
+                "SELECT object FROM unsynced WHERE dataset_id=? AND dir=? AND name=?",
+                (dataset_id, d, n),
+            ).fetchone()
+            if row is not None:
+                found.append((d, n, row[0]))
+        return found
+
+    def unsynced_mark(self) -> int | None:
+        """The newest note; a flush of the filesystem taken after reading it covers every
+        note up to it (their objects were in place before they committed)."""
+        row = self.db.execute("SELECT max(seq) FROM unsynced").fetchone()
+        return row[0] if row else None
+
+    def forget_unsynced(
+        self, db: sqlite3.Connection, upto: int | None, keys: Sequence[tuple[str, str, str]] = ()
+    ) -> None:
+        """Drop notes a flush covered: all up to ``upto``, and the (dataset, dir, name) ``keys``."""
+        if upto is not None:
+            db.execute("DELETE FROM unsynced WHERE seq<=?", (upto,))
+        db.executemany("DELETE FROM unsynced WHERE dataset_id=? AND dir=? AND name=?", keys)
+
+    def unsynced_files(self) -> list[dict[str, Any]]:
+        """Noted files the head still holds (the same object staged at the path)."""
+        rows = self.db.execute(
+            "SELECT u.seq, u.dataset_id, u.dir, u.name, u.object, u.size FROM unsynced u"
+            " JOIN staged s ON s.dataset_id=u.dataset_id AND s.dir=u.dir AND s.name=u.name"
+            " WHERE s.object=u.object AND s.deleted=0"
+        )
+        return [dict(r) for r in rows]
 
     def release_free_pages(self) -> None:
         """Give pages freed by cleared staged rows back to the filesystem (outside a write

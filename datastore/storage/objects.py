@@ -97,6 +97,13 @@ class ObjectStore:
             return False
         return st.st_size == size and st.st_nlink == 1
 
+    def has_size(self, oid: str, size: int) -> bool:
+        """Present with this many bytes (what a write that was never flushed may lack)."""
+        try:
+            return os.stat(self.place(oid)).st_size == size
+        except FileNotFoundError:
+            return False
+
     def size(self, oid: str) -> int:
         return os.stat(self.place(oid)).st_size
 
@@ -284,8 +291,12 @@ class ObjectStore:
         may have renamed in without a flush yet (a batch import syncs at its end): flush
         it and its directory entry before this write is reported durable."""
         if durable:
-            fsync_path(self.place(oid))
-            fsync_dir(Path(os.path.dirname(self.place(oid))))
+            self.flush(oid)
+
+    def flush(self, oid: ObjectId) -> None:
+        """Make a stored object, written without a flush, durable: its bytes and its name."""
+        fsync_path(self.place(oid))
+        fsync_dir(Path(os.path.dirname(self.place(oid))))
 
     def _same_as_stored_bytes(self, oid: ObjectId, data: bytes) -> bool:
         """Compare before dedup; True means deduplicated, False means repair by rewrite."""

@@ -517,7 +517,7 @@ def test_a_version_1_catalog_migrates_keeping_staged_rows_and_the_import_cache(
     cached = db.execute("SELECT * FROM import_cache").fetchall()
     # rebuild the two tables as version 1 made them
     db.execute("BEGIN")
-    for table in ("staged", "import_cache", "unstaged", "forgotten"):  # the last two: 3, 4
+    for table in ("staged", "import_cache", "unstaged", "forgotten", "unsynced"):  # 3, 4, 6
         db.execute(f"DROP TABLE IF EXISTS {table}")
     for column in ("root_meta", "root_mtime_ns"):  # 5
         db.execute(f"ALTER TABLE datasets DROP COLUMN {column}")
