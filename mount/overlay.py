@@ -358,13 +358,9 @@ class Overlay:
         """A new file, owned by ``caller`` (the mounting user when None)."""
         loc, name = self._head(path)
         key = (name, loc.path)
-        parent = loc.path.rpartition("/")[0]
-        if parent:
-            pnode = self.ns.stat(Location(name, parent))
-            if not pnode.is_dir:
-                raise _err(errno.ENOTDIR, path)
-        else:
-            self.ns.stat(Location(name, ""))
+        # through the node cache: _new_owner reads the same parent again
+        if not self.cache.stat(Location(name, loc.path.rpartition("/")[0])).is_dir:
+            raise _err(errno.ENOTDIR, path)
         if self._exists(loc, key):
             if flags & os.O_EXCL:
                 raise _err(errno.EEXIST, path)

@@ -273,6 +273,8 @@ class Catalog:
         self.path = path
         self._conns: dict[int, sqlite3.Connection] = {}
         self._conns_lock = threading.Lock()
+        self._commits = 0  # write transactions this process committed (see dataset())
+        self._dataset_rows: dict[int, tuple[tuple[int, int], dict[str, DatasetRow | None]]] = {}
         self._ranges: BoundedCache[tuple[RangeRef, ...]] = BoundedCache(64)
 
     def init(self) -> None:
@@ -307,6 +309,7 @@ class Catalog:
             return
         for tid in [t for t in self._conns if not os.path.exists(f"/proc/self/task/{t}")]:
             self._conns.pop(tid).close()
+            self._dataset_rows.pop(tid, None)
 
     def close(self) -> None:
         """Close the calling thread's connection."""
@@ -352,6 +355,8 @@ class Catalog:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+            with self._conns_lock:  # a lost increment could leave a stale row looking fresh
+                self._commits += 1
         finally:
             if not durable:
                 db.execute("PRAGMA synchronous=FULL")
@@ -386,7 +391,25 @@ class Catalog:
         )
 
     def dataset(self, name: str, db: sqlite3.Connection | None = None) -> DatasetRow | None:
-        row = (db or self.db).execute("SELECT * FROM datasets WHERE name=?", (name,)).fetchone()
+        """The dataset row by name. Outside a transaction (no ``db``), rows are reused until
+        anything commits: another connection's commit changes ``PRAGMA data_version``,
+        one of this process's bumps ``_commits``. A file created through the mount asks
+        for its dataset's row about seven times between two commits."""
+        if db is not None:
+            return self._dataset_row(db, name)
+        conn = self.db
+        stamp = (conn.execute("PRAGMA data_version").fetchone()[0], self._commits)
+        tid = threading.get_native_id()
+        seen = self._dataset_rows.get(tid)
+        if seen is None or seen[0] != stamp:
+            seen = self._dataset_rows[tid] = (stamp, {})
+        if name not in seen[1]:
+            seen[1][name] = self._dataset_row(conn, name)
+        return seen[1][name]
+
+    @staticmethod
+    def _dataset_row(db: sqlite3.Connection, name: str) -> DatasetRow | None:
+        row = db.execute("SELECT * FROM datasets WHERE name=?", (name,)).fetchone()
         return _dataset(row) if row else None
 
     def existing(self, name: str) -> DatasetRow:

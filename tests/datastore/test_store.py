@@ -695,3 +695,22 @@ def test_a_store_written_by_format_1_code_opens_reads_writes_and_checks(tmp_path
     assert store.gc(0)["objects_removed"] == 1  # big.txt lived only in v1.0
     assert store.fsck()["ok"]
     assert store.read_bytes("sales@v1.2", "2026-11.csv") == b"region,amount\nnorth,11\n"
+
+
+def test_every_handle_sees_every_dataset_change_at_once(store_root: Path) -> None:
+    """Dataset rows are reused between commits (the mount asks for one several times per
+    file); a commit through another handle, or this one, is seen on the next call."""
+    a, b = Store.open(store_root), Store.open(store_root)
+    a.create_dataset("d")
+    assert b.dataset("d").base is None
+    b.put_bytes("d", "x.txt", b"1")
+    snap, _ = b.snapshot("d", tag="v1")
+    assert a.dataset("d").base == snap.row.id
+    assert a.read_bytes("d@v1", "x.txt") == b"1"
+    a.update_dataset("d", description="seen by b")
+    assert b.dataset("d").description == "seen by b"
+    b.delete_dataset("d")
+    with pytest.raises(DatasetNotFound):
+        a.dataset("d")
+    a.create_dataset("d")
+    assert b.dataset("d").base is None
