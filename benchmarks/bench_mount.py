@@ -2,9 +2,10 @@
 
 Sequential read of a large committed file (cold: page cache dropped; warm: second pass),
 sequential write into a head (write + fsync + close, i.e. acknowledged; native gets the
-same fsync), creating many small files, ``find`` with stat over a large tree, first
-(cold) and second pass, and a snapshot of a mounted 20,000-file head after 200 changes
-made through the mount. ``tool`` is ``ds-mount`` or ``native``.
+same fsync), eight readers at once (warm), creating 4 KiB files (a Python loop, then
+``cp -r`` of the same tree), ``find`` with stat over a large tree, first (cold) and
+second pass, and a snapshot of a mounted 20,000-file head after 200 changes made through
+the mount. ``tool`` is ``ds-mount`` or ``native``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +57,26 @@ def read_file(path: Path) -> int:
     return total
 
 
-def make_small_files(root: Path, count: int) -> None:
-    data = b"x" * 100
+def make_small_files(root: Path, count: int, size: int = 4096) -> None:
+    """``count`` files of ``size`` bytes, 1,000 per directory, each different (identical
+    files would measure deduplication, not creation)."""
+    block = bytearray(os.urandom(size))
     for d in range(max(1, count // 1000)):
         (root / f"d{d:03d}").mkdir(parents=True, exist_ok=True)
     for i in range(count):
+        block[:8] = i.to_bytes(8, "little")
         with open(root / f"d{i // 1000:03d}" / f"f{i:06d}", "wb") as f:
-            f.write(data)
+            f.write(block)
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    subprocess.run(["cp", "-r", str(src), str(dst)], check=True)
+
+
+def parallel_read(paths: list[Path]) -> int:
+    """Every file read at once, one thread each (reads release the GIL)."""
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        return sum(pool.map(read_file, paths))
 
 
 def find_stat(root: Path) -> int:
@@ -138,9 +153,26 @@ def run(quick: bool) -> list[dict[str, Any]]:
         t_mount = _timed(lambda: read_file(pinned))
         both("read_warm_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
 
-        wl = f"create-{small}"
+        wl = f"readers-8x{size // 8 // MiB}MiB"
+        for i in range(8):
+            write_file(native / f"part{i}.bin", size // 8)
+            write_file(head / f"part{i}.bin", size // 8)
+        Store.open(work / "store").snapshot("bench", tag="parts")
+        parts = [point / "bench@parts" / f"part{i}.bin" for i in range(8)]
+        natives = [native / f"part{i}.bin" for i in range(8)]
+        parallel_read(natives)
+        parallel_read(parts)  # both warm: the aggregate the readers get, not the disk's
+        t_native = _timed(lambda: parallel_read(natives))
+        t_mount = _timed(lambda: parallel_read(parts))
+        both("read_warm_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
+
+        wl = f"create-{small}x4KiB"
         t_native = _timed(lambda: make_small_files(native / "small", small))
         t_mount = _timed(lambda: make_small_files(head / "small", small))
+        both("files_per_s", "files/s", small / t_native, small / t_mount, wl)
+        wl = f"cp-r-{small}x4KiB"
+        t_native = _timed(lambda: copy_tree(native / "small", native / "copied"))
+        t_mount = _timed(lambda: copy_tree(native / "small", head / "copied"))
         both("files_per_s", "files/s", small / t_native, small / t_mount, wl)
 
         wl = "snapshot-20000-files-200-changes"
@@ -151,7 +183,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
         wl = f"find-{tree}"
         Store.open(work / "store").snapshot("bench", tag="v2")
-        make_small_files(native / "tree", tree)
+        make_small_files(native / "tree", tree, size=100)
         for label, root in (("native", native / "tree"), ("ds-mount", point / "bench@v2/tree")):
             drop_caches()
             first = _timed(functools.partial(find_stat, root))
