@@ -874,7 +874,8 @@ class Store:
         for e in moving:
             rows.append({**e.row(), "deleted": True})
             new_path = dst + e.path[len(src) :]
-            rows.append({**replace(e, path=new_path).row(), "deleted": False})
+            meta = _with_info(e.meta, ctime_ns=time.time_ns()) if e is entry else e.meta
+            rows.append({**replace(e, path=new_path, meta=meta).row(), "deleted": False})
         rows.extend(self._new_dirs(row, _ancestors([dst], "")))
         changes = self._head_changes(row, _last_wins(rows))
         # a moved file is durable under its new name: the rename commits durably, and a
@@ -928,7 +929,7 @@ class Store:
         row = self.dataset(name)
         if self._lookup(Version(row, None, None), path) is not None:
             raise Conflict(f"{path!r} already exists in {name}")
-        meta = _with_owner("", owner) if owner is not None else ""
+        meta = _with_info("", owner)
         entry = Entry(path, KIND_DIR, None, 0, mode, time.time_ns(), meta)
         rows = [{**entry.row(), "deleted": False}, *self._new_dirs(row, _ancestors([path], ""))]
         with self.catalog.write() as db:
@@ -960,20 +961,23 @@ class Store:
         mode: int | None = None,
         mtime_ns: int | None = None,
         owner: tuple[int, int] | None = None,
+        atime_ns: int | None = None,
     ) -> Entry:
         """chmod, utimens and chown on a head entry (or the dataset root when ``path`` is
-        ''). Who may change what is the view's rule (the mount checks the caller)."""
+        ''). Who may change what is the view's rule (the mount checks the caller). Any
+        change sets the entry's ctime, as on a local filesystem."""
         name = self._writable(spec)
         path = names.dir_path(path)
         row = self.dataset(name)
+        if mode is None and mtime_ns is None and owner is None and atime_ns is None:
+            return self.stat(name, path)
+        stamps = {"ctime_ns": time.time_ns(), "atime_ns": atime_ns}
         if path == "":
-            fields: dict[str, Any] = {}
+            fields: dict[str, Any] = {"root_meta": _with_info(row.root_meta, owner, **stamps)}
             if mode is not None:
                 fields["root_mode"] = statmod.S_IMODE(mode)
             if mtime_ns is not None:
                 fields["root_mtime_ns"] = mtime_ns
-            if owner is not None:
-                fields["root_meta"] = _with_owner(row.root_meta, owner)
             if fields:
                 with self.catalog.write() as db:
                     self._dataset_in(db, name)
@@ -986,7 +990,7 @@ class Store:
             entry,
             mode=statmod.S_IMODE(mode) if mode is not None else entry.mode,
             mtime_ns=mtime_ns if mtime_ns is not None else entry.mtime_ns,
-            meta=_with_owner(entry.meta, owner) if owner is not None else entry.meta,
+            meta=_with_info(entry.meta, owner, **stamps),
         )
         with self.catalog.write() as db:
             self._dataset_in(db, name)  # a concurrent delete must not leave orphan rows
@@ -1430,9 +1434,12 @@ def _same_ranges(
     )
 
 
-def _with_owner(meta: str, owner: tuple[int, int]) -> str:
+def _with_info(meta: str, owner: tuple[int, int] | None = None, **stamps: int | None) -> str:
+    """``meta`` with an owner and time stamps (``atime_ns``, ``ctime_ns``) set where given."""
     info = json.loads(meta) if meta else {}
-    info["uid"], info["gid"] = owner
+    if owner is not None:
+        info["uid"], info["gid"] = owner
+    info.update({k: v for k, v in stamps.items() if v is not None})
     return encode_meta(info)
 
 

@@ -184,8 +184,16 @@ class Overlay:
         kind = statmod.S_IFDIR if node.is_dir else statmod.S_IFREG
         size = BLOCK if node.is_dir else node.size
         nlink = 2 if node.is_dir else 1
+        mtime = node.mtime_ns or 0
         return self._stat_dict(
-            kind | mode, nlink, size, node.mtime_ns or 0, stored=node.size, owner=node.owner
+            kind | mode,
+            nlink,
+            size,
+            mtime,
+            stored=node.size,
+            owner=node.owner,
+            atime_ns=node.atime_ns,
+            ctime_ns=node.ctime_ns,
         )
 
     def _staging_attr(self, st: Staging) -> dict[str, Any]:
@@ -204,10 +212,14 @@ class Overlay:
         mtime_ns: int,
         stored: int | None = None,
         owner: tuple[int, int] | None = None,
+        atime_ns: int | None = None,
+        ctime_ns: int | None = None,
     ) -> dict[str, Any]:
         """``stored``: the bytes behind the entry when they differ from ``st_size`` (a
         directory reports a block as its size but stores nothing). ``owner``: what chown
-        stored, else the mounting user."""
+        stored, else the mounting user. The ctime is the later of the last attribute
+        change and the mtime (a write moves both); the atime is what utimens set, else
+        the mtime."""
         uid, gid = owner if owner is not None else (self.uid, self.gid)
         return {
             "st_mode": mode,
@@ -218,8 +230,8 @@ class Overlay:
             "st_uid": uid,
             "st_gid": gid,
             "st_mtime": mtime_ns,
-            "st_ctime": mtime_ns,
-            "st_atime": mtime_ns,
+            "st_ctime": max(mtime_ns, ctime_ns or 0),
+            "st_atime": mtime_ns if atime_ns is None else atime_ns,
         }
 
     def readdir(self, path: str) -> list[tuple[str, int]]:
@@ -688,20 +700,24 @@ class Overlay:
         self.cache.forget_heads()
 
     def utimens(self, path: str, times: tuple[int, int] | None) -> None:
+        """Both times are stored (the atime too, though reads do not move it: the mount
+        behaves as ``noatime``); UTIME_OMIT keeps one, UTIME_NOW takes the clock."""
         loc = self._attr_target(path)
-        mtime = times[1] if times is not None else UTIME_NOW
-        if mtime == UTIME_OMIT:
+        now = time.time_ns()
+        atime, mtime = (
+            (now if t == UTIME_NOW else None if t == UTIME_OMIT else t)
+            for t in (times if times is not None else (UTIME_NOW, UTIME_NOW))
+        )
+        if atime is None and mtime is None:
             return
-        if mtime == UTIME_NOW:
-            mtime = time.time_ns()
         st = self._staging((loc.spec or "", loc.path)) if loc.path else None
-        if st is not None:
+        if st is not None and mtime is not None:
             with st.lock:
                 st.mtime_ns = mtime
                 if st.dirty:
                     return
         try:
-            self.store.set_attrs(loc.spec or "", loc.path, mtime_ns=mtime)
+            self.store.set_attrs(loc.spec or "", loc.path, mtime_ns=mtime, atime_ns=atime)
         except FileNotFound:
             if st is None:
                 raise

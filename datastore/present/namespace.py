@@ -80,6 +80,8 @@ class Node:
     object: ObjectId | None
     read_only: bool
     owner: tuple[int, int] | None = None  # (uid, gid) chown stored; None: the viewer's
+    atime_ns: int | None = None  # None: the mtime
+    ctime_ns: int | None = None  # the last attribute change; the mtime when later
 
     @property
     def is_dir(self) -> bool:
@@ -171,7 +173,10 @@ class Namespace:
 def node_of(entry: Entry, read_only: bool) -> Node:
     mode = entry.mode & ~WRITE_BITS if read_only else entry.mode
     kind = KIND_DIR if entry.is_dir else KIND_FILE
-    return Node(kind, entry.size, mode, entry.mtime_ns, entry.object, read_only, entry.owner)
+    atime, ctime = entry.times
+    return Node(
+        kind, entry.size, mode, entry.mtime_ns, entry.object, read_only, entry.owner, atime, ctime
+    )
 
 
 def _with_mtime(node: Node, mtime_ns: int) -> Node:

@@ -114,6 +114,13 @@ class Entry:
             return None
         return int(info["uid"]), int(info["gid"])
 
+    @property
+    def times(self) -> tuple[int | None, int | None]:
+        """(atime, ctime) in ns as ``meta`` holds them once set (utimens sets the atime;
+        chmod, chown, utimens and rename the ctime); None: the mtime stands in."""
+        info = self.info
+        return info.get("atime_ns"), info.get("ctime_ns")
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Entry:
         return cls(

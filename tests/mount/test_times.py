@@ -1,0 +1,75 @@
+"""Times as POSIX has them on the mount: utimens sets atime and mtime apart; chmod, chown,
+utimens, rename and writes move the ctime (writes the mtime too); all survive a remount."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import mount
+from datastore.store import Store
+from tests.mount.test_mount import (  # noqa: F401
+    _force_unmount,
+    mnt,
+    pytestmark,  # noqa: F401  (skips where FUSE is missing)
+)
+
+NS = 1_000_000_000
+
+
+def _later(path: Path, before: int) -> int:
+    """The file's ctime, asserted to have moved past ``before``."""
+    ctime = os.stat(path).st_ctime_ns
+    assert ctime > before, (path, ctime, before)
+    return ctime
+
+
+def test_atime_mtime_and_ctime_move_as_on_a_local_disk(
+    mnt: Path,  # noqa: F811
+    store_root: Path,
+    tmp_path: Path,
+) -> None:
+    f = mnt / "sales" / "a.txt"
+    f.write_text("one")
+    os.utime(f, ns=(1 * NS, 2 * NS))
+    st = os.stat(f)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1 * NS, 2 * NS)
+    ctime = _later(f, 2 * NS)  # utimens is an attribute change: ctime is now
+    assert ctime > time.time_ns() - 60 * NS
+
+    time.sleep(0.01)
+    os.chmod(f, 0o600)
+    ctime = _later(f, ctime)
+    assert os.stat(f).st_mtime_ns == 2 * NS  # chmod leaves the mtime alone
+    time.sleep(0.01)
+    os.chown(f, 1234, 5678)
+    ctime = _later(f, ctime)
+    time.sleep(0.01)
+    os.rename(f, mnt / "sales" / "b.txt")
+    f = mnt / "sales" / "b.txt"
+    ctime = _later(f, ctime)
+    os.utime(f, ns=(3 * NS, 4 * NS))
+    time.sleep(0.01)
+    with open(f, "a") as out:
+        out.write(" two")
+    st = os.stat(f)
+    assert st.st_mtime_ns > 4 * NS and st.st_ctime_ns >= st.st_mtime_ns
+    assert st.st_atime_ns == 3 * NS  # reads and writes leave it (noatime)
+
+    os.utime(f, ns=(5 * NS, 6 * NS))
+    want = os.stat(f)
+    _force_unmount(mnt, None)
+    handle = mount.start(store_root, mnt)
+    try:
+        got = os.stat(f)
+        assert (got.st_atime_ns, got.st_mtime_ns, got.st_ctime_ns) == (
+            want.st_atime_ns,
+            want.st_mtime_ns,
+            want.st_ctime_ns,
+        )
+        assert (got.st_uid, got.st_gid) == (1234, 5678)
+    finally:
+        _force_unmount(mnt, handle)
+    entry = Store.open(store_root).stat("sales", "b.txt")
+    assert entry.times == (5 * NS, want.st_ctime_ns)
