@@ -80,6 +80,7 @@ IMPORT_THREADS = 4
 LOOKUP_LIMIT = 256  # exact-path puts up to this size look paths up instead of listing
 IMPORT_BATCH = 32
 log = logging.getLogger("ds.store")
+FLUSH_ONE_BY_ONE = 16  # unflushed files a rename flushes with fsyncs; more take one syncfs
 
 Progress = Callable[[int, int], None]
 
@@ -882,8 +883,11 @@ class Store:
         # file closed unflushed under the old one would otherwise point at an object a
         # power cut may take (rename-over-after-write must keep the old or the new file)
         unsynced = self.catalog.unsynced_in(row.id, [split_path(e.path) for e in moving])
-        for _, _, oid in unsynced:
-            self.objects.flush(ObjectId(oid))
+        if len(unsynced) > FLUSH_ONE_BY_ONE:
+            self.objects.sync()  # a directory of fresh files: one syncfs, not an fsync each
+        else:
+            for _, _, oid in unsynced:
+                self.objects.flush(ObjectId(oid))
         with self.catalog.write() as db:
             self._dataset_in(db, name)
             self._stage_changes(db, row, changes)

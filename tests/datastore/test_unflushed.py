@@ -100,3 +100,14 @@ def test_a_rename_flushes_the_file_it_moves(sales: Store, store_root: Path) -> N
     back = Store.open(store_root)
     assert back.read_bytes("sales", "kept.csv") == b"saved\n"
     assert back.objects.has_size(oid, len(b"saved\n"))
+
+
+def test_a_directory_rename_flushes_every_file_it_moves(sales: Store, store_root: Path) -> None:
+    objects = [_close(sales, f"tmp/part{i:02d}.csv", f"{i}\n".encode()) for i in range(40)]
+    sales.rename("sales", "tmp", "done")  # more than a few: one syncfs covers them
+    assert _notes(sales) == set()
+    back = Store.open(store_root)
+    assert [back.read_bytes("sales", f"done/part{i:02d}.csv") for i in range(40)] == [
+        f"{i}\n".encode() for i in range(40)
+    ]
+    assert all(back.objects.has_size(o, len(f"{i}\n")) for i, o in enumerate(objects))
