@@ -774,10 +774,8 @@ class Store:
 
         ``durable=False``: the objects were stored unflushed and the commit flushes
         nothing; each file is noted in ``unsynced`` so that, after a power cut, an
-        object that never reached the disk takes its row with it (:meth:`init`). Except
-        where a path's staged row was itself written durably: losing the new write would
-        then lose that version too, so these objects are flushed first and the commit
-        made durable."""
+        object that never reached the disk takes its row with it (:meth:`init`); see
+        :meth:`_note_unsynced` for the case that flushes instead."""
         row = self.dataset(name)
         head = Version(row, None, None)
         rules = ds_rules.parse(row.rules)
@@ -982,10 +980,9 @@ class Store:
                 fields["root_mode"] = statmod.S_IMODE(mode)
             if mtime_ns is not None:
                 fields["root_mtime_ns"] = mtime_ns
-            if fields:
-                with self.catalog.write() as db:
-                    self._dataset_in(db, name)
-                    self.catalog.update_dataset(db, row.id, **fields)
+            with self.catalog.write() as db:
+                self._dataset_in(db, name)
+                self.catalog.update_dataset(db, row.id, **fields)
             return self.stat(name, "")
         entry = self._lookup(Version(row, None, None), path)
         if entry is None:
@@ -1283,7 +1280,9 @@ class Store:
 
     def _du_head(self, name: str) -> tuple[list[AnyRange], bool]:
         """A head as ``du`` counts it: its ranges, and whether it differs from its base."""
-        return self.ranges(self.resolve(name)), self.info(name).dirty
+        version = self.resolve(name)
+        ranges = self.ranges(version)
+        return ranges, self._head_differs(version.dataset, ranges)
 
     def gc(
         self, grace_seconds: float = 900, dry_run: bool = False, progress: Progress = _no_progress

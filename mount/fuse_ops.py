@@ -72,10 +72,17 @@ def _process(tid: int) -> int | None:
     return int(tgid[0]) if tgid else None
 
 
+def _creator() -> tuple[int, int]:
+    """The uid and file-system gid of this request: what a new entry belongs to."""
+    uid, gid, _ = mfusepy.fuse_get_context()
+    return uid, gid
+
+
 def _who() -> Caller:
-    """The user behind this request: uid, file-system gid and supplementary groups."""
+    """The user behind this request with every group it is in (read from /proc, so only
+    where a rule needs the groups: chown)."""
     uid, gid, tid = mfusepy.fuse_get_context()
-    return Caller(uid, gid, frozenset({gid, *_groups(tid)}))
+    return Caller(uid, frozenset({gid, *_groups(tid)}))
 
 
 def _groups(tid: int) -> set[int]:
@@ -274,7 +281,7 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def create(self, path: str, mode: int, fi: Any) -> int:
-        fi.fh = self.overlay.create(path, mode, fi.flags, _caller(fi.flags), _who())
+        fi.fh = self.overlay.create(path, mode, fi.flags, _caller(fi.flags), _creator())
         fi.keep_cache = 0
         fi.direct_io = 0
         return 0
@@ -318,7 +325,7 @@ class DsOperations(mfusepy.Operations):
 
     @_translated
     def mkdir(self, path: str, mode: int) -> int:
-        self.overlay.mkdir(path, mode, _who())
+        self.overlay.mkdir(path, mode, _creator())
         return 0
 
     @_translated

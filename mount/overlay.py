@@ -62,11 +62,9 @@ KEEP_ID = (-1, 0xFFFFFFFF)  # chown's "leave this one as it is", as either C typ
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who asks for a change: their uid, the gid new files get (the file-system gid of
-    the calling thread) and every group they are in."""
+    """Who asks for a change: their uid and every group they are in."""
 
     uid: int
-    gid: int
     groups: frozenset[int]
 
 
@@ -365,9 +363,9 @@ class Overlay:
         mode: int,
         flags: int = os.O_WRONLY,
         opener: int | None = None,
-        caller: Caller | None = None,
+        creator: tuple[int, int] | None = None,
     ) -> int:
-        """A new file, owned by ``caller`` (the mounting user when None)."""
+        """A new file, made by ``creator`` (uid, file-system gid; None: the mounting user)."""
         loc, name = self._head(path)
         key = (name, loc.path)
         # through the node cache: _new_owner reads the same parent again
@@ -377,7 +375,7 @@ class Overlay:
             if flags & os.O_EXCL:
                 raise _err(errno.EEXIST, path)
             return self.open(path, flags, opener)[0]
-        owner, _ = self._new_owner(caller, path)
+        owner, _ = self._new_owner(creator, path)
         st = self._attach(key, None)
         with st.lock:
             st.mode = statmod.S_IMODE(mode)
@@ -386,18 +384,20 @@ class Overlay:
         self._served.pop(key, None)
         return self._add(Handle(None, st, bool(flags & os.O_APPEND), False, opener))
 
-    def _new_owner(self, caller: Caller | None, path: str) -> tuple[tuple[int, int] | None, int]:
-        """(owner, extra mode bits) of an entry ``caller`` makes at ``path``, as Linux has
-        it: the caller's uid and gid, except under a set-group-ID directory, whose group
+    def _new_owner(
+        self, creator: tuple[int, int] | None, path: str
+    ) -> tuple[tuple[int, int] | None, int]:
+        """(owner, extra mode bits) of an entry ``creator`` makes at ``path``, as Linux has
+        it: the creator's uid and gid, except under a set-group-ID directory, whose group
         the entry takes (and a new directory its set-group-ID bit). The owner is None
         when it is the mounting user's, so common entries store nothing."""
-        if caller is None:
+        if creator is None:
             return None, 0
-        gid, extra = caller.gid, 0
+        (uid, gid), extra = creator, 0
         parent = self.getattr(path.rpartition("/")[0] or "/")
         if parent["st_mode"] & statmod.S_ISGID:
             gid, extra = parent["st_gid"], statmod.S_ISGID
-        owner = (caller.uid, gid)
+        owner = (uid, gid)
         return (None if owner == (self.uid, self.gid) else owner), extra
 
     def _exists(self, loc: Location, key: Key) -> bool:
@@ -583,12 +583,13 @@ class Overlay:
 
     # namespace changes -------------------------------------------------------
 
-    def mkdir(self, path: str, mode: int, caller: Caller | None = None) -> None:
-        """A new directory, owned by ``caller`` (the mounting user when None)."""
+    def mkdir(self, path: str, mode: int, creator: tuple[int, int] | None = None) -> None:
+        """A new directory, made by ``creator`` (uid, file-system gid; None: the mounting
+        user)."""
         loc, name = self._head(path)
         if self._staging((name, loc.path)) is not None:
             raise _err(errno.EEXIST, path)
-        owner, extra = self._new_owner(caller, path)
+        owner, extra = self._new_owner(creator, path)
         mode = (statmod.S_IMODE(mode) or DEFAULT_DIR_MODE) | extra
         self.store.mkdir(name, loc.path, mode, owner=owner)
         self.cache.forget_heads()
@@ -687,22 +688,16 @@ class Overlay:
             self._served.clear()
 
     def chmod(self, path: str, mode: int) -> None:
-        loc = self._attr_target(path)
-        st = self._staging((loc.spec or "", loc.path)) if loc.path else None
+        loc, st = self._attr_target(path)
         if st is not None:
             with st.lock:
                 st.mode = statmod.S_IMODE(mode)
-        try:
-            self.store.set_attrs(loc.spec or "", loc.path, mode=mode)
-        except FileNotFound:
-            if st is None:
-                raise
-        self.cache.forget_heads()
+        self._store_attrs(loc, st, mode=mode)
 
     def utimens(self, path: str, times: tuple[int, int] | None) -> None:
         """Both times are stored (the atime too, though reads do not move it: the mount
         behaves as ``noatime``); UTIME_OMIT keeps one, UTIME_NOW takes the clock."""
-        loc = self._attr_target(path)
+        loc, st = self._attr_target(path)
         now = time.time_ns()
         atime, mtime = (
             (now if t == UTIME_NOW else None if t == UTIME_OMIT else t)
@@ -710,31 +705,36 @@ class Overlay:
         )
         if atime is None and mtime is None:
             return
-        st = self._staging((loc.spec or "", loc.path)) if loc.path else None
         if st is not None and mtime is not None:
             with st.lock:
                 st.mtime_ns = mtime
                 if st.dirty:
                     return
+        self._store_attrs(loc, st, mtime_ns=mtime, atime_ns=atime)
+
+    def _store_attrs(self, loc: Location, st: Staging | None, **attrs: Any) -> None:
+        """Store attributes on a head entry; a file still open and not yet committed has
+        no entry, and keeps them on its staging until its commit."""
         try:
-            self.store.set_attrs(loc.spec or "", loc.path, mtime_ns=mtime, atime_ns=atime)
+            self.store.set_attrs(loc.spec or "", loc.path, **attrs)
         except FileNotFound:
             if st is None:
                 raise
         self.cache.forget_heads()
 
-    def _attr_target(self, path: str) -> Location:
-        """chmod/utimens targets: any head path, the dataset directory itself included."""
+    def _attr_target(self, path: str) -> tuple[Location, Staging | None]:
+        """chmod/utimens/chown targets: any head path, the dataset directory itself
+        included, with the staging of the file if it is open for writing."""
         loc = self.locate(path)
         if self.read_only:
             raise ReadOnlyRef("the mount is read-only")
         self.ns.writable(loc)
-        return loc
+        return loc, self._staging((loc.spec or "", loc.path)) if loc.path else None
 
     def chown(self, path: str, uid: int, gid: int, caller: Caller) -> None:
         """Stored like mode (SPEC 11), under the usual rules: root may give anything away;
         the owner may change the group to one of its own groups; -1 keeps a value."""
-        loc = self._attr_target(path)
+        loc, st = self._attr_target(path)
         attrs = self.getattr(path)
         now = (attrs["st_uid"], attrs["st_gid"])
         new = (now[0] if uid in KEEP_ID else uid, now[1] if gid in KEEP_ID else gid)
@@ -746,16 +746,10 @@ class Overlay:
             raise _err(errno.EPERM, path)
         if new == now:
             return
-        st = self._staging((loc.spec or "", loc.path)) if loc.path else None
         if st is not None:
             with st.lock:
                 st.owner = new
-        try:
-            self.store.set_attrs(loc.spec or "", loc.path, owner=new)
-        except FileNotFound:
-            if st is None:
-                raise
-        self.cache.forget_heads()
+        self._store_attrs(loc, st, owner=new)
 
     def link(self, target: str, source: str) -> None:
         raise _err(errno.ENOTSUP, "hard links are not supported")

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +260,16 @@ class TagEvent:
     by: str
 
 
+@dataclass
+class _ThreadState:
+    """What one OS thread keeps: its connection, and the dataset rows it read since the
+    catalog last changed (``stamp``: see :meth:`Catalog.dataset`)."""
+
+    conn: sqlite3.Connection
+    stamp: tuple[int, int] | None = None
+    datasets: dict[str, DatasetRow | None] = field(default_factory=dict)
+
+
 class Catalog:
     """One SQLite connection per OS thread; writers serialize with BEGIN IMMEDIATE.
 
@@ -271,10 +281,9 @@ class Catalog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conns: dict[int, sqlite3.Connection] = {}
-        self._conns_lock = threading.Lock()
+        self._threads: dict[int, _ThreadState] = {}
+        self._threads_lock = threading.Lock()
         self._commits = 0  # write transactions this process committed (see dataset())
-        self._dataset_rows: dict[int, tuple[tuple[int, int], dict[str, DatasetRow | None]]] = {}
         self._ranges: BoundedCache[tuple[RangeRef, ...]] = BoundedCache(64)
 
     def init(self) -> None:
@@ -282,14 +291,17 @@ class Catalog:
 
     @property
     def db(self) -> sqlite3.Connection:
+        return self._mine().conn
+
+    def _mine(self) -> _ThreadState:
         tid = threading.get_native_id()
-        conn = self._conns.get(tid)
-        if conn is None:
-            conn = self._connect()
-            with self._conns_lock:
+        mine = self._threads.get(tid)
+        if mine is None:
+            mine = _ThreadState(self._connect())
+            with self._threads_lock:
                 self._forget_dead_threads()
-                self._conns[tid] = conn
-        return conn
+                self._threads[tid] = mine
+        return mine
 
     def _connect(self) -> sqlite3.Connection:
         # only its own thread uses it; the id check is ours (a kernel id may be reused)
@@ -305,18 +317,17 @@ class Catalog:
 
     def _forget_dead_threads(self) -> None:
         """Close the connections of threads that have ended (checked when the table grows)."""
-        if len(self._conns) < 32:
+        if len(self._threads) < 32:
             return
-        for tid in [t for t in self._conns if not os.path.exists(f"/proc/self/task/{t}")]:
-            self._conns.pop(tid).close()
-            self._dataset_rows.pop(tid, None)
+        for tid in [t for t in self._threads if not os.path.exists(f"/proc/self/task/{t}")]:
+            self._threads.pop(tid).conn.close()
 
     def close(self) -> None:
         """Close the calling thread's connection."""
-        with self._conns_lock:
-            conn = self._conns.pop(threading.get_native_id(), None)
-        if conn is not None:
-            conn.close()
+        with self._threads_lock:
+            mine = self._threads.pop(threading.get_native_id(), None)
+        if mine is not None:
+            mine.conn.close()
 
     def migrate(self) -> None:
         if self.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
@@ -355,7 +366,7 @@ class Catalog:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-            with self._conns_lock:  # a lost increment could leave a stale row looking fresh
+            with self._threads_lock:  # a lost increment could leave a stale row looking fresh
                 self._commits += 1
         finally:
             if not durable:
@@ -397,15 +408,13 @@ class Catalog:
         for its dataset's row about seven times between two commits."""
         if db is not None:
             return self._dataset_row(db, name)
-        conn = self.db
-        stamp = (conn.execute("PRAGMA data_version").fetchone()[0], self._commits)
-        tid = threading.get_native_id()
-        seen = self._dataset_rows.get(tid)
-        if seen is None or seen[0] != stamp:
-            seen = self._dataset_rows[tid] = (stamp, {})
-        if name not in seen[1]:
-            seen[1][name] = self._dataset_row(conn, name)
-        return seen[1][name]
+        mine = self._mine()
+        stamp = (mine.conn.execute("PRAGMA data_version").fetchone()[0], self._commits)
+        if mine.stamp != stamp:
+            mine.stamp, mine.datasets = stamp, {}
+        if name not in mine.datasets:
+            mine.datasets[name] = self._dataset_row(mine.conn, name)
+        return mine.datasets[name]
 
     @staticmethod
     def _dataset_row(db: sqlite3.Connection, name: str) -> DatasetRow | None:
@@ -781,16 +790,13 @@ class Catalog:
     def unsynced_in(
         self, dataset_id: str, keys: Sequence[tuple[str, str]]
     ) -> list[tuple[str, str, str]]:
-        """(dir, name, object) of the noted unflushed files among ``keys``."""
-        found = []
-        for d, n in keys:
-            row = self.db.execute(
-                "SELECT object FROM unsynced WHERE dataset_id=? AND dir=? AND name=?",
-                (dataset_id, d, n),
-            ).fetchone()
-            if row is not None:
-                found.append((d, n, row[0]))
-        return found
+        """(dir, name, object) of the noted unflushed files among ``keys`` (notes are few:
+        the mount flushes them every few seconds)."""
+        wanted = set(keys)
+        rows = self.db.execute(
+            "SELECT dir, name, object FROM unsynced WHERE dataset_id=?", (dataset_id,)
+        )
+        return [(d, n, o) for d, n, o in rows if (d, n) in wanted]
 
     def unsynced_mark(self) -> int | None:
         """The newest note; a flush of the filesystem taken after reading it covers every
@@ -809,7 +815,7 @@ class Catalog:
     def unsynced_files(self) -> list[dict[str, Any]]:
         """Noted files the head still holds (the same object staged at the path)."""
         rows = self.db.execute(
-            "SELECT u.seq, u.dataset_id, u.dir, u.name, u.object, u.size FROM unsynced u"
+            "SELECT u.dataset_id, u.dir, u.name, u.object, u.size FROM unsynced u"
             " JOIN staged s ON s.dataset_id=u.dataset_id AND s.dir=u.dir AND s.name=u.name"
             " WHERE s.object=u.object AND s.deleted=0"
         )

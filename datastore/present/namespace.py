@@ -24,7 +24,7 @@ from typing import BinaryIO
 from datastore import names
 from datastore.catalog.core import DatasetRow
 from datastore.errors import DatasetNotFound, InvalidPath, ReadOnlyRef
-from datastore.storage.manifest import KIND_DIR, KIND_FILE, Entry
+from datastore.storage.manifest import KIND_DIR, KIND_FILE, Entry, owner_of, times_of
 from datastore.storage.objects import ObjectId
 from datastore.store import Store, Version
 
@@ -173,9 +173,18 @@ class Namespace:
 def node_of(entry: Entry, read_only: bool) -> Node:
     mode = entry.mode & ~WRITE_BITS if read_only else entry.mode
     kind = KIND_DIR if entry.is_dir else KIND_FILE
-    atime, ctime = entry.times
+    info = entry.info  # parsed once: every node of a listing is built here
+    atime, ctime = times_of(info)
     return Node(
-        kind, entry.size, mode, entry.mtime_ns, entry.object, read_only, entry.owner, atime, ctime
+        kind,
+        entry.size,
+        mode,
+        entry.mtime_ns,
+        entry.object,
+        read_only,
+        owner_of(info),
+        atime,
+        ctime,
     )
 
 

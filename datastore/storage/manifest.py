@@ -108,18 +108,11 @@ class Entry:
 
     @property
     def owner(self) -> tuple[int, int] | None:
-        """(uid, gid) once chown stored one (in ``meta``); None: whoever mounts owns it."""
-        info = self.info
-        if "uid" not in info or "gid" not in info:
-            return None
-        return int(info["uid"]), int(info["gid"])
+        return owner_of(self.info)
 
     @property
     def times(self) -> tuple[int | None, int | None]:
-        """(atime, ctime) in ns as ``meta`` holds them once set (utimens sets the atime;
-        chmod, chown, utimens and rename the ctime); None: the mtime stands in."""
-        info = self.info
-        return info.get("atime_ns"), info.get("ctime_ns")
+        return times_of(self.info)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Entry:
@@ -145,6 +138,19 @@ class Entry:
             "mtime_ns": self.mtime_ns,
             "meta": self.meta,
         }
+
+
+def owner_of(info: dict[str, Any]) -> tuple[int, int] | None:
+    """(uid, gid) once chown stored one in an entry's info; None: whoever mounts owns it."""
+    if "uid" not in info or "gid" not in info:
+        return None
+    return int(info["uid"]), int(info["gid"])
+
+
+def times_of(info: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(atime, ctime) in ns as an entry's info holds them once set (utimens sets the atime;
+    chmod, chown, utimens and rename the ctime); None: the mtime stands in."""
+    return info.get("atime_ns"), info.get("ctime_ns")
 
 
 def encode_meta(info: dict[str, Any]) -> str:

@@ -127,7 +127,7 @@ def test_directories_and_attributes(ov: Overlay, store: Store) -> None:
     assert ov.statfs()["f_namemax"] == 255
 
 
-ROOT = Caller(0, 0, frozenset({0}))
+ROOT = Caller(0, frozenset({0}))
 
 
 def test_chown_is_stored_under_the_usual_rules(ov: Overlay, store: Store) -> None:
@@ -139,18 +139,18 @@ def test_chown_is_stored_under_the_usual_rules(ov: Overlay, store: Store) -> Non
         1000,
         100,
     )
-    owner = Caller(1000, 100, frozenset({100, 200}))
+    owner = Caller(1000, frozenset({100, 200}))
     ov.chown("/sales/a/b.csv", -1, 200, owner)
     assert store.stat("sales", "a/b.csv").owner == (1000, 200)
     for who, uid, gid in (
         (owner, 1001, -1),  # giving the file away
         (owner, -1, 300),  # a group the owner is not in
-        (Caller(1001, 200, frozenset({200})), -1, 200),  # not the owner, even changing nothing
+        (Caller(1001, frozenset({200})), -1, 200),  # not the owner, even changing nothing
     ):
         with pytest.raises(OSError) as info:
             ov.chown("/sales/a/b.csv", uid, gid, who)
         assert info.value.errno == errno.EPERM
-    ov.chown("/sales/a/b.csv", 1000, 200, Caller(1000, 100, frozenset()))  # the owner, no change
+    ov.chown("/sales/a/b.csv", 1000, 200, Caller(1000, frozenset()))  # the owner, no change
     fh = ov.create("/sales/new.txt", 0o644)
     ov.write(fh, b"n", 0)
     ov.chown("/sales/new.txt", 7, 8, ROOT)  # cp -a: fchown before the first close
