@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from datastore import InvalidRequest, names, shapes
+from datastore import Entry, InvalidRequest, names, shapes
 
 from .common import Output, common_options, human_size, table
 
@@ -17,18 +19,26 @@ from .common import Output, common_options, human_size, table
 @click.argument("name")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--to", "to", default="", help="Directory inside the dataset (default: root).")
+@click.option(
+    "-L",
+    "--follow-links",
+    is_flag=True,
+    help="Store what symbolic links point at instead of the links (as cp -L).",
+)
 @common_options
-def put_cmd(out: Output, name: str, sources: tuple[str, ...], to: str) -> None:
+def put_cmd(out: Output, name: str, sources: tuple[str, ...], to: str, follow_links: bool) -> None:
     """Add files and directories to the head (a directory's contents go under --to).
 
     Re-importing a directory reads only files whose size, mtime or inode changed.
+    Symbolic links inside a directory are stored as links, never followed out of it,
+    unless --follow-links is given.
 
     \b
     Example:
       ds put sales ./exports/2026-11 --to raw/2026-11
     """
     with out.progress("put") as progress:
-        result = out.store.put(name, list(sources), to, progress)
+        result = out.store.put(name, list(sources), to, progress, follow_links=follow_links)
     doc = {
         "dataset": name,
         "added": result.added,
@@ -67,8 +77,7 @@ def get_cmd(out: Output, spec: str, dest: str) -> None:
     else:
         if target.is_dir():
             target = target / Path(path).name
-        with out.store.open_file(version, path) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        _get_one(out, version, entry, target)
         count = 1
     out.emit(
         {"spec": spec, "dest": str(target), "files": count}, f"wrote {count} file(s) to {target}"
@@ -76,19 +85,29 @@ def get_cmd(out: Output, spec: str, dest: str) -> None:
 
 
 def _get_tree(out: Output, version: str, path: str, target: Path) -> int:
+    """Directories and files first, symbolic links last: nothing written here then
+    passes through a link the version holds, wherever it points."""
     entries = out.store.ls(version, path, recursive=True)
     count = 0
-    for e in entries:
+    for e in sorted(entries, key=lambda e: e.is_link):
         rel = e.path[len(path) + 1 :] if path else e.path
         dst = target / rel
         if e.is_dir:
             dst.mkdir(parents=True, exist_ok=True)
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        with out.store.open_file(version, e.path) as src, open(dst, "wb") as f:
-            shutil.copyfileobj(src, f, 1 << 20)
+        _get_one(out, version, e, dst)
         count += 1
     return count
+
+
+def _get_one(out: Output, version: str, entry: Entry, dst: Path) -> None:
+    """A file's bytes, or a link made again as a link (never followed)."""
+    if entry.target is not None:
+        os.symlink(entry.target, dst)
+        return
+    with out.store.open_file(version, entry.path) as src, open(dst, "wb") as f:
+        shutil.copyfileobj(src, f, 1 << 20)
 
 
 @click.command("ls")
@@ -114,13 +133,20 @@ def ls_cmd(out: Output, spec: str, recursive: bool) -> None:
                     d["mode"],
                     human_size(d["size"]) if d["type"] == "file" else "-",
                     d["mtime"][:19].replace("T", " "),
-                    d["path"] + ("/" if d["type"] == "dir" else ""),
+                    d["path"] + _suffix(d),
                 ]
                 for d in docs
             ]
         )
 
     out.emit(doc, human)
+
+
+def _suffix(doc: dict[str, Any]) -> str:
+    """What ``ls -F``-style listings add to a path: / for a directory, a link's target."""
+    if doc["type"] == "dir":
+        return "/"
+    return f" -> {doc['target']}" if doc["type"] == "symlink" else ""
 
 
 @click.command("cat")

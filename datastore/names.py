@@ -79,6 +79,22 @@ def file_path(path: str) -> str:
     return path
 
 
+def link_target(target: str) -> str:
+    """A symbolic link's target: any UTF-8 text a path can hold (absolute, ``..``, dangling
+    all allowed, as POSIX allows them; it is stored, never followed by the store)."""
+    if not isinstance(target, str) or target == "":
+        raise InvalidPath("invalid link target: empty")
+    if "\x00" in target:
+        raise InvalidPath("invalid link target: contains a NUL byte")
+    try:
+        encoded = target.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidPath(f"invalid link target {target!r}: not valid UTF-8") from exc
+    if len(encoded) >= MAX_PATH_BYTES:
+        raise InvalidPath(f"invalid link target: {MAX_PATH_BYTES} bytes or longer")
+    return target
+
+
 def dir_path(path: str) -> str:
     """A directory inside a dataset; '' (or '.') is the root, and a trailing '/' is
     allowed (``--to raw/``). A leading '/' is refused like any absolute path: it most

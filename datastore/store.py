@@ -33,7 +33,6 @@ from datastore.errors import (
     DatasetExists,
     DatasetNotFound,
     FileNotFound,
-    InvalidPath,
     InvalidRequest,
     PreconditionFailed,
     ReadOnlyRef,
@@ -53,6 +52,7 @@ from datastore.storage.manifest import (
     changes_table,
     encode_meta,
     join_path,
+    link_entry,
     split_path,
     table_entries,
 )
@@ -73,7 +73,8 @@ if TYPE_CHECKING:
 TagOutcome = Literal["created", "moved", "unchanged"]
 
 FORMAT_NAME = "ds-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LINKS_FORMAT = 2  # the first version whose manifests may hold symbolic links
 DEFAULT_DIR_MODE = 0o755
 DEFAULT_FILE_MODE = 0o644
 IMPORT_THREADS = 4
@@ -159,6 +160,7 @@ class Store:
         self.catalog = Catalog(self.root / "catalog.db")
         self.locks = self.root / "locks"
         self.parts = Parts(self.objects, self.manifests, self.catalog, self.locks)
+        self.format_version = FORMAT_VERSION  # what FORMAT says, once an existing store opens
 
     @classmethod
     def open(cls, root: str | Path | None = None, hasher: HasherFactory = default_hasher) -> Store:
@@ -231,7 +233,7 @@ class Store:
         cut a store is either not there yet (made again on the next open) or whole. A
         ``FORMAT`` renamed in without a flush can come back empty, and then nothing,
         ``ds fsck`` included, opens the store whose data is intact."""
-        tmp = fmt.with_suffix(".tmp")
+        tmp = fmt.with_name(f"FORMAT.{uuid.uuid4().hex}.tmp")  # two openers may both write
         with open(tmp, "w") as f:
             f.write(json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION}) + "\n")
             f.flush()
@@ -245,8 +247,12 @@ class Store:
             info = json.loads(fmt.read_text())
         except (OSError, ValueError) as exc:
             raise StoreCorrupt(f"{fmt} is unreadable: {exc}") from exc
-        if info.get("format") != FORMAT_NAME or info.get("version", 0) > FORMAT_VERSION:
+        version = info.get("version", 0)
+        if info.get("format") != FORMAT_NAME or not isinstance(version, int) or version < 1:
+            raise StoreCorrupt(f"{fmt} does not describe a ds store: {info}")
+        if version > FORMAT_VERSION:
             raise StoreCorrupt(f"{self.root} holds store format {info}, newer than this ds")
+        self.format_version = version
 
     def close(self) -> None:
         self.catalog.close()
@@ -455,9 +461,7 @@ class Store:
 
     def open_file(self, spec: str, path: str) -> BinaryIO:
         entry = self.stat(spec, path)
-        if entry.is_dir or entry.object is None:
-            raise InvalidPath(f"{path!r} is a directory")
-        return self.objects.open(entry.object)
+        return self.objects.open(entry.file_object())
 
     def object_path(self, oid: str) -> Path:
         """Where an object's bytes are, for views that serve them (sendfile, DuckDB, FUSE)."""
@@ -493,8 +497,13 @@ class Store:
         progress: Progress = _no_progress,
         *,
         dests: Sequence[str] | None = None,
+        follow_links: bool = False,
     ) -> PutResult:
         """Import files and directories (rsync ``SRC/ DIR/`` semantics) into the head.
+
+        A symbolic link inside a directory is stored as a link (its target kept as text,
+        never followed out of the tree); with ``follow_links`` what it points at is stored
+        instead, as ``cp -L`` copies it. A source named directly is always followed.
 
         Files whose (size, mtime, inode) match the last import are not read again, and the
         whole batch is flushed with one syncfs before the catalog commit that makes it
@@ -505,7 +514,11 @@ class Store:
         name = self._writable(spec)
         row = self.dataset(name)
         to = names.dir_path(to)
-        plan = _plan_import(sources, to) if dests is None else _plan_files(sources, dests)
+        plan = (
+            _plan_import(sources, to, follow_links)
+            if dests is None
+            else _plan_files(sources, dests)
+        )
         rules = ds_rules.parse(row.rules)
         for _, dest, st in plan.files:
             ds_rules.check_size(rules, dest, st.st_size)
@@ -539,7 +552,7 @@ class Store:
                 if old is not None and old.object == oid and old.mode == mode:
                     unchanged += 1
                 else:
-                    if old is not None:
+                    if old is not None and old.is_file:
                         meta = old.meta
                     elif head is not None:
                         meta = encode_meta({"category": categorize(dest, head)})
@@ -550,12 +563,22 @@ class Store:
                     (modified if old is not None else added).append(dest)
                 if total and (i % 256 == 0 or i == total - 1):
                     progress(i + 1, total)
+            for _, dest, target, st in plan.links:
+                old = current.get(dest)
+                if old is not None and old.is_link and old.target == target:
+                    unchanged += 1
+                    continue
+                entry = link_entry(dest, target, st.st_mtime_ns)
+                staged_rows.append({**entry.row(), "deleted": False})
+                (modified if old is not None else added).append(dest)
             dirs = plan.dirs | _ancestors([r for r in added], to)
             staged_rows.extend(self._new_dirs(row, dirs, current))
             self._check_shapes(row, staged_rows, current)
             _check_rules(rules, staged_rows)
             if misses:  # objects known from earlier imports were flushed by those imports
                 self.objects.sync()
+            if plan.links:
+                self._allow_links()
             with self.catalog.write() as db:
                 self._dataset_in(db, name)
                 if staged_rows:
@@ -637,7 +660,7 @@ class Store:
     ) -> None:
         """A file may not replace a directory (or the reverse) by a plain write."""
         for r in rows:
-            if r["kind"] != KIND_FILE:
+            if r["kind"] == KIND_DIR or r.get("deleted"):
                 continue
             path = join_path(r["dir"], r["name"])
             old = current.get(path) if current is not None else None
@@ -783,7 +806,7 @@ class Store:
         out: list[tuple[Entry, Entry | None]] = []
         for f in files:
             old = self._lookup(head, f.path)
-            info = old.info if old is not None else {}
+            info = old.info if old is not None and old.is_file else {}
             if description is not None:
                 info["description"] = description
             if metadata is not None:
@@ -938,6 +961,31 @@ class Store:
             self._dataset_in(db, name)
             self.catalog.stage(db, row.id, rows)
         return entry
+
+    def symlink(
+        self, spec: str, path: str, target: str, owner: tuple[int, int] | None = None
+    ) -> Entry:
+        """A symbolic link at ``path`` to ``target``. The store keeps the text and never
+        follows it: reads, checkouts and downloads see a link, not what it points at."""
+        name = self._writable(spec)
+        path = names.file_path(path)
+        row = self.dataset(name)
+        if self._lookup(Version(row, None, None), path) is not None:
+            raise Conflict(f"{path!r} already exists in {name}")
+        entry = link_entry(path, names.link_target(target), time.time_ns(), _with_info("", owner))
+        rows = [{**entry.row(), "deleted": False}, *self._new_dirs(row, _ancestors([path], ""))]
+        self._allow_links()
+        with self.catalog.write() as db:
+            self._dataset_in(db, name)
+            self.catalog.stage(db, row.id, rows)
+        return entry
+
+    def _allow_links(self) -> None:
+        """A store of format 1 becomes format 2 before its first link is staged, so a ds
+        too old to know links refuses the store instead of reading a link as a file."""
+        if self.format_version < LINKS_FORMAT:
+            self._write_format(self.root / "FORMAT")
+            self.format_version = FORMAT_VERSION
 
     def rmdir(self, spec: str, path: str) -> None:
         name = self._writable(spec)
@@ -1321,6 +1369,7 @@ class _NewFile:
 class _ImportPlan:
     files: list[tuple[str, str, os.stat_result]]
     dirs: set[str]
+    links: list[tuple[str, str, str, os.stat_result]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
 
 
@@ -1335,7 +1384,7 @@ def _expire_on_failure(objects: ObjectStore, written: list[ObjectId]) -> Iterato
         raise
 
 
-def _plan_import(sources: Sequence[str | Path], to: str) -> _ImportPlan:
+def _plan_import(sources: Sequence[str | Path], to: str, follow_links: bool) -> _ImportPlan:
     """Walk sources into (absolute source, dataset path, stat); validate every path first."""
     if not sources:
         raise InvalidRequest("nothing to put: give at least one file or directory")
@@ -1345,14 +1394,14 @@ def _plan_import(sources: Sequence[str | Path], to: str) -> _ImportPlan:
         if not src_path.exists():
             raise FileNotFound(f"source {str(src)!r} does not exist")
         if src_path.is_dir():
-            _walk_dir(src_path, to, plan)
+            _walk_dir(src_path, to, plan, follow_links)
         elif src_path.is_file():  # named on the command line: a link to a file is followed
             dest = names.file_path(join_path(to, src_path.name))
             plan.files.append((str(src_path.resolve()), dest, src_path.stat()))
         else:
             plan.skipped.append((str(src), "not a regular file (a FIFO, socket or device)"))
     seen: set[str] = set()
-    for _, dest, _ in plan.files:
+    for dest in [f[1] for f in plan.files] + [link[1] for link in plan.links]:
         if dest in seen:
             raise InvalidRequest(f"two sources map to {dest!r}")
         seen.add(dest)
@@ -1385,24 +1434,33 @@ def _check_rules(rules: ds_rules.Rules, rows: Sequence[dict[str, Any]]) -> None:
             ds_rules.check(rules, join_path(r["dir"], r["name"]), r["size"], category)
 
 
-def _walk_dir(root: Path, to: str, plan: _ImportPlan) -> None:
+def _walk_dir(root: Path, to: str, plan: _ImportPlan, follow_links: bool) -> None:
+    """Plan a directory tree. Followed links to a directory are walked unless they lead
+    back into a directory being walked (a loop, skipped and said so)."""
     root = root.resolve()
-    stack = [(root, to)]
+    stack = [(root, to, frozenset({str(root)}))]
     while stack:
-        folder, dest_dir = stack.pop()
+        folder, dest_dir, above = stack.pop()
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
         if not entries and dest_dir:
             plan.dirs.add(dest_dir)
         for e in entries:
             dest = names.file_path(join_path(dest_dir, e.name))
-            if e.is_symlink():  # never followed out of the tree: stored as nothing, said so
-                plan.skipped.append((e.path, "symbolic link (not followed)"))
-            elif e.is_dir(follow_symlinks=False):
+            if e.is_symlink() and not follow_links:
+                target = names.link_target(os.readlink(e.path))
+                plan.links.append((e.path, dest, target, e.stat(follow_symlinks=False)))
+            elif e.is_dir():  # a link is followed here only with follow_links
+                real = os.path.realpath(e.path)
+                if real in above:
+                    plan.skipped.append((e.path, "symbolic link loop (not followed)"))
+                    continue
                 plan.dirs.add(dest)
-                stack.append((Path(e.path), dest))
-            elif e.is_file(follow_symlinks=False):
+                stack.append((Path(e.path), dest, above | {real}))
+            elif e.is_file():
                 plan.files.append((e.path, dest, e.stat()))
+            elif e.is_symlink():
+                plan.skipped.append((e.path, "dangling symbolic link (not followed)"))
             else:
                 plan.skipped.append((e.path, "not a regular file (a FIFO, socket or device)"))
 

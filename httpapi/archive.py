@@ -79,12 +79,13 @@ def _write_tar(st: Store, entries: list[Entry], sink: _ResponseSink, gz: bool) -
             info = tarfile.TarInfo(e.path)
             info.mtime = e.mtime_ns // 1_000_000_000
             info.mode = e.mode
-            if e.is_dir or e.object is None:
-                info.type = tarfile.DIRTYPE
+            if e.is_dir or e.is_link:
+                info.type = tarfile.DIRTYPE if e.is_dir else tarfile.SYMTYPE
+                info.linkname = e.target or ""
                 tar.addfile(info)
                 continue
             info.size = e.size
-            with open(st.object_path(e.object), "rb") as f:
+            with open(st.object_path(e.file_object()), "rb") as f:
                 tar.addfile(info, f)
     sink.flush()
 
@@ -93,10 +94,15 @@ def _write_zip(st: Store, entries: list[Entry], sink: _ResponseSink) -> None:
     with zipfile.ZipFile(sink, "w", allowZip64=True) as zf:
         for e in entries:
             stamp = time.gmtime(max(e.mtime_ns // 1_000_000_000, 315532800))[:6]
-            if e.is_dir or e.object is None:
+            if e.is_dir:
                 info = zipfile.ZipInfo(e.path + "/", date_time=stamp)
                 info.external_attr = (0o40000 | e.mode) << 16
                 zf.writestr(info, b"")
+                continue
+            if e.target is not None:  # Info-ZIP's way: the mode says link, the data the target
+                info = zipfile.ZipInfo(e.path, date_time=stamp)
+                info.external_attr = (0o120000 | 0o777) << 16
+                zf.writestr(info, e.target.encode())
                 continue
             info = zipfile.ZipInfo(e.path, date_time=stamp)
             info.external_attr = (0o100000 | e.mode) << 16
@@ -104,7 +110,7 @@ def _write_zip(st: Store, entries: list[Entry], sink: _ResponseSink) -> None:
             info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             info.file_size = e.size
             with (
-                open(st.object_path(e.object), "rb") as src,
+                open(st.object_path(e.file_object()), "rb") as src,
                 zf.open(info, "w", force_zip64=True) as dst,
             ):
                 while chunk := src.read(CHUNK):

@@ -401,9 +401,9 @@ async def get_file(request: web.Request) -> web.StreamResponse:
 
         return web.json_response(await blocking(request, describe))
     entry = await blocking(request, st.stat, spec, path)
-    if entry.is_dir or entry.object is None:
+    if entry.is_dir:
         raise InvalidPath(f"{path!r} is a directory; list it with /files?prefix=")
-    oid = entry.object
+    oid = entry.file_object()
     etag = f'"{oid}"'
     if_none = request.headers.get(hdrs.IF_NONE_MATCH)
     if if_none is not None and (if_none.strip() == "*" or oid in _etag_list(if_none)):

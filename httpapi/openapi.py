@@ -32,7 +32,8 @@ def _obj(required: list[str], props: dict[str, Any], extra: bool = True) -> dict
 COUNT_SIZE = _obj(["count", "size_bytes"], {"count": INT, "size_bytes": INT})
 ENTRY_PROPS = {
     "path": STR,
-    "type": {"type": "string", "enum": ["file", "dir"]},
+    "type": {"type": "string", "enum": ["file", "dir", "symlink"]},
+    "target": {"type": "string", "description": "a symlink's target (symlinks only)"},
     "size": INT,
     "object": NULL_STR,
     "mode": STR,
@@ -41,6 +42,7 @@ ENTRY_PROPS = {
     "description": NULL_STR,
     "metadata": OBJ,
 }
+ENTRY_REQUIRED = [k for k in ENTRY_PROPS if k != "target"]
 SNAPSHOT_PROPS = {
     "id": STR,
     "dataset": STR,
@@ -99,8 +101,8 @@ SCHEMAS: dict[str, Any] = {
         },
     ),
     "DatasetUpdate": _obj([], {"description": STR, "metadata": OBJ, "rules": OBJ}),
-    "Entry": _obj(list(ENTRY_PROPS), ENTRY_PROPS),
-    "EntryWithChecksum": _obj(list(ENTRY_PROPS), {**ENTRY_PROPS, "sha256": STR}),
+    "Entry": _obj(ENTRY_REQUIRED, ENTRY_PROPS),
+    "EntryWithChecksum": _obj(ENTRY_REQUIRED, {**ENTRY_PROPS, "sha256": STR}),
     "MultipartUpload": _obj(
         ["file"],
         {

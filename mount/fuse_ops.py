@@ -368,13 +368,17 @@ class DsOperations(mfusepy.Operations):
         return 0
 
     @_translated
-    def symlink(self, target: str, source: str) -> int:
-        self.overlay.symlink(target, source)
+    def symlink(self, path: str, target: str) -> int:
+        self.overlay.symlink(path, target, _creator())
         return 0
 
     @_translated
+    def readlink(self, path: str) -> str:
+        return self.overlay.readlink(path)
+
+    @_translated
     def mknod(self, path: str, mode: int, dev: int) -> int:
-        raise OSError(errno.ENOTSUP, "only regular files and directories")
+        raise OSError(errno.ENOTSUP, "only regular files, directories and symbolic links")
 
     def destroy(self, path: str) -> None:
         self._stop.set()

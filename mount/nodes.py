@@ -3,7 +3,6 @@ without a catalog query per entry."""
 
 from __future__ import annotations
 
-import stat as statmod
 import time
 from collections.abc import Callable
 from typing import Any
@@ -86,7 +85,7 @@ class NodeCache:
         key = (pinned.spec or "", pinned.path)
         found = self._listings.get(key)
         if found is None:
-            found = sorted((n, kind_mode(node)) for n, node in self.listdir(loc))
+            found = sorted((n, node.st_mode) for n, node in self.listdir(loc))
             if len(self._listings) >= LISTINGS:
                 self._listings.clear()
             self._listings[key] = found
@@ -140,10 +139,6 @@ class NodeCache:
     def forget_heads(self) -> None:
         """Called after every change through the overlay: heads are read fresh again."""
         self._head.clear()
-
-
-def kind_mode(node: Node) -> int:
-    return (statmod.S_IFDIR if node.is_dir else statmod.S_IFREG) | node.mode
 
 
 def _join(parent: str, name: str) -> str:

@@ -43,7 +43,7 @@ from datastore import (
 )
 
 from .headwatch import HeadWatch
-from .nodes import Key, NodeCache, kind_mode
+from .nodes import Key, NodeCache
 
 log = logging.getLogger("ds.mount")
 
@@ -174,17 +174,16 @@ class Overlay:
         return self._attr(self.cache.stat(loc), loc)
 
     def _attr(self, node: Node, loc: Location) -> dict[str, Any]:
-        mode = node.mode
-        if self.read_only or loc.read_only:
+        mode = node.st_mode
+        if (self.read_only or loc.read_only) and not node.is_link:
             mode &= ~0o222
         if loc.is_root:
-            mode = 0o555
-        kind = statmod.S_IFDIR if node.is_dir else statmod.S_IFREG
+            mode = statmod.S_IFDIR | 0o555
         size = BLOCK if node.is_dir else node.size
         nlink = 2 if node.is_dir else 1
         mtime = node.mtime_ns or 0
         return self._stat_dict(
-            kind | mode,
+            mode,
             nlink,
             size,
             mtime,
@@ -237,7 +236,7 @@ class Overlay:
         loc = self.locate(path)
         if loc.ref is not None:
             return self.cache.listing(loc)
-        out = {n: kind_mode(node) for n, node in self.cache.listdir(loc)}
+        out = {n: node.st_mode for n, node in self.cache.listdir(loc)}
         for name, st in self._open_children(loc):
             out[name] = statmod.S_IFREG | st.mode
         return sorted(out.items())
@@ -754,8 +753,21 @@ class Overlay:
     def link(self, target: str, source: str) -> None:
         raise _err(errno.ENOTSUP, "hard links are not supported")
 
-    def symlink(self, target: str, source: str) -> None:
-        raise _err(errno.ENOTSUP, "symbolic links are not supported")
+    def symlink(self, path: str, target: str, creator: tuple[int, int] | None = None) -> None:
+        """A symbolic link at ``path`` holding ``target`` (kept as text, never resolved
+        here: the kernel follows links itself, through readlink)."""
+        loc, name = self._head(path)
+        if self._staging((name, loc.path)) is not None:
+            raise _err(errno.EEXIST, path)
+        owner, _ = self._new_owner(creator, path)
+        self.store.symlink(name, loc.path, target, owner=owner)
+        self.cache.forget_heads()
+
+    def readlink(self, path: str) -> str:
+        node = self.cache.stat(self.locate(path))
+        if node.target is None:
+            raise _err(errno.EINVAL, f"{path} is not a symbolic link")
+        return node.target
 
     def shutdown(self) -> None:
         """Commit whatever is still open (an unmount with open files), drop temps, and

@@ -54,7 +54,7 @@ from datastore.analytics.tabular import (
     resniff,
     run,
 )
-from datastore.errors import InvalidPath, InvalidRequest, MalformedTable
+from datastore.errors import InvalidRequest, MalformedTable
 from datastore.storage.manifest import Entry
 from datastore.store import Store
 
@@ -88,9 +88,7 @@ class Analytics:
         """The file entry at ``path`` in ``name[@ref]`` and its object id."""
         path = names.file_path(path)
         entry = self.store.stat(spec, path)
-        if entry.is_dir or entry.object is None:
-            raise InvalidPath(f"{path!r} is a directory, not a table")
-        return entry, entry.object
+        return entry, entry.file_object()
 
     def table(self, entry: Entry) -> TableFile:
         """The entry's object as a table file (``not_tabular`` if it is none); this reads

@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datastore.errors import InvalidRequest
 from datastore.maintenance.parts import Parts
-from datastore.storage.manifest import KIND_DIR, AnyRange
+from datastore.storage.manifest import KIND_DIR, KIND_LINK, AnyRange
 
 FICLONE = 0x40049409
 _FALLBACK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EPERM, errno.EMLINK}
@@ -34,21 +35,27 @@ def materialize(
     progress: Callable[[int, int], None],
     link: bool = False,
 ) -> int:
-    """Write every file of ``ranges`` under ``dest`` (absent or empty); returns the file count."""
+    """Write every file of ``ranges`` under ``dest`` (absent or empty); returns the file count.
+
+    Symbolic links are made last, after every file and directory, so nothing this writes
+    can pass through a link, wherever its target points."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InvalidRequest(f"{dest} must be absent or an empty directory")
     dest.mkdir(parents=True, exist_ok=True)
     root = str(dest)
     dirs: list[tuple[str, int]] = []
     files: list[tuple[str, str, int, int]] = []
+    links: list[tuple[str, str]] = []
     for table in parts.manifests.iter_tables(ranges):
-        columns = ("dir", "name", "kind", "object", "mode", "size")
-        for d, n, kind, obj, mode, size in zip(
+        columns = ("dir", "name", "kind", "object", "mode", "size", "meta")
+        for d, n, kind, obj, mode, size, meta in zip(
             *(table[c].to_pylist() for c in columns), strict=True
         ):
             target = f"{root}/{d}/{n}" if d else f"{root}/{n}"
             if kind == KIND_DIR:
                 dirs.append((target, mode))
+            elif kind == KIND_LINK:
+                links.append((target, json.loads(meta)["target"]))
             else:
                 files.append((target, obj, mode, size))
     for target, _ in sorted(dirs):
@@ -58,6 +65,8 @@ def materialize(
         placer.place(parts.objects.place(obj), target, mode, size)
         if i % 256 == 0 or i == len(files) - 1:
             progress(i + 1, len(files))
+    for path, target in links:
+        os.symlink(target, path)
     for target, mode in dirs:
         os.chmod(target, mode | 0o700)
     return len(files)

@@ -4,16 +4,21 @@ Two versions of a dataset usually share most ranges (copy-on-write); a shared ra
 means identical entries on both sides, so only the remaining ranges are joined. The join is
 a hash lookup of each side's paths in the other's (``pyarrow.compute.index_in``), not a
 DuckDB query: DuckDB's import and connection cost more than a whole small diff.
+
+A symbolic link is compared by its target: inside the join it carries ``LINK`` + target
+where a file carries its object id (no id holds a NUL), and comes out as ``target``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from datastore.storage.arrow import pa, pc
 from datastore.storage.manifest import (
     KIND_FILE,
+    KIND_LINK,
     AnyRange,
     ManifestStore,
     RangeRef,
@@ -40,9 +45,19 @@ def _is_shared(rng: AnyRange, shared: set[str]) -> bool:
     return isinstance(rng, RangeRef) and rng.id in shared
 
 
+LINK = "\x00link\x00"
+
+
 def _files(manifests: ManifestStore, ranges: Sequence[AnyRange]) -> pa.Table:
+    """Files and links (a link's target standing in for the object), as ``_COLUMNS``."""
     table = concat(manifests.read_many(ranges))
-    return table.filter(pc.equal(table["kind"], KIND_FILE)).select(list(_COLUMNS))
+    files = table.filter(pc.equal(table["kind"], KIND_FILE)).select(list(_COLUMNS))
+    links = table.filter(pc.equal(table["kind"], KIND_LINK))
+    if not links.num_rows:
+        return files
+    targets = pa.array([LINK + json.loads(m)["target"] for m in links["meta"].to_pylist()])
+    links = links.select(list(_COLUMNS)).set_column(2, "object", targets)
+    return pa.concat_tables([files, links.cast(files.schema)])
 
 
 def _changed_rows(left: pa.Table, right: pa.Table) -> list[tuple[Any, ...]]:
@@ -107,6 +122,8 @@ def _classify(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
                 }
             )
     renamed = _pair_renames(added, removed)
+    for doc in (*added, *removed, *modified, *renamed):
+        _name_targets(doc)
     return {
         "added": added,
         "removed": removed,
@@ -121,6 +138,15 @@ def _classify(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
             "bytes_removed": sum(e["size"] for e in removed),
         },
     }
+
+
+def _name_targets(doc: dict[str, Any]) -> None:
+    """A link's stand-in object becomes its ``target`` (its object is None)."""
+    for key in ("object", "from_object", "to_object"):
+        value = doc.get(key)
+        if value is not None and value.startswith(LINK):
+            doc[key] = None
+            doc[key.replace("object", "target")] = value[len(LINK) :]
 
 
 def _pair_renames(

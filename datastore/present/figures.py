@@ -18,7 +18,7 @@ UNCATEGORIZED = "binary"
 def version_summary(store: Store, spec: str) -> dict[str, Any]:
     """Files of one version (a head or ``NAME@REF``) by category and by extension."""
     version = store.resolve(spec)
-    files = [e for e in store.entries(spec) if not e.is_dir]
+    files = [e for e in store.entries(spec) if e.is_file]
     return {
         "dataset": version.name,
         "version": version.snapshot,
@@ -40,7 +40,7 @@ def store_totals(store: Store) -> dict[str, Any]:
         try:
             log = store.log(row.name)
             info = store.info(row.name)
-            entries = [e for e in store.entries(row.name) if not e.is_dir]
+            entries = [e for e in store.entries(row.name) if e.is_file]
         except DatasetNotFound:  # deleted while we counted
             continue
         snapshots += len(log)

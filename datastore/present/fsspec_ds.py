@@ -127,12 +127,17 @@ class DatasetFileSystem(AbstractFileSystem):
 
     def cp_file(self, path1: Any, path2: Any, **kwargs: Any) -> None:
         """Copy a file of any version into a head; identical bytes are stored once. A
-        directory (``copy(..., recursive=True)`` passes each one) becomes a directory."""
+        directory (``copy(..., recursive=True)`` passes each one) becomes a directory, a
+        symbolic link a link with the same target."""
         loc = locate(self._strip_protocol(path1))
         name, rel = self._head(path2)
         try:
-            if self.ns.stat(loc).is_dir:
+            node = self.ns.stat(loc)
+            if node.is_dir:
                 self.makedirs(path2, exist_ok=True)
+                return
+            if node.target is not None:
+                self._call(path2, self.store.symlink, name, rel, node.target)
                 return
             if not rel:
                 raise IsADirectoryError(21, "a dataset is not a file", str(path2))
@@ -223,15 +228,20 @@ def _root(store: str | os.PathLike[str] | None) -> Path | None:
 
 
 def _info(name: str, node: Node) -> dict[str, Any]:
-    return {
+    """fsspec's keys; a symbolic link is described as fsspec's local file system describes
+    one it does not follow: type ``other``, ``islink`` and ``destination``."""
+    doc = {
         "name": name,
         "size": node.size,
-        "type": "directory" if node.is_dir else "file",
+        "type": "directory" if node.is_dir else "other" if node.is_link else "file",
         "mode": node.st_mode,
         "mtime": node.mtime_ns / 1e9,
         "object": node.object,
         "read_only": node.read_only,
     }
+    if node.is_link:
+        doc.update(islink=True, destination=node.target)
+    return doc
 
 
 def _os_error(exc: DatastoreError, path: Any) -> OSError:

@@ -24,7 +24,7 @@ from typing import BinaryIO
 from datastore import names
 from datastore.catalog.core import DatasetRow
 from datastore.errors import DatasetNotFound, InvalidPath, ReadOnlyRef
-from datastore.storage.manifest import KIND_DIR, KIND_FILE, Entry, owner_of, times_of
+from datastore.storage.manifest import KIND_DIR, KIND_LINK, Entry, owner_of, times_of
 from datastore.storage.objects import ObjectId
 from datastore.store import Store, Version
 
@@ -71,7 +71,8 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """What getattr needs: kind, size, permission bits, mtime, and the committed object."""
+    """What getattr needs: kind, size, permission bits, mtime, and the committed object
+    (or, for a symbolic link, its target)."""
 
     kind: str
     size: int
@@ -82,14 +83,22 @@ class Node:
     owner: tuple[int, int] | None = None  # (uid, gid) chown stored; None: the viewer's
     atime_ns: int | None = None  # None: the mtime
     ctime_ns: int | None = None  # the last attribute change; the mtime when later
+    target: str | None = None  # a symbolic link's
 
     @property
     def is_dir(self) -> bool:
         return self.kind == KIND_DIR
 
     @property
+    def is_link(self) -> bool:
+        return self.kind == KIND_LINK
+
+    @property
     def st_mode(self) -> int:
-        return (statmod.S_IFDIR if self.is_dir else statmod.S_IFREG) | self.mode
+        return _FILE_TYPES.get(self.kind, statmod.S_IFREG) | self.mode
+
+
+_FILE_TYPES = {KIND_DIR: statmod.S_IFDIR, KIND_LINK: statmod.S_IFLNK}
 
 
 def locate(path: str) -> Location:
@@ -154,7 +163,9 @@ class Namespace:
     def object_file(self, loc: Location) -> Path:
         """The immutable object file holding a committed file's bytes (safe to open)."""
         node = self.stat(loc)
-        if node.is_dir or node.object is None:
+        if node.is_link:
+            raise InvalidPath(f"{loc} is a symbolic link to {node.target!r}")
+        if node.object is None:
             raise InvalidPath(f"{loc} is a directory")
         return self.store.object_path(node.object)
 
@@ -171,12 +182,11 @@ class Namespace:
 
 
 def node_of(entry: Entry, read_only: bool) -> Node:
-    mode = entry.mode & ~WRITE_BITS if read_only else entry.mode
-    kind = KIND_DIR if entry.is_dir else KIND_FILE
+    mode = entry.mode & ~WRITE_BITS if read_only and not entry.is_link else entry.mode
     info = entry.info  # parsed once: every node of a listing is built here
     atime, ctime = times_of(info)
     return Node(
-        kind,
+        entry.kind,
         entry.size,
         mode,
         entry.mtime_ns,
@@ -185,6 +195,7 @@ def node_of(entry: Entry, read_only: bool) -> Node:
         owner_of(info),
         atime,
         ctime,
+        info.get("target") if entry.is_link else None,
     )
 
 

@@ -36,10 +36,11 @@ def dataset(info: DatasetInfo) -> dict[str, Any]:
 
 
 def entry(e: Entry) -> dict[str, Any]:
+    """One listed entry; a symbolic link also has its ``target``."""
     info = e.info
-    return {
+    doc = {
         "path": e.path,
-        "type": "dir" if e.is_dir else "file",
+        "type": "dir" if e.is_dir else "symlink" if e.is_link else "file",
         "size": e.size,
         "object": e.object,
         "mode": f"{e.mode:04o}",
@@ -48,6 +49,9 @@ def entry(e: Entry) -> dict[str, Any]:
         "description": info.get("description"),
         "metadata": info.get("metadata", {}),
     }
+    if e.is_link:
+        doc["target"] = info.get("target")
+    return doc
 
 
 def snapshot(s: Snapshot) -> dict[str, Any]:

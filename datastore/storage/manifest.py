@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NewType, TypeVar
 
-from datastore.errors import StoreCorrupt
+from datastore.errors import InvalidPath, StoreCorrupt
 from datastore.storage.arrow import pa, pc, pq
 from datastore.storage.lru import BoundedCache
 from datastore.storage.objects import (
@@ -44,6 +44,7 @@ TARGET_ROWS = 1024
 MAX_ROWS = 2 * TARGET_ROWS
 KIND_FILE = "file"
 KIND_DIR = "dir"
+KIND_LINK = "symlink"  # store format 2: the target is the meta's "target"
 
 
 @cache
@@ -83,7 +84,8 @@ def join_path(d: str, n: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One row of a manifest: a file (with its object) or an explicit directory."""
+    """One row of a manifest: a file (with its object), an explicit directory, or a
+    symbolic link (its target in ``meta``, its size the target's length, as lstat has it)."""
 
     path: str
     kind: str
@@ -98,8 +100,29 @@ class Entry:
         return self.kind == KIND_DIR
 
     @property
+    def is_file(self) -> bool:
+        return self.kind == KIND_FILE
+
+    @property
+    def is_link(self) -> bool:
+        return self.kind == KIND_LINK
+
+    @property
+    def target(self) -> str | None:
+        """Where a symbolic link points (None for files and directories)."""
+        return self.info.get("target") if self.is_link else None
+
+    @property
     def key(self) -> Key:
         return split_path(self.path)
+
+    def file_object(self) -> ObjectId:
+        """The object holding a file's bytes; a directory or a link has none to read."""
+        if self.is_link:
+            raise InvalidPath(f"{self.path!r} is a symbolic link to {self.target!r}")
+        if self.object is None:
+            raise InvalidPath(f"{self.path!r} is a directory")
+        return self.object
 
     @property
     def info(self) -> dict[str, Any]:
@@ -151,6 +174,12 @@ def times_of(info: dict[str, Any]) -> tuple[int | None, int | None]:
     """(atime, ctime) in ns as an entry's info holds them once set (utimens sets the atime;
     chmod, chown, utimens and rename the ctime); None: the mtime stands in."""
     return info.get("atime_ns"), info.get("ctime_ns")
+
+
+def link_entry(path: str, target: str, mtime_ns: int, meta: str = "") -> Entry:
+    """A symbolic link's row: the target joins the entry's info, the size is its length."""
+    info = {**(json.loads(meta) if meta else {}), "target": target}
+    return Entry(path, KIND_LINK, None, len(target.encode()), 0o777, mtime_ns, encode_meta(info))
 
 
 def encode_meta(info: dict[str, Any]) -> str:

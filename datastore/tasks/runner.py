@@ -168,7 +168,7 @@ class TaskRunner:
         action = row["action"]
         version = self.store.resolve(spec)
         rules = ds_rules.parse(version.dataset.rules)
-        files = [e for e in self.store.entries(spec) if not e.is_dir]
+        files = [e for e in self.store.entries(spec) if e.is_file]
         label = version.label
         self._update(task_id, "processing", _progress(len(files), 0, 0), [], label, started=True)
         if on_progress is not None:

@@ -214,27 +214,40 @@ def test_every_error_has_one_style_and_json_gets_the_api_document(cli, tmp_path:
     assert plain.stdout == "" and "is not mounted [invalid_request]" in plain.stderr
 
 
-def test_put_says_what_it_skipped_and_why(cli, tmp_path: Path) -> None:
-    """Links inside a tree are not followed (out of the tree or not), nor are FIFOs read;
-    each is named on stderr and counted, none is stored."""
+def test_put_stores_links_as_links_and_says_what_it_skipped(cli, tmp_path: Path) -> None:
+    """Links inside a tree are stored as links, never followed (out of the tree or not),
+    unless -L asks; FIFOs are not read. What is skipped is named on stderr and counted."""
     src = make_tree(tmp_path / "src", {"real.csv": b"a\n1\n", "sub/x.txt": b"x"})
     outside = make_tree(tmp_path / "outside", {"secret.txt": b"not for the dataset"})
-    (src / "link.csv").symlink_to(src / "real.csv")
+    (src / "link.csv").symlink_to("real.csv")
     (src / "escape").symlink_to(outside)
+    (src / "sub" / "loop").symlink_to("..")
     os.mkfifo(src / "pipe")
     cli("create", "d")
     result = cli("put", "d", str(src), "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert sorted(doc["added"]) == ["real.csv", "sub/x.txt"]
+    assert sorted(doc["added"]) == ["escape", "link.csv", "real.csv", "sub/loop", "sub/x.txt"]
     skipped = {Path(s["source"]).name: s["reason"] for s in doc["skipped"]}
-    assert set(skipped) == {"link.csv", "escape", "pipe"}
-    assert "symbolic link" in skipped["escape"] and "FIFO" in skipped["pipe"]
-    assert result.stderr.count("ds: warning: skipped") == 3
-    human = cli("put", "d", str(src))
-    assert "3 skipped" in human.stdout
-    listed = parse(cli("ls", "d", "-R", "--json"))["items"]
-    assert {i["path"] for i in listed} == {"real.csv", "sub/x.txt"}
+    assert set(skipped) == {"pipe"} and "FIFO" in skipped["pipe"]
+    assert result.stderr.count("ds: warning: skipped") == 1
+    listed = {i["path"]: i for i in parse(cli("ls", "d", "-R", "--json"))["items"]}
+    assert listed["escape"]["type"] == "symlink" and listed["escape"]["target"] == str(outside)
+    assert listed["link.csv"]["target"] == "real.csv" and listed["link.csv"]["size"] == 8
+    assert "link.csv -> real.csv" in cli("ls", "d").stdout
+    again = json.loads(cli("put", "d", str(src), "--json").stdout)
+    assert again["added"] == [] and again["modified"] == [] and again["unchanged"] == 5
+    # -L stores what links point at; a link back up the tree is a loop, skipped
+    followed = cli("put", "d", str(src), "--to", "copy", "-L", "--json")
+    doc = json.loads(followed.stdout)
+    assert "copy/escape/secret.txt" in doc["added"] and "copy/link.csv" in doc["added"]
+    assert {Path(s["source"]).name: s["reason"] for s in doc["skipped"]}.keys() == {
+        "loop",
+        "pipe",
+    }
+    assert cli("cat", "d/copy/link.csv").stdout == "a\n1\n"
+    refused = cli("cat", "d/link.csv")
+    assert refused.exit_code != 0 and "symbolic link" in refused.stderr
 
 
 def test_ls_json_is_the_rest_listing_document(store_root: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -695,6 +696,15 @@ def test_a_store_written_by_format_1_code_opens_reads_writes_and_checks(tmp_path
     assert store.gc(0)["objects_removed"] == 1  # big.txt lived only in v1.0
     assert store.fsck()["ok"]
     assert store.read_bytes("sales@v1.2", "2026-11.csv") == b"region,amount\nnorth,11\n"
+    # none of that needed format 2: a ds that knows only format 1 still opens the store
+    assert json.loads((root / "FORMAT").read_text())["version"] == 1
+    store.symlink("sales", "current.csv", "2026-12.csv")  # the first link: format 2
+    assert json.loads((root / "FORMAT").read_text()) == {"format": "ds-store", "version": 2}
+    assert not list(root.glob("FORMAT.*"))
+    store.close()
+    reopened = Store.open(root)
+    assert reopened.stat("sales", "current.csv").target == "2026-12.csv"
+    assert reopened.fsck()["ok"]
 
 
 def test_every_handle_sees_every_dataset_change_at_once(store_root: Path) -> None:

@@ -11,6 +11,7 @@ import zipfile
 
 import pytest
 
+from datastore.store import Store
 from tests.conftest import gc_running, wait_until
 from tests.httpapi.api_support import Api, api_fixture, temp_leftovers  # noqa: F401
 
@@ -241,3 +242,30 @@ def test_gc_beside_uploads_loses_nothing(api: Api) -> None:
     assert api.get("/v1/datasets/d/files/m.bin").body == blob
     assert api.get("/v1/datasets/d/files/p.bin").body == blob[::-1]
     assert api.store.fsck()["ok"]
+
+
+def test_links_in_listings_downloads_and_archives(loaded: Api, store: Store) -> None:
+    """A symbolic link is listed with its target, never served as what it points at, and
+    archived as a link (tar: a symlink member; zip: Info-ZIP's link mode)."""
+    store.symlink("d", "data/latest.csv", "a.csv")
+    store.symlink("d", "escape", "/etc/passwd")
+    listed = loaded.get("/v1/datasets/d/files?recursive=true").json()["items"]
+    link = next(i for i in listed if i["path"] == "data/latest.csv")
+    assert (link["type"], link["target"], link["size"], link["object"]) == (
+        "symlink",
+        "a.csv",
+        5,
+        None,
+    )
+    meta = loaded.get("/v1/datasets/d/files/escape?metadata=true").json()
+    assert meta["type"] == "symlink" and meta["target"] == "/etc/passwd"
+    r = loaded.get("/v1/datasets/d/files/escape")
+    assert (r.status, r.code) == (400, "invalid_path") and b"root:" not in r.body
+    with tarfile.open(fileobj=io.BytesIO(loaded.get("/v1/datasets/d/archive").body)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert members["escape"].issym() and members["escape"].linkname == "/etc/passwd"
+    assert members["data/latest.csv"].linkname == "a.csv"
+    with zipfile.ZipFile(io.BytesIO(loaded.get("/v1/datasets/d/archive?format=zip").body)) as zf:
+        info = zf.getinfo("data/latest.csv")
+        assert (info.external_attr >> 16) & 0o170000 == 0o120000
+        assert zf.read(info) == b"a.csv"

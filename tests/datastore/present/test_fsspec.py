@@ -148,3 +148,15 @@ def test_polars_reads_and_writes_through_ds(fs: DatasetFileSystem, store: Store)
         assert pl.read_parquet(f).equals(frame)
     with fs.open("sales/pl/t.parquet") as f:
         assert pl.scan_parquet(f).select(pl.col("k").sum()).collect().item() == 6
+
+
+def test_links_are_described_not_followed_and_copied_as_links(
+    fs: DatasetFileSystem, store: Store
+) -> None:
+    store.symlink("sales", "current.csv", "2026-11.csv")
+    info = fs.info("ds://sales/current.csv")
+    assert (info["type"], info["islink"], info["destination"]) == ("other", True, "2026-11.csv")
+    with pytest.raises(OSError, match="symbolic link"):
+        fs.cat_file("ds://sales/current.csv")
+    fs.copy("ds://sales/current.csv", "ds://sales/copy.csv")
+    assert store.stat("sales", "copy.csv").target == "2026-11.csv"
