@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import mmap
 import os
 import shutil
 import signal
@@ -162,24 +163,46 @@ def test_git_repository(mnt: Path) -> None:
     assert sh(f"{git} status --porcelain", cwd=repo) == ""
 
 
-def test_sqlite_database(mnt: Path, store_root: Path) -> None:
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_sqlite_database(mnt: Path, store_root: Path, journal: str) -> None:
+    """Rollback journal (a -journal file made and unlinked per transaction) and WAL (a
+    -wal file and a -shm file shared by mmap between two connections)."""
     path = mnt / "sales" / "db.sqlite"
     db = sqlite3.connect(path)
+    assert db.execute(f"PRAGMA journal_mode={journal}").fetchone()[0] == journal
     db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     for i in range(20):
         with db:
             db.executemany("INSERT INTO t (v) VALUES (?)", [(f"r{i}-{j}",) for j in range(50)])
-    db.close()
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 1000
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    db.close()
+    reader = sqlite3.connect(path)  # a second connection while the first is open
+    assert reader.execute("SELECT count(*) FROM t").fetchone()[0] == 1000
+    assert reader.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    reader.close()
+    db.close()  # the last WAL connection checkpoints into the database file
     out = sh(f"sqlite3 {path} 'SELECT v FROM t WHERE id=1000'")
     assert out.strip() == "r19-49"
     # the committed file is the same database
     copy = store_root.parent / "copy.sqlite"
     copy.write_bytes(Store.open(store_root).read_bytes("sales", "db.sqlite"))
     assert sqlite3.connect(copy).execute("SELECT count(*) FROM t").fetchone()[0] == 1000
+
+
+def test_mmap_writes(mnt: Path, store_root: Path) -> None:
+    """Stores through a shared writable mapping reach the file, and its commit."""
+    path = mnt / "sales" / "mapped.bin"
+    path.write_bytes(bytes(3 * 4096) + b"tail")
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0) as mm:
+        mm[0:5] = b"hello"
+        mm[8192:8197] = b"world"
+        mm.flush()
+    data = path.read_bytes()
+    assert (data[:5], data[8192:8197], data[-4:], len(data)) == (
+        b"hello",
+        b"world",
+        b"tail",
+        3 * 4096 + 4,
+    )
+    assert Store.open(store_root).read_bytes("sales", "mapped.bin") == data
 
 
 def test_pandas_parquet(mnt: Path, store_root: Path) -> None:
