@@ -655,19 +655,18 @@ class Store:
                 raise Conflict(f"{d!r} is a file in {row.name}, not a directory")
         return out
 
+    @staticmethod
     def _check_shapes(
-        self, row: DatasetRow, rows: list[dict[str, Any]], current: dict[str, Entry] | None
+        row: DatasetRow, rows: list[dict[str, Any]], current: dict[str, Entry]
     ) -> None:
-        """A file may not replace a directory (or the reverse) by a plain write."""
+        """A file or link may not replace a directory by a plain write; ``current`` holds
+        what the head has at each path written (looked up by the caller)."""
         for r in rows:
             if r["kind"] == KIND_DIR or r.get("deleted"):
                 continue
-            path = join_path(r["dir"], r["name"])
-            old = current.get(path) if current is not None else None
-            if old is None and current is None:
-                old = self._lookup(Version(row, None, None), path)
+            old = current.get(join_path(r["dir"], r["name"]))
             if old is not None and old.is_dir:
-                raise Conflict(f"{path!r} is a directory in {row.name}")
+                raise Conflict(f"{old.path!r} is a directory in {row.name}")
 
     def put_stream(
         self,
@@ -823,13 +822,12 @@ class Store:
             rows.append({**entry.row(), "deleted": False})
             out.append((entry, old))
         rows.extend(self._new_dirs(row, _ancestors([f.path for f in files], "")))
-        self._check_shapes(row, rows, None)
+        self._check_shapes(row, rows, {e.path: old for e, old in out if old is not None})
         with self.catalog.write(durable=durable) as db:
             self._dataset_in(db, name)
-            for entry, old in out:
+            for entry, old in out if if_absent else ():
                 current = self.catalog.staged_entry(row.id, *split_path(entry.path))
-                exists_now = old is not None if current is None else not current["deleted"]
-                if if_absent and exists_now:
+                if (old is not None) if current is None else not current["deleted"]:
                     raise PreconditionFailed(f"{entry.path!r} already exists in {name}")
             if not durable:
                 self._note_unsynced(db, row, [e for e, _ in out])

@@ -35,22 +35,24 @@ class HeadWatch:
 
     def poll(self) -> list[str]:
         """Tree paths to invalidate (``/NAME/path``, ``/NAME``, ``/NAME@REF``)."""
-        out: list[str] = []
         self.seq, changed = self.store.head_changes(self.seq)
-        out.extend(f"/{name}/{path}" for name, path in changed)
+        for name, path in changed:  # the mount's own writes too: drop just those nodes
+            self.cache.forget(name, path)
+        out = [f"/{name}/{path}" for name, path in changed]
+        whole: list[str] = []  # changes beyond single paths: every head node goes
         current = self._datasets()
         for name in self.datasets.keys() | current.keys():
             before, after = self.datasets.get(name), current.get(name)
             if before == after:
                 continue
-            out.append(f"/{name}")
+            whole.append(f"/{name}")
             if before is not None and after is not None and before[0] == after[0]:
-                out.extend(self._moved_base(name, before[1], after[1]))
+                whole.extend(self._moved_base(name, before[1], after[1]))
         self.datasets = current
-        out.extend(self.cache.moved_refs())
-        if out:
+        whole.extend(self.cache.moved_refs())
+        if whole:
             self.cache.forget_heads()
-        return out
+        return out + whole
 
     def _moved_base(self, name: str, old: str | None, new: str | None) -> list[str]:
         if old is None or new is None or old == new:

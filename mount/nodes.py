@@ -61,6 +61,8 @@ class NodeCache:
         if found is not None and found[1] > now:
             return found[0]
         node = self.ns.stat(loc)
+        if len(self._head) >= self.limit:
+            self._head.clear()
         self._head[key] = (node, now + HEAD_TTL)
         return node
 
@@ -136,8 +138,19 @@ class NodeCache:
                 moved.append(f"/{spec}")
         return moved
 
+    def forget(self, name: str, path: str, subtree: bool = False) -> None:
+        """Called after a change the overlay made at ``path`` (and below it, with
+        ``subtree``): those nodes are read fresh again. Nothing else changed with them
+        (a directory's times do not move with its entries), so the rest stay cached."""
+        self._head.pop((name, path), None)
+        if subtree:
+            prefix = f"{path}/"
+            for key in [k for k in self._head if k[0] == name and k[1].startswith(prefix)]:
+                del self._head[key]
+
     def forget_heads(self) -> None:
-        """Called after every change through the overlay: heads are read fresh again."""
+        """Called when the store changed elsewhere (the CLI, the API): heads are read
+        fresh again."""
         self._head.clear()
 
 

@@ -527,7 +527,7 @@ class Overlay:
             st.base, st.base_size, st.mtime_ns = entry.object, entry.size, mtime
             st.base_fd = self._object_fd(entry.object)
             st.dirty = False
-            self.cache.forget_heads()
+            self.cache.forget(st.name, st.path)
 
     def flush(self, fh: int, closer: Callable[[], int | None] | None = None) -> None:
         """A close of one descriptor: publishes when the opener closes (close-then-visible);
@@ -591,7 +591,7 @@ class Overlay:
         owner, extra = self._new_owner(creator, path)
         mode = (statmod.S_IMODE(mode) or DEFAULT_DIR_MODE) | extra
         self.store.mkdir(name, loc.path, mode, owner=owner)
-        self.cache.forget_heads()
+        self.cache.forget(name, loc.path)
 
     def rmdir(self, path: str) -> None:
         loc, name = self._head(path)
@@ -601,7 +601,7 @@ class Overlay:
         if self.ns.listdir(loc) or self._pending_under(name, loc.path):
             raise _err(errno.ENOTEMPTY, path)
         self.store.rmdir(name, loc.path)
-        self.cache.forget_heads()
+        self.cache.forget(name, loc.path)
 
     def _pending_under(self, name: str, path: str) -> bool:
         prefix = path + "/"
@@ -626,7 +626,7 @@ class Overlay:
             raise _err(errno.EISDIR, path)
         self.store.rm(name, [loc.path])
         self._served.pop(key, None)
-        self.cache.forget_heads()
+        self.cache.forget(name, loc.path)
 
     def rename(self, old: str, new: str) -> None:
         src, sname = self._head(old)
@@ -648,7 +648,8 @@ class Overlay:
         else:
             self._drop_target(dst)
         self._move_stagings(sname, src.path, dst.path)
-        self.cache.forget_heads()
+        self.cache.forget(sname, src.path, subtree=True)
+        self.cache.forget(sname, dst.path, subtree=True)
 
     def _check_rename_target(self, dst: Location, node: Node | None) -> None:
         try:
@@ -719,7 +720,7 @@ class Overlay:
         except FileNotFound:
             if st is None:
                 raise
-        self.cache.forget_heads()
+        self.cache.forget(loc.spec or "", loc.path)
 
     def _attr_target(self, path: str) -> tuple[Location, Staging | None]:
         """chmod/utimens/chown targets: any head path, the dataset directory itself
@@ -761,7 +762,7 @@ class Overlay:
             raise _err(errno.EEXIST, path)
         owner, _ = self._new_owner(creator, path)
         self.store.symlink(name, loc.path, target, owner=owner)
-        self.cache.forget_heads()
+        self.cache.forget(name, loc.path)
 
     def readlink(self, path: str) -> str:
         node = self.cache.stat(self.locate(path))
