@@ -43,7 +43,9 @@ async def serve(
     try:
         bound = await server.start()
         if mount_dir:
-            handles.append(("mount", await _start("--mount", _start_mount, store, mount_dir)))
+            mounted = await _start("--mount", _start_mount, store, mount_dir)
+            handles.append(("mount", mounted))
+            server.add_metrics(mounted.metrics)  # its per-operation latency
         if inbox:
             handles.append(("inbox", await _start("--inbox", _start_inbox, store, *inbox)))
         url_host = f"[{host}]" if ":" in host else host
@@ -80,7 +82,7 @@ async def _start(option: str, starter: Any, store: Any, where: str, *more: Any) 
 def _start_mount(store: Any, mount_dir: str) -> Any:
     import mount
 
-    return mount.start(store.root, Path(mount_dir))
+    return mount.start(store.root, Path(mount_dir), metrics=True)
 
 
 def _start_inbox(store: Any, inbox_dir: str, config: Any) -> Any:

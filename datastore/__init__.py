@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from datastore.present import shapes
     from datastore.present.figures import store_totals, version_summary
     from datastore.present.namespace import Location, Namespace, Node, locate
+    from datastore.present.prometheus import Histogram
     from datastore.storage.manifest import Entry, join_path, split_path
     from datastore.storage.objects import ObjectId, TempFile
     from datastore.store import (
@@ -97,6 +98,7 @@ _LAZY: dict[str, str] = {
     "Location": "datastore.present.namespace",
     "Namespace": "datastore.present.namespace",
     "Node": "datastore.present.namespace",
+    "Histogram": "datastore.present.prometheus",
     "locate": "datastore.present.namespace",
     "shapes": "datastore.present.shapes",
 }
@@ -160,6 +162,7 @@ __all__ = [
     "Location",
     "Namespace",
     "Node",
+    "Histogram",
     "locate",
     "shapes",
 ]

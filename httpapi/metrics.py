@@ -6,31 +6,38 @@ status, so the metrics never name a dataset, a file or a user.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from datastore import Store
+from datastore import Histogram, Store
 
 from . import routes as r
 from .state import BYTES_IN, STORE, blocking
+
+log = logging.getLogger("ds.api")
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 GAUGE_TTL = 10.0
 
 
 class Metrics:
-    """In-process counters; one instance per app."""
+    """In-process counters; one instance per app. ``sources`` add text from elsewhere
+    (the mount's per-operation latency, when ``ds serve`` runs one)."""
 
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, str, int]] = Counter()
-        self.latency: dict[str, list[int]] = {}
-        self.latency_sum: dict[str, float] = {}
-        self.latency_count: Counter[str] = Counter()
+        self.latency = Histogram(
+            "ds_http_request_duration_seconds",
+            "Request latency by route template.",
+            "route",
+            BUCKETS,
+        )
+        self.sources: list[Callable[[], str]] = []
         self.bytes_in = 0
         self.bytes_out = 0
         self.in_flight = 0
@@ -39,12 +46,7 @@ class Metrics:
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests[(route, method, status)] += 1
-        buckets = self.latency.setdefault(route, [0] * len(BUCKETS))
-        i = bisect_left(BUCKETS, seconds)
-        if i < len(BUCKETS):
-            buckets[i] += 1
-        self.latency_sum[route] = self.latency_sum.get(route, 0.0) + seconds
-        self.latency_count[route] += 1
+        self.latency.observe(route, seconds)
 
     def store_gauges(self, st: Store) -> tuple[int, int]:
         """Datasets and objects, recounted at most every GAUGE_TTL seconds."""
@@ -64,25 +66,7 @@ class Metrics:
             out.append(
                 f'ds_http_requests_total{{route="{route}",method="{method}",status="{status}"}} {n}'
             )
-        out += [
-            "# HELP ds_http_request_duration_seconds Request latency by route template.",
-            "# TYPE ds_http_request_duration_seconds histogram",
-        ]
-        for route in sorted(self.latency):
-            cumulative = 0
-            for bound, n in zip(BUCKETS, self.latency[route], strict=True):
-                cumulative += n
-                out.append(
-                    f'ds_http_request_duration_seconds_bucket{{route="{route}",le="{bound}"}}'
-                    f" {cumulative}"
-                )
-            count = self.latency_count[route]
-            out.append(
-                f'ds_http_request_duration_seconds_bucket{{route="{route}",le="+Inf"}} {count}'
-            )
-            total = self.latency_sum[route]
-            out.append(f'ds_http_request_duration_seconds_sum{{route="{route}"}} {total:.6f}')
-            out.append(f'ds_http_request_duration_seconds_count{{route="{route}"}} {count}')
+        out += self.latency.render()
         out += [
             "# HELP ds_http_request_bytes_total Request body bytes received.",
             "# TYPE ds_http_request_bytes_total counter",
@@ -100,7 +84,19 @@ class Metrics:
             "# TYPE ds_objects gauge",
             f"ds_objects {objects}",
         ]
-        return "\n".join(out) + "\n"
+        return "\n".join(out) + "\n" + "".join(self._from_sources())
+
+    def _from_sources(self) -> list[str]:
+        """Each source's text; one that fails is left out (a metrics page never fails)."""
+        texts = []
+        for source in self.sources:
+            try:
+                text = source()
+            except Exception:
+                log.exception("a metrics source failed")
+                continue
+            texts.append(text if not text or text.endswith("\n") else text + "\n")
+        return texts
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -37,6 +38,10 @@ class Server:
             lingering_time=min(LINGER, settings.body_timeout),
         )
         self.site: web.TCPSite | None = None
+
+    def add_metrics(self, source: Callable[[], str]) -> None:
+        """Append ``source()`` (Prometheus text) to every ``/metrics`` answer."""
+        self.app[METRICS].sources.append(source)
 
     async def start(self) -> int:
         """Listen; returns the port bound (``port`` 0 picks a free one)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -35,12 +36,30 @@ class MountHandle:
 
     mountpoint: Path
     process: subprocess.Popen[bytes] | None
+    metrics_path: Path | None = None
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
+    def metrics(self) -> str:
+        """The mount's per-operation latency in the Prometheus text format, as the mount
+        process last wrote it (every few seconds); empty before the first write."""
+        if self.metrics_path is None:
+            return ""
+        try:
+            return self.metrics_path.read_text()
+        except FileNotFoundError:
+            return ""
+
     def stop(self, timeout: float = 30.0) -> None:
+        try:
+            self._stop(timeout)
+        finally:
+            if self.metrics_path is not None:
+                self.metrics_path.unlink(missing_ok=True)
+
+    def _stop(self, timeout: float) -> None:
         unmount(self.mountpoint)
         if self.process is None:
             return
@@ -59,8 +78,11 @@ def start(
     allow_other: bool = False,
     read_only: bool = False,
     log_path: Path | None = None,
+    metrics: bool = False,
 ) -> MountHandle:
-    """Mount ``store_root`` at ``mountpoint`` in a child process; return once it is live."""
+    """Mount ``store_root`` at ``mountpoint`` in a child process; return once it is live.
+    With ``metrics``, the process keeps its per-operation latency where
+    :meth:`MountHandle.metrics` reads it."""
     mountpoint = Path(mountpoint).absolute()
     prepare_mountpoint(mountpoint)
     cmd = [sys.executable, "-m", "mount", str(Path(store_root).absolute()), str(mountpoint)]
@@ -68,9 +90,15 @@ def start(
         cmd.append("--allow-other")
     if read_only:
         cmd.append("--read-only")
+    logs = Path(store_root).absolute() / "logs"
     if log_path is None:  # with the store, not a new file in /tmp for every mount
-        log_path = Path(store_root).absolute() / "logs" / "mount.log"
-        log_path.parent.mkdir(exist_ok=True)
+        log_path = logs / "mount.log"
+        logs.mkdir(exist_ok=True)
+    metrics_path = None
+    if metrics:
+        logs.mkdir(exist_ok=True)
+        metrics_path = logs / f"mount-metrics.{os.getpid()}.{secrets.token_hex(4)}.prom"
+        cmd += ["--metrics", str(metrics_path)]
     with open(log_path, "ab") as errlog:
         since = errlog.tell()  # this start's lines only, in a log kept across mounts
         proc = subprocess.Popen(
@@ -93,7 +121,7 @@ def start(
             )
         time.sleep(0.02)
     raise_read_ahead(mountpoint)
-    return MountHandle(mountpoint, proc)
+    return MountHandle(mountpoint, proc, metrics_path)
 
 
 def _source_root() -> str:
@@ -113,7 +141,12 @@ def _tail(path: Path, since: int = 0) -> str:
 
 
 def serve(
-    store_root: Path, mountpoint: Path, *, allow_other: bool = False, read_only: bool = False
+    store_root: Path,
+    mountpoint: Path,
+    *,
+    allow_other: bool = False,
+    read_only: bool = False,
+    metrics_path: Path | None = None,
 ) -> None:
     """Run the filesystem in this process until it is unmounted (blocks)."""
     from datastore import Store
@@ -122,7 +155,7 @@ def serve(
     from .overlay import Overlay
 
     store = Store.open(store_root)
-    ops = DsOperations(Overlay(store, read_only=read_only))
+    ops = DsOperations(Overlay(store, read_only=read_only), metrics_path)
     options: dict[str, object] = {
         "fsname": FSNAME,
         "subtype": FSNAME,

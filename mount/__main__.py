@@ -16,9 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mountpoint", type=Path)
     parser.add_argument("--allow-other", action="store_true")
     parser.add_argument("--read-only", action="store_true")
+    parser.add_argument("--metrics", type=Path, help="write operation latencies here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="ds mount: %(levelname)s %(message)s")
-    serve(args.store, args.mountpoint, allow_other=args.allow_other, read_only=args.read_only)
+    serve(
+        args.store,
+        args.mountpoint,
+        allow_other=args.allow_other,
+        read_only=args.read_only,
+        metrics_path=args.metrics,
+    )
     return 0
 
 

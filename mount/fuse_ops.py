@@ -2,7 +2,8 @@
 
 Every callback goes through :func:`_translated`, which turns any exception into the one
 errno :func:`mount.errors.to_errno` chooses, so nothing but ``FuseOSError`` reaches the
-binding and the mount keeps serving after any failure.
+binding and the mount keeps serving after any failure, and times it into
+:data:`OP_LATENCY` (written out for ``ds serve``'s ``/metrics`` with ``--metrics``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import mfusepy
+
+from datastore import Histogram
 
 from .errors import to_errno
 from .overlay import Caller, Overlay
@@ -28,6 +32,7 @@ log = logging.getLogger("ds.mount")
 F = TypeVar("F", bound=Callable[..., Any])
 
 CACHE_TIMEOUT = 60.0  # seconds the kernel keeps entries and attributes
+METRICS_INTERVAL = 2.0  # seconds between writes of the latency histogram
 POLL_INTERVAL = 0.2  # seconds between looks for changes made outside the mount
 SETTLE_INTERVAL = 5.0  # seconds a closed file may stay unflushed (ext4 commits every 5 s)
 IO_SIZE = 1 << 20
@@ -38,9 +43,20 @@ FUSE_READDIR_PLUS = 1 << 0
 FUSE_FILL_DIR_PLUS = 1 << 1
 
 
+OP_LATENCY = Histogram(
+    "ds_mount_op_duration_seconds",
+    "Time the mount process spent on each FUSE operation, by operation.",
+    "op",
+    (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5),
+)
+
+
 def _translated(func: F) -> F:
+    op = func.__name__
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
         try:
             return func(*args, **kwargs)
         except mfusepy.FuseOSError:
@@ -50,6 +66,8 @@ def _translated(func: F) -> F:
             if code in (errno.EIO, errno.EINVAL):
                 log.debug("%s%r -> %s: %s", func.__name__, args[1:2], errno.errorcode[code], exc)
             raise mfusepy.FuseOSError(code) from None
+        finally:
+            OP_LATENCY.observe(op, time.perf_counter() - start)
 
     return wrapper  # type: ignore[return-value]
 
@@ -188,8 +206,9 @@ class DsOperations(mfusepy.Operations):
     flag_nullpath_ok = False
     flag_nopath = False
 
-    def __init__(self, overlay: Overlay) -> None:
+    def __init__(self, overlay: Overlay, metrics_path: Path | None = None) -> None:
         self.overlay = overlay
+        self.metrics_path = metrics_path
         self._fuse: int | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -218,18 +237,23 @@ class DsOperations(mfusepy.Operations):
     def _watch(self) -> None:
         """Every POLL_INTERVAL, drop the kernel's entries and pages for paths changed
         outside the mount (CLI, API, snapshots moving refs): visible within 1 s; every
-        SETTLE_INTERVAL, flush the files closed since (closes flush nothing)."""
+        SETTLE_INTERVAL, flush the files closed since (closes flush nothing); every
+        METRICS_INTERVAL, write the latency histogram out (with ``--metrics``)."""
         invalidate = mfusepy._libfuse.fuse_invalidate_path
         invalidate.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         invalidate.restype = ctypes.c_int
-        settled = time.monotonic()
+        settled = wrote = time.monotonic()
         while not self._stop.wait(POLL_INTERVAL):
-            if time.monotonic() - settled >= SETTLE_INTERVAL:
-                settled = time.monotonic()
+            now = time.monotonic()
+            if now - settled >= SETTLE_INTERVAL:
+                settled = now
                 try:
                     self.overlay.settle()
                 except Exception:
                     log.exception("could not flush closed files")
+            if now - wrote >= METRICS_INTERVAL:
+                wrote = now
+                self._write_metrics()
             try:
                 paths = self.overlay.watch.poll()
             except Exception:
@@ -380,8 +404,20 @@ class DsOperations(mfusepy.Operations):
     def mknod(self, path: str, mode: int, dev: int) -> int:
         raise OSError(errno.ENOTSUP, "only regular files, directories and symbolic links")
 
+    def _write_metrics(self) -> None:
+        """The histogram as Prometheus text, replaced whole (a reader never sees half)."""
+        if self.metrics_path is None:
+            return
+        tmp = self.metrics_path.with_name(self.metrics_path.name + ".tmp")
+        try:
+            tmp.write_text("\n".join(OP_LATENCY.render()) + "\n")
+            os.replace(tmp, self.metrics_path)
+        except OSError as exc:
+            log.warning("could not write the mount's metrics to %s: %s", self.metrics_path, exc)
+
     def destroy(self, path: str) -> None:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(5)
         self.overlay.shutdown()
+        self._write_metrics()

@@ -416,10 +416,26 @@ def test_one_daemon_with_inbox_and_mount(store_root: Path, tmp_path: Path) -> No
         assert s.get(auto_url).content == b"x\n"
         if fuse:
             assert (mnt / "drop" / "a.csv").read_bytes() == b"id,v\n1,2\n"
+            (mnt / "drop" / "b.txt").write_text("through the mount")
+            # the mount's per-operation latency joins /metrics (written every 2 s)
+            deadline = time.monotonic() + 30
+            text = ""
+            while 'op="flush"' not in text and time.monotonic() < deadline:
+                time.sleep(0.5)
+                text = requests.get(srv.url("/metrics")).text
+            assert "# TYPE ds_mount_op_duration_seconds histogram" in text
+            counts = {
+                line.split('"')[1]: float(line.split()[-1])
+                for line in text.splitlines()
+                if line.startswith("ds_mount_op_duration_seconds_count")
+            }
+            assert counts["create"] >= 1 and counts["flush"] >= 1 and counts["getattr"] >= 1
+            assert "ds_http_request_duration_seconds_count" in text  # the API's own still there
     finally:
         assert srv.stop() == 0
     if fuse:
         assert not os.path.ismount(mnt)
+        assert not list((store_root / "logs").glob("mount-metrics.*"))
 
 
 def _connect(server: Server) -> socket.socket:
