@@ -4,8 +4,10 @@ Sequential read of a large committed file (cold: page cache dropped; warm: secon
 sequential write into a head (write + fsync + close, i.e. acknowledged; native gets the
 same fsync), eight readers at once (warm), creating 4 KiB files (a Python loop, then
 ``cp -r`` of the same tree), ``find`` with stat over a large tree, first (cold) and
-second pass, and a snapshot of a mounted 20,000-file head after 200 changes made through
-the mount. ``tool`` is ``ds-mount`` or ``native``.
+second pass, a snapshot of a mounted 20,000-file head after 200 changes made through
+the mount, and reading every file of small-many v1 (cold) through the mount against
+``ds checkout`` of the same version and the native tree it was put from. ``tool`` is
+``ds-mount``, ``ds-checkout`` or ``native``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from . import workloads
 from .measure import drop_caches, row
 
 MiB = 1 << 20
@@ -79,6 +82,16 @@ def parallel_read(paths: list[Path]) -> int:
         return sum(pool.map(read_file, paths))
 
 
+def read_tree(root: Path) -> int:
+    """Every file below ``root`` read once, as a job reading a whole version does."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                total += len(f.read())
+    return total
+
+
 def find_stat(root: Path) -> int:
     out = subprocess.run(
         ["find", str(root), "-printf", "%s %T@\n"], capture_output=True, check=True
@@ -128,6 +141,10 @@ def run(quick: bool) -> list[dict[str, Any]]:
     store.create_dataset("snap")
     seed_tree(store, "snap", 20_000)
     store.snapshot("snap")
+    many = workloads.small_many(work / "small-many", 0.1 if quick else 1.0)
+    store.create_dataset("many")
+    store.put("many", [many])
+    store.snapshot("many", tag="v1")
     store.close()
     handle = mount.start(work / "store", point)
     try:
@@ -190,6 +207,26 @@ def run(quick: bool) -> list[dict[str, Any]]:
             second = _timed(functools.partial(find_stat, root))
             rows.append(row(wl, label, "first_pass_s", first, "s"))
             rows.append(row(wl, label, "second_pass_s", second, "s"))
+
+        files = sum(len(f) for _, _, f in os.walk(many))
+        wl = f"read-small-many-{files}"
+        drop_caches()
+        rows.append(row(wl, "native", "read_all_s", _timed(lambda: read_tree(many)), "s"))
+        drop_caches()
+        checkout = Store.open(work / "store")
+        out = work / "checkout"
+        rows.append(
+            row(
+                wl,
+                "ds-checkout",
+                "read_all_s",
+                _timed(lambda: checkout.checkout("many@v1", out)),
+                "s",
+            )
+        )
+        drop_caches()
+        t_mount = _timed(lambda: read_tree(point / "many@v1"))
+        rows.append(row(wl, "ds-mount", "read_all_s", t_mount, "s"))
     finally:
         handle.stop()
         subprocess.run(["fusermount3", "-uz", str(point)], capture_output=True, check=False)

@@ -42,6 +42,7 @@ from datastore.errors import (
 )
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.retention import Dated, KeepRules, kept
+from datastore.storage import arrow
 from datastore.storage.locks import flock
 from datastore.storage.manifest import (
     KIND_DIR,
@@ -256,6 +257,11 @@ class Store:
 
     def close(self) -> None:
         self.catalog.close()
+
+    def preload(self) -> None:
+        """Import what reading manifests needs (pyarrow) now, for a long-lived view that
+        would rather pay it at start than in its first listing (~1 s, cold)."""
+        arrow.preload()
 
     # datasets ----------------------------------------------------------------
 

@@ -216,7 +216,8 @@ class DsOperations(mfusepy.Operations):
     def init_with_config(self, conn: Any, config: Any) -> None:
         """Long kernel cache times, kept honest by :meth:`_watch` (libfuse's high-level API
         has one timeout for every entry); 1 MiB requests; unlinked files go at once
-        (hard_remove: no .fuse_hidden renames inside a dataset)."""
+        (hard_remove: no .fuse_hidden renames inside a dataset). Starts the watcher and
+        loads pyarrow in the background (the first listing would otherwise pay it)."""
         if config is not None:
             config.entry_timeout = CACHE_TIMEOUT
             config.attr_timeout = CACHE_TIMEOUT
@@ -233,6 +234,15 @@ class DsOperations(mfusepy.Operations):
         self._fuse = mfusepy._libfuse.fuse_get_context().contents.fuse
         self._watcher = threading.Thread(target=self._watch, name="ds-mount-watch", daemon=True)
         self._watcher.start()
+        preload = threading.Thread(target=self._preload, name="ds-mount-preload", daemon=True)
+        preload.start()
+
+    def _preload(self) -> None:
+        """pyarrow imported while the mount is idle, not during its first listing."""
+        try:
+            self.overlay.store.preload()
+        except Exception:
+            log.exception("could not load pyarrow ahead of use")
 
     def _watch(self) -> None:
         """Every POLL_INTERVAL, drop the kernel's entries and pages for paths changed
