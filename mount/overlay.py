@@ -51,6 +51,7 @@ MAX_NAME_BYTES = 255
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 BLOCK = 4096
+WRITEBACK_STEP = 8 << 20  # a file written this far starts flushing while it is written
 
 
 def _err(code: int, what: str) -> OSError:
@@ -89,6 +90,7 @@ class Staging:
     dirty: bool = False
     detached: bool = False
     opens: int = 0
+    unflushed: int = 0  # bytes written since the last start of writeback
     mtime_ns: int | None = None
     owner: tuple[int, int] | None = None  # (uid, gid) chown set; None: the file's own
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -452,6 +454,10 @@ class Overlay:
             written = os.pwrite(st.fd, data, offset)
             st.dirty = True
             st.mtime_ns = None
+            st.unflushed += written
+            if st.unflushed >= WRITEBACK_STEP and st.temp is not None:
+                st.temp.start_writeback()
+                st.unflushed = 0
             return written
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> None:
