@@ -135,6 +135,8 @@ class Overlay:
         self._handles: dict[int, Handle] = {}
         self._next = itertools.count(1)
         self._served: dict[Key, ObjectId | None] = {}
+        # directories whose entries changed through this mount, and when (ns)
+        self._dir_times: dict[Key, int] = {}
         self.uid = os.getuid()
         self.gid = os.getgid()
 
@@ -156,6 +158,13 @@ class Overlay:
             raise ReadOnlyRef("datasets are created and removed with ds create / ds delete")
         names.file_path(loc.path)
         return loc, name
+
+    def _entries_changed(self, name: str, path: str) -> None:
+        """An entry was made, removed or renamed at ``path``: its directory's mtime and
+        ctime move, as on a local disk. Kept in memory for as long as this mount runs
+        (a stored directory time would make a head that got a file and lost it again
+        differ from its snapshot); an explicit utimens of the directory wins."""
+        self._dir_times[(name, path.rpartition("/")[0])] = time.time_ns()
 
     def _staging(self, key: Key) -> Staging | None:
         with self._lock:
@@ -183,7 +192,10 @@ class Overlay:
             mode = statmod.S_IFDIR | 0o555
         size = BLOCK if node.is_dir else node.size
         nlink = 2 if node.is_dir else 1
-        mtime = node.mtime_ns or 0
+        mtime, ctime = node.mtime_ns or 0, node.ctime_ns
+        changed = self._dir_times.get((loc.spec or "", loc.path)) if node.is_dir else None
+        if changed is not None:
+            mtime, ctime = max(mtime, changed), max(ctime or 0, changed)
         return self._stat_dict(
             mode,
             nlink,
@@ -192,7 +204,7 @@ class Overlay:
             stored=node.size,
             owner=node.owner,
             atime_ns=node.atime_ns,
-            ctime_ns=node.ctime_ns,
+            ctime_ns=ctime,
         )
 
     def _staging_attr(self, st: Staging) -> dict[str, Any]:
@@ -383,6 +395,7 @@ class Overlay:
             st.owner = owner
             self._copy_up(st, empty=True)
         self._served.pop(key, None)
+        self._entries_changed(name, loc.path)
         return self._add(Handle(None, st, bool(flags & os.O_APPEND), False, opener))
 
     def _new_owner(
@@ -598,6 +611,7 @@ class Overlay:
         mode = (statmod.S_IMODE(mode) or DEFAULT_DIR_MODE) | extra
         self.store.mkdir(name, loc.path, mode, owner=owner)
         self.cache.forget(name, loc.path)
+        self._entries_changed(name, loc.path)
 
     def rmdir(self, path: str) -> None:
         loc, name = self._head(path)
@@ -608,6 +622,7 @@ class Overlay:
             raise _err(errno.ENOTEMPTY, path)
         self.store.rmdir(name, loc.path)
         self.cache.forget(name, loc.path)
+        self._entries_changed(name, loc.path)
 
     def _pending_under(self, name: str, path: str) -> bool:
         prefix = path + "/"
@@ -627,12 +642,14 @@ class Overlay:
         except FileNotFound:
             if st is None:
                 raise
+            self._entries_changed(name, loc.path)
             return
         if node.is_dir:
             raise _err(errno.EISDIR, path)
         self.store.rm(name, [loc.path])
         self._served.pop(key, None)
         self.cache.forget(name, loc.path)
+        self._entries_changed(name, loc.path)
 
     def rename(self, old: str, new: str) -> None:
         src, sname = self._head(old)
@@ -656,6 +673,8 @@ class Overlay:
         self._move_stagings(sname, src.path, dst.path)
         self.cache.forget(sname, src.path, subtree=True)
         self.cache.forget(sname, dst.path, subtree=True)
+        self._entries_changed(sname, src.path)
+        self._entries_changed(sname, dst.path)
 
     def _check_rename_target(self, dst: Location, node: Node | None) -> None:
         try:
@@ -711,6 +730,8 @@ class Overlay:
         )
         if atime is None and mtime is None:
             return
+        if mtime is not None:
+            self._dir_times.pop((loc.spec or "", loc.path), None)  # an explicit time wins
         if st is not None and mtime is not None:
             with st.lock:
                 st.mtime_ns = mtime
@@ -769,6 +790,7 @@ class Overlay:
         owner, _ = self._new_owner(creator, path)
         self.store.symlink(name, loc.path, target, owner=owner)
         self.cache.forget(name, loc.path)
+        self._entries_changed(name, loc.path)
 
     def readlink(self, path: str) -> str:
         node = self.cache.stat(self.locate(path))

@@ -73,3 +73,32 @@ def test_atime_mtime_and_ctime_move_as_on_a_local_disk(
         _force_unmount(mnt, handle)
     entry = Store.open(store_root).stat("sales", "b.txt")
     assert entry.times == (5 * NS, want.st_ctime_ns)
+
+
+def test_a_directory_moves_its_times_when_its_entries_change(mnt: Path) -> None:  # noqa: F811
+    """Creating, removing or renaming an entry moves its directory's mtime and ctime, the
+    dataset directory included; an explicit utimens of the directory stands."""
+    d, other = mnt / "sales" / "d", mnt / "sales" / "other"
+    d.mkdir()
+    other.mkdir()
+    os.utime(d, ns=(NS, NS))
+    os.utime(other, ns=(NS, NS))
+    changes = [
+        (d, lambda: (d / "f").write_text("x")),
+        (d, lambda: os.symlink("f", d / "link")),
+        (d, lambda: os.mkdir(d / "sub")),
+        (d, lambda: os.rmdir(d / "sub")),
+        (d, lambda: os.unlink(d / "link")),
+        (other, lambda: os.rename(d / "f", other / "f")),
+        (mnt / "sales", lambda: (mnt / "sales" / "top").write_text("y")),
+    ]
+    for directory, change in changes:
+        before = os.stat(directory)
+        time.sleep(0.01)
+        change()
+        after = os.stat(directory)
+        assert after.st_mtime_ns > before.st_mtime_ns, (directory, change)
+        assert after.st_ctime_ns >= after.st_mtime_ns
+    assert os.stat(d).st_mtime_ns > NS  # the rename out of d moved d too
+    os.utime(d, ns=(7 * NS, 8 * NS))  # what rsync and tar do last
+    assert (os.stat(d).st_atime_ns, os.stat(d).st_mtime_ns) == (7 * NS, 8 * NS)
