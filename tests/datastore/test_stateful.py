@@ -1,10 +1,12 @@
-"""A hypothesis state machine drives random put/overwrite/rm/rename/snapshot/tag/gc
-sequences against a dict model: every snapshot reads back exactly; the head equals the model."""
+"""A hypothesis state machine drives random put/overwrite/symlink/rm/rename/snapshot/tag/gc
+sequences against a dict model: every snapshot reads back exactly; the head equals the model.
+A path holds bytes or, for a symbolic link, its target (a ``Link``)."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
@@ -15,10 +17,18 @@ from datastore.errors import TagExists
 from datastore.storage import manifest
 from datastore.store import Store
 
-PATHS = st.sampled_from(
-    [f"f{j}" for j in range(3)] + [f"d{i}/f{j}" for i in range(3) for j in range(3)]
-)
+ALL_PATHS = [f"f{j}" for j in range(3)] + [f"d{i}/f{j}" for i in range(3) for j in range(3)]
+PATHS = st.sampled_from(ALL_PATHS)
 DATA = st.binary(max_size=64)
+TARGETS = st.sampled_from(["f0", "../f1", "/abs/x", "d0/f2", "nowhere"])
+
+
+@dataclass(frozen=True)
+class Link:
+    target: str
+
+
+Content = bytes | Link
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -29,8 +39,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="ds-stateful-"))
         self.store = Store.open(self.tmp / "store")
         self.store.create_dataset("m")
-        self.head: dict[str, bytes] = {}
-        self.snapshots: list[tuple[str, dict[str, bytes]]] = []
+        self.head: dict[str, Content] = {}
+        self.snapshots: list[tuple[str, dict[str, Content]]] = []
         self.tags: dict[str, str] = {}
 
     def teardown(self) -> None:
@@ -42,6 +52,13 @@ class StoreMachine(RuleBasedStateMachine):
     def put(self, path: str, data: bytes) -> None:
         self.store.put_bytes("m", path, data)
         self.head[path] = data
+
+    @precondition(lambda self: len(self.head) < len(ALL_PATHS))
+    @rule(data=st.data(), to=TARGETS)  # ("target" names rule bundles in hypothesis)
+    def symlink(self, data: st.DataObject, to: str) -> None:
+        path = data.draw(st.sampled_from([p for p in ALL_PATHS if p not in self.head]))
+        self.store.symlink("m", path, to)
+        self.head[path] = Link(to)
 
     @precondition(lambda self: bool(self.head))
     @rule(data=st.data())
@@ -82,20 +99,23 @@ class StoreMachine(RuleBasedStateMachine):
     def gc(self) -> None:
         self.store.gc(grace_seconds=0)
 
+    def _matches(self, spec: str, model: dict[str, Content]) -> None:
+        listed = {e.path for e in self.store.ls(spec, "", recursive=True) if not e.is_dir}
+        assert listed == set(model)
+        for path, content in model.items():
+            if isinstance(content, Link):
+                assert self.store.stat(spec, path).target == content.target
+            else:
+                assert self.store.read_bytes(spec, path) == content
+
     @invariant()
     def head_matches_model(self) -> None:
-        files = {e.path for e in self.store.ls("m", "", recursive=True) if not e.is_dir}
-        assert files == set(self.head)
-        for path, data in self.head.items():
-            assert self.store.read_bytes("m", path) == data
+        self._matches("m", self.head)
 
     @invariant()
     def snapshots_read_back(self) -> None:
         for sid, files in self.snapshots:
-            listed = {e.path for e in self.store.ls(f"m@{sid}", "", recursive=True) if not e.is_dir}
-            assert listed == set(files)
-            for path, data in files.items():
-                assert self.store.read_bytes(f"m@{sid}", path) == data
+            self._matches(f"m@{sid}", files)
         for tag, sid in self.tags.items():
             assert self.store.resolve(f"m@{tag}").snapshot == sid
 
