@@ -1,4 +1,5 @@
-"""A writer for the crash tests: puts, snapshots and gcs forever, printing what was acknowledged.
+"""A writer for the crash tests: puts, links, snapshots and gcs forever, printing what was
+acknowledged.
 
 Run as ``python -m tests.datastore.crash_worker STORE SEED``; each line on stdout is printed
 only after the operation returned, so the parent knows exactly what ds acknowledged before the
@@ -21,11 +22,15 @@ def main(root: str, seed: int) -> None:
     while True:
         i += 1
         op = rng.random()
-        if op < 0.7:
+        if op < 0.65:
             path = f"s{seed}/d{i % 7}/f{i}"
             data = rng.randbytes(rng.randint(0, 70_000))
             store.put_bytes("c", path, data)
             print(f"PUT {path} {store.objects.hash_bytes(data)}", flush=True)
+        elif op < 0.7:
+            path, target = f"s{seed}/d{i % 7}/l{i}", f"f{i - 1}"
+            store.symlink("c", path, target)
+            print(f"LINK {path} {target}", flush=True)
         elif op < 0.9:
             snap, _ = store.snapshot("c")
             print(f"SNAP {snap.row.id} {snap.row.file_count}", flush=True)

@@ -1,5 +1,6 @@
-"""Crash tests: a writer doing put, snapshot and gc is SIGKILLed at random moments (60
-times); afterwards fsck passes, every snapshot is complete, every acknowledged put is there."""
+"""Crash tests: a writer doing put, symlink, snapshot and gc is SIGKILLed at random moments
+(60 times); afterwards fsck passes, every snapshot is complete, every acknowledged put and
+link is there."""
 
 from __future__ import annotations
 
@@ -34,30 +35,36 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
     Store.open(root).create_dataset("c")
     rng = random.Random(7)
     acked: dict[str, str] = {}
+    links: dict[str, str] = {}
     snaps: dict[str, int] = {}
     for k in range(KILLS):
         for line in _run_and_kill(root, k, rng.uniform(0.3, 0.9)):
             parts = line.split()
             if parts[0] == "PUT":
                 acked[parts[1]] = parts[2]
+            elif parts[0] == "LINK":
+                links[parts[1]] = parts[2]
             elif parts[0] == "SNAP":
                 snaps[parts[1]] = int(parts[2])
     store = Store.open(root)
     assert len(acked) > KILLS, "the writer should have acknowledged work before most kills"
     report = store.fsck()
     assert report["ok"], report["problems"]
-    head = {e.path: e.object for e in store.ls("c", "", recursive=True) if not e.is_dir}
+    head = {e.path: e for e in store.ls("c", "", recursive=True)}
     for path, oid in acked.items():
-        assert head.get(path) == oid, path
+        assert head[path].object == oid, path
         assert store.objects.verify(oid)
+    assert links, "the writer should have made links before some kills"
+    for path, target in links.items():
+        assert head[path].target == target, path
     for sid, count in snaps.items():
         snap = store.get_snapshot("c", sid)
-        listed = [e for e in store.ls(f"c@{sid}", "", recursive=True) if not e.is_dir]
+        listed = [e for e in store.ls(f"c@{sid}", "", recursive=True) if e.is_file]
         assert len(listed) == snap.row.file_count == count
     # every committed snapshot is complete: its entries all read back
     for snap in store.log("c"):
         for e in store.ls(f"c@{snap.row.id}", "", recursive=True):
-            if not e.is_dir:
-                assert store.objects.exists(e.object)
+            if e.is_file:
+                assert store.objects.exists(e.file_object())
     store.gc(grace_seconds=0)
     assert store.fsck()["ok"]
