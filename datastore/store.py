@@ -953,32 +953,32 @@ class Store:
         owner: tuple[int, int] | None = None,
     ) -> Entry:
         """An explicit directory; ``owner`` (uid, gid) is stored as chown would store it."""
-        name = self._writable(spec)
         path = names.file_path(path)
-        row = self.dataset(name)
-        if self._lookup(Version(row, None, None), path) is not None:
-            raise Conflict(f"{path!r} already exists in {name}")
         meta = _with_info("", owner)
-        entry = Entry(path, KIND_DIR, None, 0, mode, time.time_ns(), meta)
-        rows = [{**entry.row(), "deleted": False}, *self._new_dirs(row, _ancestors([path], ""))]
-        with self.catalog.write() as db:
-            self._dataset_in(db, name)
-            self.catalog.stage(db, row.id, rows)
-        return entry
+        return self._add_entry(spec, Entry(path, KIND_DIR, None, 0, mode, time.time_ns(), meta))
 
     def symlink(
         self, spec: str, path: str, target: str, owner: tuple[int, int] | None = None
     ) -> Entry:
         """A symbolic link at ``path`` to ``target``. The store keeps the text and never
         follows it: reads, checkouts and downloads see a link, not what it points at."""
+        path, target = names.file_path(path), names.link_target(target)
+        return self._add_entry(
+            spec, link_entry(path, target, time.time_ns(), _with_info("", owner))
+        )
+
+    def _add_entry(self, spec: str, entry: Entry) -> Entry:
+        """Stage a new directory or link (with any missing parent) where nothing is yet."""
         name = self._writable(spec)
-        path = names.file_path(path)
         row = self.dataset(name)
-        if self._lookup(Version(row, None, None), path) is not None:
-            raise Conflict(f"{path!r} already exists in {name}")
-        entry = link_entry(path, names.link_target(target), time.time_ns(), _with_info("", owner))
-        rows = [{**entry.row(), "deleted": False}, *self._new_dirs(row, _ancestors([path], ""))]
-        self._allow_links()
+        if self._lookup(Version(row, None, None), entry.path) is not None:
+            raise Conflict(f"{entry.path!r} already exists in {name}")
+        rows = [
+            {**entry.row(), "deleted": False},
+            *self._new_dirs(row, _ancestors([entry.path], "")),
+        ]
+        if entry.is_link:
+            self._allow_links()
         with self.catalog.write() as db:
             self._dataset_in(db, name)
             self.catalog.stage(db, row.id, rows)
@@ -1440,7 +1440,8 @@ def _check_rules(rules: ds_rules.Rules, rows: Sequence[dict[str, Any]]) -> None:
 
 def _walk_dir(root: Path, to: str, plan: _ImportPlan, follow_links: bool) -> None:
     """Plan a directory tree. Followed links to a directory are walked unless they lead
-    back into a directory being walked (a loop, skipped and said so)."""
+    back into a directory being walked (a loop, skipped and said so); without
+    ``follow_links`` no loop can form, and no directory's real path is looked up."""
     root = root.resolve()
     stack = [(root, to, frozenset({str(root)}))]
     while stack:
@@ -1455,12 +1456,12 @@ def _walk_dir(root: Path, to: str, plan: _ImportPlan, follow_links: bool) -> Non
                 target = names.link_target(os.readlink(e.path))
                 plan.links.append((e.path, dest, target, e.stat(follow_symlinks=False)))
             elif e.is_dir():  # a link is followed here only with follow_links
-                real = os.path.realpath(e.path)
+                real = os.path.realpath(e.path) if follow_links else None
                 if real in above:
                     plan.skipped.append((e.path, "symbolic link loop (not followed)"))
                     continue
                 plan.dirs.add(dest)
-                stack.append((Path(e.path), dest, above | {real}))
+                stack.append((Path(e.path), dest, above if real is None else above | {real}))
             elif e.is_file():
                 plan.files.append((e.path, dest, e.stat()))
             elif e.is_symlink():

@@ -64,7 +64,7 @@ def _translated(func: F) -> F:
         except Exception as exc:  # the single translation point: every error is an errno
             code = to_errno(exc)
             if code in (errno.EIO, errno.EINVAL):
-                log.debug("%s%r -> %s: %s", func.__name__, args[1:2], errno.errorcode[code], exc)
+                log.debug("%s%r -> %s: %s", op, args[1:2], errno.errorcode[code], exc)
             raise mfusepy.FuseOSError(code) from None
         finally:
             OP_LATENCY.observe(op, time.perf_counter() - start)

@@ -61,9 +61,7 @@ class NodeCache:
         if found is not None and found[1] > now:
             return found[0]
         node = self.ns.stat(loc)
-        if len(self._head) >= self.limit:
-            self._head.clear()
-        self._head[key] = (node, now + HEAD_TTL)
+        self._lease(key, node, now + HEAD_TTL)
         return node
 
     def listdir(self, loc: Location) -> list[tuple[str, Node]]:
@@ -78,7 +76,7 @@ class NodeCache:
         entries = self.ns.listdir(loc)
         expires = time.monotonic() + HEAD_TTL
         for name, node in entries:
-            self._head[(loc.spec, _join(loc.path, name))] = (node, expires)
+            self._lease((loc.spec, _join(loc.path, name)), node, expires)
         return entries
 
     def listing(self, loc: Location) -> list[tuple[str, int]]:
@@ -114,6 +112,13 @@ class NodeCache:
         seen = self._seen.setdefault(loc.spec or "", set())
         seen.add(loc.path)
         seen.update(_join(loc.path, n) for n in children)
+
+    def _lease(self, key: Key, node: Node, expires: float) -> None:
+        """A head node kept until ``expires`` (or until a change forgets it); the table is
+        bounded, as changes through the overlay drop single entries only."""
+        if len(self._head) >= self.limit:
+            self._head.clear()
+        self._head[key] = (node, expires)
 
     def _remember(self, key: Key, node: Node) -> None:
         if len(self._snap) >= self.limit:

@@ -159,11 +159,13 @@ class Overlay:
         names.file_path(loc.path)
         return loc, name
 
-    def _entries_changed(self, name: str, path: str) -> None:
-        """An entry was made, removed or renamed at ``path``: its directory's mtime and
-        ctime move, as on a local disk. Kept in memory for as long as this mount runs
-        (a stored directory time would make a head that got a file and lost it again
-        differ from its snapshot); an explicit utimens of the directory wins."""
+    def _entries_changed(self, name: str, path: str, subtree: bool = False) -> None:
+        """An entry was made, removed or renamed at ``path``: its cached nodes go (and
+        those below it, with ``subtree``), and its directory's mtime and ctime move, as on
+        a local disk. The times are kept in memory for as long as this mount runs (a
+        stored directory time would make a head that got a file and lost it again differ
+        from its snapshot); an explicit utimens of the directory wins."""
+        self.cache.forget(name, path, subtree)
         self._dir_times[(name, path.rpartition("/")[0])] = time.time_ns()
 
     def _staging(self, key: Key) -> Staging | None:
@@ -610,7 +612,6 @@ class Overlay:
         owner, extra = self._new_owner(creator, path)
         mode = (statmod.S_IMODE(mode) or DEFAULT_DIR_MODE) | extra
         self.store.mkdir(name, loc.path, mode, owner=owner)
-        self.cache.forget(name, loc.path)
         self._entries_changed(name, loc.path)
 
     def rmdir(self, path: str) -> None:
@@ -621,7 +622,6 @@ class Overlay:
         if self.ns.listdir(loc) or self._pending_under(name, loc.path):
             raise _err(errno.ENOTEMPTY, path)
         self.store.rmdir(name, loc.path)
-        self.cache.forget(name, loc.path)
         self._entries_changed(name, loc.path)
 
     def _pending_under(self, name: str, path: str) -> bool:
@@ -648,7 +648,6 @@ class Overlay:
             raise _err(errno.EISDIR, path)
         self.store.rm(name, [loc.path])
         self._served.pop(key, None)
-        self.cache.forget(name, loc.path)
         self._entries_changed(name, loc.path)
 
     def rename(self, old: str, new: str) -> None:
@@ -671,10 +670,8 @@ class Overlay:
         else:
             self._drop_target(dst)
         self._move_stagings(sname, src.path, dst.path)
-        self.cache.forget(sname, src.path, subtree=True)
-        self.cache.forget(sname, dst.path, subtree=True)
-        self._entries_changed(sname, src.path)
-        self._entries_changed(sname, dst.path)
+        self._entries_changed(sname, src.path, subtree=True)
+        self._entries_changed(sname, dst.path, subtree=True)
 
     def _check_rename_target(self, dst: Location, node: Node | None) -> None:
         try:
@@ -789,7 +786,6 @@ class Overlay:
             raise _err(errno.EEXIST, path)
         owner, _ = self._new_owner(creator, path)
         self.store.symlink(name, loc.path, target, owner=owner)
-        self.cache.forget(name, loc.path)
         self._entries_changed(name, loc.path)
 
     def readlink(self, path: str) -> str:
