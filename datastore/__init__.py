@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from datastore.present.prometheus import Histogram
     from datastore.storage.manifest import Entry, join_path, split_path
     from datastore.storage.objects import ObjectId, TempFile
+    from datastore.storage.reader import ObjectReader, copy_to_fd, iter_chunks, open_file
     from datastore.store import (
         DEFAULT_DIR_MODE,
         DEFAULT_FILE_MODE,
@@ -79,6 +80,10 @@ _LAZY: dict[str, str] = {
     "split_path": "datastore.storage.manifest",
     "ObjectId": "datastore.storage.objects",
     "TempFile": "datastore.storage.objects",
+    "ObjectReader": "datastore.storage.reader",
+    "copy_to_fd": "datastore.storage.reader",
+    "iter_chunks": "datastore.storage.reader",
+    "open_file": "datastore.storage.reader",
     "Access": "datastore.catalog.access",
     "Principal": "datastore.catalog.access",
     "LEVELS": "datastore.catalog.access",
@@ -142,6 +147,10 @@ __all__ = [
     "split_path",
     "ObjectId",
     "TempFile",
+    "ObjectReader",
+    "copy_to_fd",
+    "iter_chunks",
+    "open_file",
     "Access",
     "Principal",
     "LEVELS",

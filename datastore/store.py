@@ -66,6 +66,7 @@ from datastore.storage.objects import (
     fsync_dir,
     syncfs,
 )
+from datastore.storage.reader import ObjectReader, open_file
 from datastore.times import parse_utc, utc_now
 
 if TYPE_CHECKING:
@@ -467,7 +468,15 @@ class Store:
 
     def open_file(self, spec: str, path: str) -> BinaryIO:
         entry = self.stat(spec, path)
-        return self.objects.open(entry.file_object())
+        return open_file(self.open_object(entry.file_object()))
+
+    def open_object(self, oid: str, sequential: bool = False) -> ObjectReader:
+        """Positional reads of one object, however it is stored; ``sequential`` tells the
+        kernel the whole object will be read in order (more readahead)."""
+        reader = self.objects.reader(oid)
+        if sequential:
+            reader.advise_sequential()
+        return reader
 
     def object_path(self, oid: str) -> Path:
         """Where an object's bytes are, for views that serve them (sendfile, DuckDB, FUSE)."""
@@ -749,6 +758,19 @@ class Store:
                 oid, size = self.objects.put_file(src, durable=durable)
             new = _NewFile(path, oid, size, mode, mtime_ns, owner)
             return self._stage_files(name, [new], description, metadata, durable=durable)[0][0]
+
+    def put_object_at(self, spec: str, path: str, oid: str) -> Entry:
+        """Stage an object the store already holds as ``path`` (a copy within the store:
+        no byte is read or written). It is flushed first, as a deduplicating write is:
+        a close through the mount may have stored it without a flush."""
+        name = self._writable(spec)
+        path = names.file_path(path)
+        with flock(self.locks / "gc.lock", exclusive=False):
+            with self.open_object(oid) as reader:
+                size = reader.size
+            self.objects.flush(ObjectId(oid))
+            new = _NewFile(path, ObjectId(oid), size, DEFAULT_FILE_MODE, None)
+            return self._stage_files(name, [new], None, None)[0][0]
 
     def adopt_files(
         self,

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from datastore import Entry, FileNotFound, Store, names
+from datastore import Entry, FileNotFound, Store, names, open_file
 
 from . import routes as r
 from .state import blocking, choice, store
@@ -85,7 +85,7 @@ def _write_tar(st: Store, entries: list[Entry], sink: _ResponseSink, gz: bool) -
                 tar.addfile(info)
                 continue
             info.size = e.size
-            with open(st.object_path(e.file_object()), "rb") as f:
+            with open_file(st.open_object(e.file_object())) as f:
                 tar.addfile(info, f)
     sink.flush()
 
@@ -110,7 +110,7 @@ def _write_zip(st: Store, entries: list[Entry], sink: _ResponseSink) -> None:
             info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             info.file_size = e.size
             with (
-                open(st.object_path(e.file_object()), "rb") as src,
+                open_file(st.open_object(e.file_object())) as src,
                 zf.open(info, "w", force_zip64=True) as dst,
             ):
                 while chunk := src.read(CHUNK):

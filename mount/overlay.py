@@ -18,7 +18,6 @@ import errno
 import itertools
 import logging
 import os
-import shutil
 import stat as statmod
 import threading
 import time
@@ -34,10 +33,11 @@ from datastore import (
     Namespace,
     Node,
     ObjectId,
+    ObjectReader,
     ReadOnlyRef,
     Store,
-    StoreCorrupt,
     TempFile,
+    copy_to_fd,
     locate,
     names,
 )
@@ -84,7 +84,7 @@ class Staging:
     base: ObjectId | None
     base_size: int
     mode: int
-    base_fd: int | None = None
+    base_reader: ObjectReader | None = None
     temp: TempFile | None = None
     fd: int | None = None
     dirty: bool = False
@@ -107,14 +107,14 @@ class Staging:
 
 @dataclass(eq=False)
 class Handle:
-    """One open file: a pinned object fd for plain reads, or a head staging.
+    """One open file: a pinned object's reader for plain reads, or a head staging.
 
     ``opener`` is the process that opened it (None when unknown). The kernel sends a
     flush on every close of a descriptor, including the copy a child inherits and closes
     at exec; only the opener's close publishes, the rest wait for the last release.
     """
 
-    fd: int | None
+    reader: ObjectReader | None
     staging: Staging | None
     append: bool
     cacheable: bool
@@ -326,22 +326,15 @@ class Overlay:
             return st
 
     def _open_committed(self, loc: Location, key: Key) -> tuple[int, bool]:
-        """A read-only handle on the object file itself; the kernel keeps its cached pages
-        only while the path still serves the same object (tags move, heads change)."""
+        """A read-only handle on the object itself; the kernel keeps its cached pages
+        only while the path still serves the same object (tags move, heads change). A
+        listed file whose object is gone is damage (``store_corrupt``: EIO, as a disk
+        read error), not a file that does not exist (ENOENT)."""
         node = self.cache.stat(loc)
-        fd = self._object_fd(self._object(node, loc))
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        reader = self.store.open_object(self._object(node, loc), sequential=True)
         keep = self._served.get(key) == node.object
         self._served[key] = node.object
-        return self._add(Handle(fd, None, False, keep)), keep
-
-    def _object_fd(self, oid: ObjectId) -> int:
-        """The object's file, read-only; a listed file whose object is gone is damage
-        (EIO, as a disk read error), not a file that does not exist (ENOENT)."""
-        try:
-            return os.open(self.store.object_path(oid), os.O_RDONLY)
-        except FileNotFoundError:
-            raise StoreCorrupt(f"object {oid} is missing from the store; run ds fsck") from None
+        return self._add(Handle(reader, None, False, keep)), keep
 
     @staticmethod
     def _object(node: Node, loc: Location) -> ObjectId:
@@ -367,7 +360,7 @@ class Overlay:
                     owner=node.owner if node is not None else None,
                 )
                 if base is not None:
-                    st.base_fd = self._object_fd(base)
+                    st.base_reader = self.store.open_object(base)
                 self._stagings[key] = st
             st.opens += 1
             return st
@@ -445,12 +438,13 @@ class Overlay:
         """Fill ``view`` from ``offset``; returns the bytes read (short at end of file)."""
         h = self.handle(fh)
         if h.staging is None:
-            assert h.fd is not None
-            return os.preadv(h.fd, [view], offset)
+            assert h.reader is not None
+            return h.reader.readinto(view, offset)
         st = h.staging
         with st.lock:
-            fd = st.fd if st.fd is not None else st.base_fd
-            return 0 if fd is None else os.preadv(fd, [view], offset)
+            if st.fd is not None:
+                return os.preadv(st.fd, [view], offset)
+            return 0 if st.base_reader is None else st.base_reader.readinto(view, offset)
 
     def read(self, fh: int, size: int, offset: int) -> bytes:
         buf = bytearray(size)
@@ -506,8 +500,8 @@ class Overlay:
         temp = self.store.open_temp()
         assert temp.fd is not None
         try:
-            if not empty and st.base_fd is not None and st.base_size:
-                _copy_fd(st.base_fd, temp.fd, st.base_size)
+            if not empty and st.base_reader is not None and st.base_size:
+                copy_to_fd(st.base_reader, temp.fd)
         except BaseException:
             temp.discard()
             raise
@@ -543,10 +537,10 @@ class Overlay:
             st.temp.close()
             st.fd, st.temp = None, None
             assert entry.object is not None
-            if st.base_fd is not None:
-                os.close(st.base_fd)
+            if st.base_reader is not None:
+                st.base_reader.close()
             st.base, st.base_size, st.mtime_ns = entry.object, entry.size, mtime
-            st.base_fd = self._object_fd(entry.object)
+            st.base_reader = self.store.open_object(entry.object)
             st.dirty = False
             self.cache.forget(st.name, st.path)
 
@@ -578,8 +572,8 @@ class Overlay:
             h = self._handles.pop(fh, None)
         if h is None:
             return
-        if h.fd is not None:
-            os.close(h.fd)
+        if h.reader is not None:
+            h.reader.close()
         if h.staging is not None:
             try:
                 self.commit(h.staging)
@@ -594,11 +588,11 @@ class Overlay:
             if self._stagings.get(st.key) is st:
                 del self._stagings[st.key]
         with st.lock:
-            if st.base_fd is not None:
-                os.close(st.base_fd)
+            if st.base_reader is not None:
+                st.base_reader.close()
             if st.temp is not None:
                 st.temp.discard()
-            st.fd = st.base_fd = None
+            st.fd, st.base_reader = None, None
             st.temp = None
 
     # namespace changes -------------------------------------------------------
@@ -803,21 +797,3 @@ class Overlay:
             except Exception:
                 log.exception("could not commit an open file at unmount")
         self.settle()
-
-
-def _copy_fd(src: int, dst: int, size: int) -> None:
-    """Copy in the kernel (copy_file_range reflinks where the filesystem can)."""
-    done = 0
-    try:
-        while done < size:
-            n = os.copy_file_range(src, dst, size - done, done, done)
-            if n == 0:
-                break
-            done += n
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-        with os.fdopen(os.dup(src), "rb") as fin, os.fdopen(os.dup(dst), "wb") as fout:
-            fin.seek(done)
-            fout.seek(done)
-            shutil.copyfileobj(fin, fout, 1 << 20)

@@ -70,7 +70,7 @@ class DatasetFileSystem(AbstractFileSystem):
         loc = locate(self._strip_protocol(path))
         try:
             if "r" in mode and "+" not in mode:
-                return open(self.ns.object_file(self.ns.pin(loc)), "rb")
+                return self.ns.open(self.ns.pin(loc))
             if mode not in ("wb", "xb"):
                 raise InvalidPath(f"ds:// files open as rb, wb or xb, not {mode!r}")
             name = self.ns.writable(loc)
@@ -141,10 +141,10 @@ class DatasetFileSystem(AbstractFileSystem):
                 return
             if not rel:
                 raise IsADirectoryError(21, "a dataset is not a file", str(path2))
-            source = self.ns.object_file(self.ns.pin(loc))
+            source = self.ns.object_of(self.ns.pin(loc))
         except DatastoreError as exc:
             raise _os_error(exc, path1) from exc
-        self._call(path2, self.store.put_file_at, name, rel, Path(source))
+        self._call(path2, self.store.put_object_at, name, rel, source)
 
     def mkdir(self, path: Any, create_parents: bool = True, **kwargs: Any) -> None:
         """A directory in a head; at the top level (``ds://NEW``), a new dataset."""

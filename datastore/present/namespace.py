@@ -18,7 +18,6 @@ from __future__ import annotations
 import stat as statmod
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import BinaryIO
 
 from datastore import names
@@ -26,6 +25,7 @@ from datastore.catalog.core import DatasetRow
 from datastore.errors import DatasetNotFound, InvalidPath, ReadOnlyRef
 from datastore.storage.manifest import KIND_DIR, KIND_LINK, Entry, owner_of, times_of
 from datastore.storage.objects import ObjectId
+from datastore.storage.reader import open_file
 from datastore.store import Store, Version
 
 ROOT_MODE = 0o555
@@ -160,17 +160,17 @@ class Namespace:
             out.append((entry.path.rpartition("/")[2], node_of(entry, loc.read_only)))
         return out
 
-    def object_file(self, loc: Location) -> Path:
-        """The immutable object file holding a committed file's bytes (safe to open)."""
+    def object_of(self, loc: Location) -> ObjectId:
+        """The object holding a committed file's bytes (a link or directory has none)."""
         node = self.stat(loc)
         if node.is_link:
             raise InvalidPath(f"{loc} is a symbolic link to {node.target!r}")
         if node.object is None:
             raise InvalidPath(f"{loc} is a directory")
-        return self.store.object_path(node.object)
+        return node.object
 
     def open(self, loc: Location) -> BinaryIO:
-        return open(self.object_file(loc), "rb")
+        return open_file(self.store.open_object(self.object_of(loc)))
 
     def writable(self, loc: Location) -> str:
         """The head's name for a change at ``loc``; refuses the root and ``@REF``."""

@@ -23,6 +23,7 @@ import xxhash
 
 from datastore.errors import FileTooLarge, HashCollision, StoreCorrupt
 from datastore.storage.locks import unheld
+from datastore.storage.reader import FileReader
 
 ObjectId = NewType("ObjectId", str)
 
@@ -111,7 +112,15 @@ class ObjectStore:
         try:
             return open(self.place(oid), "rb")
         except FileNotFoundError as exc:
-            raise StoreCorrupt(f"object {oid} is missing from the store") from exc
+            raise missing(oid) from exc
+
+    def reader(self, oid: str) -> FileReader:
+        """Positional reads of an object; a missing one is damage (``store_corrupt``)."""
+        try:
+            fd = os.open(self.place(oid), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise missing(oid) from exc
+        return FileReader(fd, os.fstat(fd).st_size)
 
     def hash_bytes(self, data: bytes) -> ObjectId:
         h = self.hasher()
@@ -329,6 +338,10 @@ class ObjectStore:
             )
         log.warning("object %s was corrupt on disk; replacing it with intact incoming bytes", oid)
         return False
+
+
+def missing(oid: str) -> StoreCorrupt:
+    return StoreCorrupt(f"object {oid} is missing from the store; run ds fsck")
 
 
 class TempFile:

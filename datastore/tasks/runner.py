@@ -30,13 +30,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from datastore import rules as ds_rules
 from datastore.categories import CATEGORIES, categorize, extension
 from datastore.errors import DatastoreError, FileNotFound, InvalidRequest, ProcessingInProgress
 from datastore.storage.locks import unheld
 from datastore.storage.manifest import Entry
+from datastore.storage.reader import open_file, read_at
 from datastore.store import Store
 from datastore.times import utc_now
 
@@ -343,27 +344,24 @@ def check_file(
 
 def _check(store: Store, entry: Entry, rules: ds_rules.Rules, profile: Profiler | None) -> None:
     assert entry.object is not None
-    obj = store.object_path(entry.object)
-    try:
-        size = obj.stat().st_size
-    except FileNotFoundError as exc:
-        raise ValueError(f"object {entry.object} is missing from the store") from exc
-    if size != entry.size:
-        raise ValueError(f"object {entry.object} holds {size} bytes, the entry says {entry.size}")
-    category = entry.info.get("category")
-    if category is None:
-        with open(obj, "rb") as f:
-            category = categorize(entry.path, f.read(512))
+    with store.open_object(entry.object) as obj:
+        if obj.size != entry.size:
+            raise ValueError(
+                f"object {entry.object} holds {obj.size} bytes, the entry says {entry.size}"
+            )
+        head = read_at(obj, 512, 0)
+    category = entry.info.get("category") or categorize(entry.path, head)
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
     ds_rules.check(rules, entry.path, entry.size, category)
     if profile is not None and category == "tabular":
         profile(entry)  # the profile reads the whole table; a malformed one fails there
     else:
-        _parse(obj, extension(entry.path))
+        with open_file(store.open_object(entry.object)) as f:
+            _parse(f, extension(entry.path))
 
 
-def _parse(obj: Path, ext: str) -> None:
+def _parse(obj: BinaryIO, ext: str) -> None:
     """Read the whole file in its format, so a truncated or malformed one fails here."""
     if ext in ("csv", "tsv", "csv.gz", "tsv.gz"):
         _parse_delimited(obj, "\t" if ext.startswith("tsv") else ",", ext.endswith(".gz"))
@@ -374,13 +372,12 @@ def _parse(obj: Path, ext: str) -> None:
     elif ext in ("jsonl", "ndjson"):
         _parse_jsonl(obj)
     elif ext == "json":
-        with open(obj, "rb") as f:
-            json.load(f)
+        json.load(obj)
     elif ext == "xml":
         ET.parse(obj)
 
 
-def _parse_delimited(obj: Path, delimiter: str, gz: bool) -> None:
+def _parse_delimited(obj: BinaryIO, delimiter: str, gz: bool) -> None:
     with _text(obj, gz) as f:
         reader = csv.reader(f, delimiter=delimiter)
         header = next(reader, None)
@@ -393,7 +390,7 @@ def _parse_delimited(obj: Path, delimiter: str, gz: bool) -> None:
                 )
 
 
-def _parse_jsonl(obj: Path) -> None:
+def _parse_jsonl(obj: BinaryIO) -> None:
     with _text(obj, False) as f:
         for n, line in enumerate(f, 1):
             if line.strip():
@@ -404,9 +401,9 @@ def _parse_jsonl(obj: Path) -> None:
 
 
 @contextmanager
-def _text(obj: Path, gz: bool) -> Iterator[io.TextIOBase]:
+def _text(obj: BinaryIO, gz: bool) -> Iterator[io.TextIOBase]:
     with (
-        gzip.open(obj, "rb") if gz else open(obj, "rb") as raw,  # noqa: SIM115
+        gzip.open(obj, "rb") if gz else obj as raw,
         io.TextIOWrapper(raw, encoding="utf-8", newline="") as f,
     ):
         yield f

@@ -1,0 +1,153 @@
+"""Random access to one stored object's bytes, however the store keeps them.
+
+Every view reads an object through an :class:`ObjectReader` (``Store.open_object``),
+never through a path: a loose object is one file today, a packed or chunked one is
+not, and the reader hides which. A reader positions nothing: each read names its
+offset, so one reader serves concurrent requests (the mount's threads) without a lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+READ_SIZE = 1 << 20
+
+
+class ObjectReader(ABC):
+    """An open object: its size, positional reads, and where it lies raw, if it does."""
+
+    size: int
+
+    @abstractmethod
+    def readinto(self, view: memoryview, offset: int) -> int:
+        """Fill ``view`` from ``offset``; the bytes read (short only at the end)."""
+
+    @abstractmethod
+    def span(self) -> tuple[int, int] | None:
+        """(descriptor, offset) of a raw, contiguous copy of the whole object, for
+        ``sendfile`` and ``copy_file_range``; None when the bytes must be decoded."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FileReader(ObjectReader):
+    """An object that is one raw, contiguous run of bytes in one file (a loose object)."""
+
+    def __init__(self, fd: int, size: int, offset: int = 0) -> None:
+        self.fd = fd
+        self.size = size
+        self.offset = offset
+
+    def readinto(self, view: memoryview, offset: int) -> int:
+        want = min(len(view), self.size - offset)
+        if want <= 0:
+            return 0
+        return os.preadv(self.fd, [view[:want]], self.offset + offset)
+
+    def span(self) -> tuple[int, int] | None:
+        return self.fd, self.offset
+
+    def advise_sequential(self) -> None:
+        os.posix_fadvise(self.fd, self.offset, self.size, os.POSIX_FADV_SEQUENTIAL)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def read_at(reader: ObjectReader, size: int, offset: int) -> bytes:
+    """Up to ``size`` bytes from ``offset`` as one bytes object."""
+    buf = bytearray(max(0, min(size, reader.size - offset)))
+    view = memoryview(buf)
+    done = 0
+    while done < len(buf):
+        n = reader.readinto(view[done:], offset + done)
+        if n == 0:
+            break
+        done += n
+    return bytes(buf[:done])
+
+
+def iter_chunks(reader: ObjectReader, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """The bytes from ``start`` to ``end`` (default: the end) in pieces of READ_SIZE."""
+    stop = reader.size if end is None else min(end, reader.size)
+    pos = start
+    while pos < stop:
+        piece = read_at(reader, min(READ_SIZE, stop - pos), pos)
+        if not piece:
+            raise EOFError(f"object ended at {pos} of {reader.size} bytes")
+        pos += len(piece)
+        yield piece
+
+
+def copy_to_fd(reader: ObjectReader, dst: int) -> None:
+    """Write the whole object at the start of ``dst``: in the kernel where the object
+    lies raw in a file (copy_file_range reflinks where the filesystem can), else decoded
+    piece by piece."""
+    span = reader.span()
+    done = 0
+    if span is not None:
+        fd, base = span
+        try:
+            while done < reader.size:
+                n = os.copy_file_range(fd, dst, reader.size - done, base + done, done)
+                if n == 0:
+                    break
+                done += n
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+    for piece in iter_chunks(reader, done):
+        view = memoryview(piece)
+        while view:
+            n = os.pwrite(dst, view, done)
+            view, done = view[n:], done + n
+
+
+class ReaderFile(io.RawIOBase):
+    """A reader as a read-only, seekable binary file (for tarfile, zipfile, shutil)."""
+
+    def __init__(self, reader: ObjectReader) -> None:
+        self._reader = reader
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._reader.readinto(memoryview(b).cast("B"), self._pos)
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._reader.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        if not self.closed:
+            self._reader.close()
+        super().close()
+
+
+def open_file(reader: ObjectReader) -> io.BufferedReader:
+    """The reader as a buffered binary file; closing the file closes the reader."""
+    return io.BufferedReader(ReaderFile(reader), READ_SIZE)
