@@ -43,6 +43,8 @@ from datastore.errors import (
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.retention import Dated, KeepRules, kept
 from datastore.storage import arrow
+from datastore.storage.backend import LocalBackend
+from datastore.storage.content import ContentStore, ImportBatch
 from datastore.storage.locks import flock
 from datastore.storage.manifest import (
     KIND_DIR,
@@ -58,6 +60,7 @@ from datastore.storage.manifest import (
     table_entries,
 )
 from datastore.storage.objects import (
+    HEAD_BYTES,
     HasherFactory,
     ObjectId,
     ObjectStore,
@@ -66,7 +69,7 @@ from datastore.storage.objects import (
     fsync_dir,
     syncfs,
 )
-from datastore.storage.reader import ObjectReader, open_file
+from datastore.storage.reader import FileReader, ObjectReader, open_file, read_at
 from datastore.times import parse_utc, utc_now
 
 if TYPE_CHECKING:
@@ -75,8 +78,9 @@ if TYPE_CHECKING:
 TagOutcome = Literal["created", "moved", "unchanged"]
 
 FORMAT_NAME = "ds-store"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 LINKS_FORMAT = 2  # the first version whose manifests may hold symbolic links
+PACKS_FORMAT = 3  # the first version whose objects may be blobs in packs
 DEFAULT_DIR_MODE = 0o755
 DEFAULT_FILE_MODE = 0o644
 IMPORT_THREADS = 4
@@ -160,8 +164,12 @@ class Store:
         self.objects = ObjectStore(self.root / "objects", hasher)
         self.manifests = ManifestStore(self.root / "manifests", hasher)
         self.catalog = Catalog(self.root / "catalog.db")
+        self.packs = LocalBackend(self.root / "packs")
+        self.content = ContentStore(
+            self.objects, self.packs, self.catalog, self.root / "cache" / "objects"
+        )
         self.locks = self.root / "locks"
-        self.parts = Parts(self.objects, self.manifests, self.catalog, self.locks)
+        self.parts = Parts(self.objects, self.manifests, self.catalog, self.locks, self.content)
         self.format_version = FORMAT_VERSION  # what FORMAT says, once an existing store opens
 
     @classmethod
@@ -177,7 +185,8 @@ class Store:
             self._check_format(fmt)
             # a copy that drops empty directories (git, some sync tools) loses the temp
             # and lock directories and unused object prefixes: make them again
-            if not all(d.is_dir() for d in (self.objects.tmp, self.manifests.tmp, self.locks)):
+            scratch = (self.objects.tmp, self.manifests.tmp, self.packs.root / "tmp", self.locks)
+            if not all(d.is_dir() for d in scratch):
                 self._make_dirs()
             self.catalog.init()
             self._drop_lost_writes()
@@ -227,6 +236,7 @@ class Store:
 
     def _make_dirs(self) -> None:
         self.objects.init()
+        self.packs.init()
         self.manifests.init()
         self.locks.mkdir(exist_ok=True)
 
@@ -473,18 +483,18 @@ class Store:
     def open_object(self, oid: str, sequential: bool = False) -> ObjectReader:
         """Positional reads of one object, however it is stored; ``sequential`` tells the
         kernel the whole object will be read in order (more readahead)."""
-        reader = self.objects.reader(oid)
-        if sequential:
+        reader = self.content.reader(oid)
+        if sequential and isinstance(reader, FileReader):
             reader.advise_sequential()
         return reader
 
     def object_path(self, oid: str) -> Path:
-        """Where an object's bytes are, for views that serve them (sendfile, DuckDB, FUSE)."""
-        return self.objects.path(oid)
+        """A local file of an object's bytes, for readers that need a path (DuckDB)."""
+        return self.content.local_file(oid)
 
     def object_count(self) -> int:
         """How many objects the store holds (a gauge for /metrics)."""
-        return sum(1 for _ in self.objects.iter_ids())
+        return sum(1 for _ in self.objects.iter_ids()) + self.catalog.blob_count()
 
     def read_bytes(self, spec: str, path: str) -> bytes:
         with self.open_file(spec, path) as f:
@@ -547,14 +557,15 @@ class Store:
         hashed = 0
         total = len(plan.files)
         written: list[ObjectId] = []  # what this import stored, expired if it fails
+        batch = self.content.batch()
         with (
             flock(self.locks / "gc.lock", exclusive=False),
             ThreadPoolExecutor(IMPORT_THREADS) as pool,
-            _expire_on_failure(self.objects, written),
+            _expire_on_failure(self.objects, written, batch),
         ):
             cached = [self._cached_object(cache.get(src), st) for src, _, st in plan.files]
             misses = [item for item, oid in zip(plan.files, cached, strict=True) if oid is None]
-            fresh = self._import_files(pool, [src for src, _, _ in misses], written)
+            fresh = self._import_files(pool, batch, [src for src, _, _ in misses], written)
             for i, ((src, dest, st), known) in enumerate(zip(plan.files, cached, strict=True)):
                 if known is None:
                     oid, read, head = next(fresh)
@@ -590,12 +601,16 @@ class Store:
             staged_rows.extend(self._new_dirs(row, dirs, current))
             self._check_shapes(row, staged_rows, current)
             _check_rules(rules, staged_rows)
+            batch.finish()
             if misses:  # objects known from earlier imports were flushed by those imports
-                self.objects.sync()
+                self.objects.sync()  # loose objects and packs: one filesystem
             if plan.links:
-                self._allow_links()
+                self._require_format(LINKS_FORMAT)
+            if batch.refs:
+                self._require_format(PACKS_FORMAT)
             with self.catalog.write() as db:
                 self._dataset_in(db, name)
+                self.catalog.add_blobs(db, batch.packs, batch.refs, batch.repaired)
                 if staged_rows:
                     self.catalog.stage(db, row.id, staged_rows)
                     self.catalog.update_dataset(db, row.id, updated_at=utc_now())
@@ -614,22 +629,26 @@ class Store:
         return {p: e for p, e in found.items() if e is not None}
 
     def _import_files(
-        self, pool: ThreadPoolExecutor, sources: list[str], written: list[ObjectId]
+        self,
+        pool: ThreadPoolExecutor,
+        batch: ImportBatch,
+        sources: list[str],
+        written: list[ObjectId],
     ) -> Iterator[tuple[ObjectId, int, bytes]]:
         """Store files on the pool in batches: one future per small file cost more main-thread
         time than the import itself (20,000 files: ~1 s of futures and locks). Each stored
         object is noted in ``written`` as it lands."""
 
-        def batch(srcs: list[str]) -> list[tuple[ObjectId, int, bytes]]:
+        def store(srcs: list[str]) -> list[tuple[ObjectId, int, bytes]]:
             done = []
             for src in srcs:
-                done.append(self.objects.import_file(src))
+                done.append(batch.import_file(src))
                 written.append(done[-1][0])
             return done
 
         step = IMPORT_BATCH
         batches = [sources[i : i + step] for i in range(0, len(sources), step)]
-        for done in pool.map(batch, batches):
+        for done in pool.map(store, batches):
             yield from done
 
     def _cached_object(
@@ -642,13 +661,13 @@ class Store:
             st.st_size,
             st.st_mtime_ns,
             st.st_ino,
-        ) and self.objects.plausible(oid, size):
+        ) and self.content.has(oid, size):
             return ObjectId(oid)
         return None  # read again: a damaged object is then repaired by the intact bytes
 
     def _file_meta(self, path: str, oid: str, info: dict[str, Any] | None = None) -> str:
-        with self.objects.open(oid) as f:
-            head = f.read(512)
+        with self.content.reader(oid) as f:
+            head = read_at(f, HEAD_BYTES, 0)
         return encode_meta({**(info or {}), "category": categorize(path, head)})
 
     def _new_dirs(
@@ -768,7 +787,7 @@ class Store:
         with flock(self.locks / "gc.lock", exclusive=False):
             with self.open_object(oid) as reader:
                 size = reader.size
-            self.objects.flush(ObjectId(oid))
+            self.content.flush(oid)
             new = _NewFile(path, ObjectId(oid), size, DEFAULT_FILE_MODE, None)
             return self._stage_files(name, [new], None, None)[0][0]
 
@@ -871,7 +890,7 @@ class Store:
         if any(self.catalog.holds_durable(db, row.id, *k) for k in keys):
             for e in entries:
                 assert e.object is not None
-                self.objects.flush(e.object)
+                self.content.flush(e.object)
             self.catalog.forget_unsynced(db, None, [(row.id, *k) for k in keys])
             return
         notes = [(*k, e.object or "", e.size) for k, e in zip(keys, entries, strict=True)]
@@ -934,7 +953,7 @@ class Store:
             self.objects.sync()  # a directory of fresh files: one syncfs, not an fsync each
         else:
             for _, _, oid in unsynced:
-                self.objects.flush(ObjectId(oid))
+                self.content.flush(oid)
         with self.catalog.write() as db:
             self._dataset_in(db, name)
             self._stage_changes(db, row, changes)
@@ -1000,16 +1019,18 @@ class Store:
             *self._new_dirs(row, _ancestors([entry.path], "")),
         ]
         if entry.is_link:
-            self._allow_links()
+            self._require_format(LINKS_FORMAT)
         with self.catalog.write() as db:
             self._dataset_in(db, name)
             self.catalog.stage(db, row.id, rows)
         return entry
 
-    def _allow_links(self) -> None:
-        """A store of format 1 becomes format 2 before its first link is staged, so a ds
-        too old to know links refuses the store instead of reading a link as a file."""
-        if self.format_version < LINKS_FORMAT:
+    def _require_format(self, version: int) -> None:
+        """A store of an older format is rewritten as the current one before it holds the
+        first thing the older format lacks (a link: 2; a packed object: 3), so a ds too
+        old to know it refuses the store instead of misreading it (a link as a file, a
+        packed object as missing)."""
+        if self.format_version < version:
             self._write_format(self.root / "FORMAT")
             self.format_version = FORMAT_VERSION
 
@@ -1336,8 +1357,9 @@ class Store:
         return counter, [(name, join_path(d, n)) for name, d, n in rows]
 
     def physical_bytes(self) -> int:
-        """Bytes the object store holds, every object counted once (for store totals)."""
-        return sum(self.objects.size(oid) for oid in self.objects.iter_ids())
+        """Bytes the store's content takes, loose objects and packs (for store totals)."""
+        loose = sum(self.objects.size(oid) for oid in self.objects.iter_ids())
+        return loose + sum(size for size, _ in self.catalog.packs().values())
 
     def access(self) -> Access:
         """Tokens, grants and checksums over this store (the views' one way to them)."""
@@ -1400,13 +1422,18 @@ class _ImportPlan:
 
 
 @contextmanager
-def _expire_on_failure(objects: ObjectStore, written: list[ObjectId]) -> Iterator[None]:
+def _expire_on_failure(
+    objects: ObjectStore, written: list[ObjectId], batch: ImportBatch | None = None
+) -> Iterator[None]:
     """A failed import (a full disk, a refused file) leaves its objects to the next gc at
-    once: 'delete something and gc' must free the space it took."""
+    once, and drops the packs it wrote (no index row names them yet): 'delete something
+    and gc' must free the space it took."""
     try:
         yield
     except BaseException:
         objects.expire(written)
+        if batch is not None:
+            batch.discard()
         raise
 
 

@@ -26,9 +26,11 @@ from datastore import (
     FileTooLarge,
     InvalidPath,
     InvalidRequest,
+    ObjectReader,
     PreconditionFailed,
     Store,
     TempFile,
+    iter_chunks,
     join_path,
     names,
     shapes,
@@ -324,48 +326,69 @@ def _commit(
 # downloads -------------------------------------------------------------------------
 
 
-class ObjectFileResponse(web.FileResponse):
-    """A FileResponse whose ETag is the object id (content addressing makes it exact)."""
+class ObjectResponse(web.StreamResponse):
+    """One object's bytes, whole or one range (RFC 9110 14), its ETag the object id
+    (content addressing makes it exact). Sent by sendfile where the object lies raw in a
+    file (a loose object, a raw blob in a pack), else decoded piece by piece off the
+    event loop; never read whole into memory."""
 
-    def __init__(
-        self, path: Path, oid: str, content_type: str, request_headers: CIMultiDict[str]
-    ) -> None:
-        super().__init__(path, headers={hdrs.CONTENT_TYPE: content_type})
-        self.file_bytes = 0
-        self._oid = oid
-        self._request_headers = request_headers
+    def __init__(self, reader: ObjectReader, oid: str, content_type: str, rng: str | None) -> None:
+        super().__init__()
+        self.reader = reader
+        self.file_bytes = 0  # what went around aiohttp's writer, for the access log
+        self.content_type = content_type
+        self.etag = oid
+        self.headers[hdrs.ACCEPT_RANGES] = "bytes"
+        self.start, self.end = 0, reader.size
+        if rng is not None:
+            self.start, self.end = _byte_range(rng, reader.size, oid)
+            self.set_status(206)
+            self.headers[hdrs.CONTENT_RANGE] = f"bytes {self.start}-{self.end - 1}/{reader.size}"
+        self.content_length = self.end - self.start
 
     async def prepare(self, request: web.BaseRequest) -> Any:
         if self.prepared:
             return None
-        # Conditionals were decided by the object id already; aiohttp's own checks
-        # (on mtime) must not see them.
-        return await super().prepare(request.clone(headers=self._request_headers))
+        try:
+            writer = await super().prepare(request)
+            if request.method != hdrs.METH_HEAD and self.end > self.start:
+                await self._send(request, self.start, self.end)
+            return writer
+        finally:
+            self.reader.close()
 
-    async def _sendfile(self, request: web.BaseRequest, fobj: Any, offset: int, count: int) -> Any:
-        # aiohttp counts only what passes its writer (the headers) in body_length;
-        # sendfile's bytes go around it, so the access log is told them here
-        writer = await super()._sendfile(request, fobj, offset, count)
-        self.file_bytes = count  # sendfile sends all of it or raises
-        return writer
+    async def _send(self, request: web.BaseRequest, start: int, end: int) -> None:
+        loop = asyncio.get_running_loop()
+        span = self.reader.span()
+        if span is not None and request.transport is not None and not self.compression:
+            fd, base = span
+            with open(fd, "rb", closefd=False) as fobj:
+                try:
+                    await loop.sendfile(request.transport, fobj, base + start, end - start)
+                except NotImplementedError:
+                    pass
+                else:
+                    self.file_bytes = end - start
+                    await super().write_eof()
+                    return
+        pieces = iter_chunks(self.reader, start, end)
+        while piece := await loop.run_in_executor(None, next, pieces, b""):
+            await self.write(piece)
 
-    @property
-    def etag(self) -> Any:
-        return web.StreamResponse.etag.fget(self)  # type: ignore[attr-defined]
 
-    @etag.setter
-    def etag(self, value: Any) -> None:
-        # aiohttp would derive an ETag from mtime and size; ours names the content.
-        web.StreamResponse.etag.fset(self, self._oid)  # type: ignore[attr-defined]
-
-    @property
-    def last_modified(self) -> Any:
-        return None
-
-    @last_modified.setter
-    def last_modified(self, value: Any) -> None:
-        # An object's mtime is refreshed on dedup; it says nothing about this file.
-        return None
+def _byte_range(rng: str, size: int, oid: str) -> tuple[int, int]:
+    """[start, end) of one ``bytes=`` range (already checked to be one); 416 when no
+    byte of the object is in it."""
+    first, _, last = rng.replace(" ", "").removeprefix("bytes=").partition("-")
+    if first:
+        start, end = int(first), (min(int(last) + 1, size) if last else size)
+    else:
+        start, end = size - min(int(last), size) if int(last) else size, size
+    if start >= size or start >= end:
+        raise web.HTTPRequestRangeNotSatisfiable(
+            headers={hdrs.CONTENT_RANGE: f"bytes */{size}", hdrs.ETAG: f'"{oid}"'}
+        )
+    return start, end
 
 
 _SINGLE_RANGE = re.compile(r"bytes=(\d+-\d*|-\d+)")
@@ -422,7 +445,12 @@ async def get_file(request: web.Request) -> web.StreamResponse:
         # ranges get the whole file (200) rather than multipart/byteranges
         headers.popall(hdrs.RANGE, None)
     content_type = mimetypes.guess_type(entry.path)[0] or "application/octet-stream"
-    return ObjectFileResponse(st.object_path(oid), oid, content_type, headers)
+    reader = await blocking(request, st.open_object, oid)
+    try:
+        return ObjectResponse(reader, oid, content_type, headers.get(hdrs.RANGE))
+    except BaseException:
+        reader.close()
+        raise
 
 
 async def delete_file(request: web.Request) -> web.Response:

@@ -310,7 +310,7 @@ class Overlay:
             return self._open_committed(loc, key)
         if st is None:
             self._head(path)
-            st = self._attach(key, self.ns.stat(loc))
+            st = self._attach(key, loc)
         self._served.pop(key, None)
         if flags & os.O_TRUNC:
             self._truncate(st, 0)
@@ -342,11 +342,17 @@ class Overlay:
             raise _err(errno.EISDIR, str(loc))
         return node.object
 
-    def _attach(self, key: Key, node: Node | None) -> Staging:
-        """The staging of ``key``, created from the committed node when there is none yet."""
+    def _attach(self, key: Key, loc: Location | None) -> Staging:
+        """The staging of ``key``, created from the committed file at ``loc`` (None: a new,
+        empty file) when there is none yet. The committed file is looked up under the
+        lock that publishing a staging's last close also takes: looked up before, it could
+        predate a close that committed and let go of its staging meanwhile, and a write
+        through the new staging would then drop that close's bytes (two processes that
+        each open, append and close)."""
         with self._lock:
             st = self._stagings.get(key)
             if st is None:
+                node = self.ns.stat(loc) if loc is not None else None
                 if node is not None and node.is_dir:
                     raise _err(errno.EISDIR, key[1])
                 base = node.object if node is not None else None
@@ -478,7 +484,7 @@ class Overlay:
             return
         loc, name = self._head(path)
         key = (name, loc.path)
-        st = self._attach(key, self.ns.stat(loc) if self._staging(key) is None else None)
+        st = self._attach(key, loc)
         try:
             self._truncate(st, length)
             self.commit(st)

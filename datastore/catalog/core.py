@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +24,9 @@ from datastore import names
 from datastore.errors import DatasetNotFound, StoreCorrupt
 from datastore.storage.lru import BoundedCache
 from datastore.storage.manifest import RangeId, RangeRef
+from datastore.storage.packs import BlobRef
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 UNSTAGED_KEEP_SECONDS = 3600  # how long a watcher may take to see a dropped staged row
 
 MIGRATIONS: dict[int, str] = {
@@ -208,6 +209,24 @@ MIGRATIONS: dict[int, str] = {
         size INTEGER NOT NULL,
         UNIQUE (dataset_id, dir, name)
     );
+    """,
+    # format 3: where each blob is in which pack (docs/design.md "Format 3")
+    7: """
+    CREATE TABLE packs (
+        id TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        blobs INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE blobs (
+        id TEXT PRIMARY KEY,
+        pack TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        raw_length INTEGER NOT NULL,
+        codec INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX blobs_by_pack ON blobs (pack);
     """,
 }
 
@@ -959,6 +978,68 @@ class Catalog:
         }
 
     # end of tokens and grants --------------------------------------------------
+
+    # blob index ----------------------------------------------------------------
+    # Format 3: which pack holds each blob. Rows commit with the staged rows that first
+    # reference their blobs, after the packs are durable (docs/design.md "Format 3").
+
+    def blob(self, blob_id: str) -> BlobRef | None:
+        row = self.db.execute(
+            "SELECT pack, offset, length, raw_length, codec FROM blobs WHERE id=?", (blob_id,)
+        ).fetchone()
+        return None if row is None else BlobRef(blob_id, *row)
+
+    def add_blobs(
+        self,
+        db: sqlite3.Connection,
+        packs: dict[str, int],
+        refs: Sequence[BlobRef],
+        repaired: Collection[str] = (),
+    ) -> None:
+        """Index new packs' blobs. A blob already indexed keeps its row (another writer
+        stored it first; this copy is dead bytes until a repack), unless its stored copy
+        was found damaged: then the intact new copy replaces it."""
+        counts: dict[str, int] = {}
+        for r in refs:
+            counts[r.pack] = counts.get(r.pack, 0) + 1
+        now = time.time()
+        db.executemany(
+            "INSERT OR IGNORE INTO packs (id, size, blobs, created_at) VALUES (?,?,?,?)",
+            [(p, size, counts.get(p, 0), now) for p, size in packs.items()],
+        )
+        rows = [(r.id, r.pack, r.offset, r.length, r.raw_length, r.codec) for r in refs]
+        db.executemany(
+            "INSERT OR IGNORE INTO blobs (id, pack, offset, length, raw_length, codec)"
+            " VALUES (?,?,?,?,?,?)",
+            [row for row in rows if row[0] not in repaired],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO blobs (id, pack, offset, length, raw_length, codec)"
+            " VALUES (?,?,?,?,?,?)",
+            [row for row in rows if row[0] in repaired],
+        )
+
+    def blob_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM blobs").fetchone()[0])
+
+    def packs(self) -> dict[str, tuple[int, float]]:
+        """Every indexed pack: (size, created_at)."""
+        return {
+            r[0]: (r[1], r[2]) for r in self.db.execute("SELECT id, size, created_at FROM packs")
+        }
+
+    def blob_refs(self) -> Iterator[BlobRef]:
+        for r in self.db.execute(
+            "SELECT id, pack, offset, length, raw_length, codec FROM blobs ORDER BY pack, offset"
+        ):
+            yield BlobRef(*r)
+
+    def drop_packs(self, db: sqlite3.Connection, packs: Sequence[str]) -> None:
+        """Forget packs gc removes, with every blob row that still places a blob in one."""
+        db.executemany("DELETE FROM blobs WHERE pack=?", [(p,) for p in packs])
+        db.executemany("DELETE FROM packs WHERE id=?", [(p,) for p in packs])
+
+    # end of blob index ---------------------------------------------------------
 
     # analytics cache -----------------------------------------------------------
     # Table statistics, schemas, quality reports and compares by object id: the bytes

@@ -22,7 +22,9 @@ from pathlib import Path
 
 from datastore.errors import InvalidRequest
 from datastore.maintenance.parts import Parts
+from datastore.storage.content import ContentStore
 from datastore.storage.manifest import KIND_DIR, KIND_LINK, AnyRange
+from datastore.storage.reader import ObjectReader, copy_to_fd
 
 FICLONE = 0x40049409
 _FALLBACK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EPERM, errno.EMLINK}
@@ -62,7 +64,7 @@ def materialize(
         os.makedirs(target, exist_ok=True)
     placer = _Placer(link)
     for i, (target, obj, mode, size) in enumerate(files):
-        placer.place(parts.objects.place(obj), target, mode, size)
+        placer.place(parts.content, obj, target, mode, size)
         if i % 256 == 0 or i == len(files) - 1:
             progress(i + 1, len(files))
     for path, target in links:
@@ -78,7 +80,20 @@ class _Placer:
     def __init__(self, link: bool) -> None:
         self.method = "hardlink" if link else "reflink"
 
-    def place(self, src: str, dst: str, mode: int, size: int) -> None:
+    def place(self, content: ContentStore, oid: str, dst: str, mode: int, size: int) -> None:
+        """A loose object is reflinked, linked or copied whole; a packed one is copied out
+        of its pack (decoded first if it is compressed)."""
+        src = content.objects.place(oid)
+        try:
+            self._place_file(src, dst, mode, size)
+        except FileNotFoundError:
+            if os.path.exists(src) or not os.path.isdir(os.path.dirname(dst)):
+                raise
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dst)
+            _copy_reader(content.reader(oid), dst, mode, size)
+
+    def _place_file(self, src: str, dst: str, mode: int, size: int) -> None:
         if self.method == "reflink":
             try:
                 _reflink(src, dst)
@@ -99,6 +114,20 @@ class _Placer:
                     raise
                 self.method = "copy"
         _copy(src, dst, mode, size)
+
+
+def _copy_reader(reader: ObjectReader, dst: str, mode: int, size: int) -> None:
+    with reader:
+        if reader.size != size:
+            raise OSError(
+                errno.EIO, f"{dst}: the stored object holds {reader.size} bytes, not {size}"
+            )
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            copy_to_fd(reader, fout)
+            os.fchmod(fout, mode)
+        finally:
+            os.close(fout)
 
 
 def _reflink(src: str, dst: str) -> None:

@@ -7,8 +7,11 @@ from typing import Any
 
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import range_files
+from datastore.storage import codec
 from datastore.storage.arrow import pa, pc
 from datastore.storage.manifest import join_path
+from datastore.storage.objects import HasherFactory
+from datastore.storage.packs import BlobRef, read_header
 
 
 def check(parts: Parts, progress: Callable[[int, int], None]) -> dict[str, Any]:
@@ -24,13 +27,17 @@ def check(parts: Parts, progress: Callable[[int, int], None]) -> dict[str, Any]:
             {"dataset": d, "snapshot": s, "path": None} for d, s in parts.catalog.range_users(rid)
         ]
         problems.append({"kind": "range", "id": rid, "problem": state, "affected": affected})
-    present: set[str] = set(parts.objects.iter_ids())
+    loose: set[str] = set(parts.objects.iter_ids())
     corrupt: set[str] = set()
-    for i, oid in enumerate(sorted(present)):
+    for i, oid in enumerate(sorted(loose)):
         if not parts.objects.verify(oid):
             corrupt.add(oid)
-        if i % 256 == 0 or i == len(present) - 1:
-            progress(i + 1, len(present))
+        if i % 256 == 0 or i == len(loose) - 1:
+            progress(i + 1, len(loose))
+    packed, pack_problems = _check_packs(parts)
+    # reads take a loose copy first: a damaged one is damage even beside an intact blob
+    present = loose | set(packed)
+    corrupt |= {b for b, ok in packed.items() if not ok and b not in loose}
     referenced = set(parts.catalog.staged_objects())
     for rid in good_ranges:
         referenced |= set(range_files(parts.manifests, rid)["object"].to_pylist())
@@ -41,6 +48,9 @@ def check(parts: Parts, progress: Callable[[int, int], None]) -> dict[str, Any]:
     unreferenced = sorted(corrupt - referenced)
     bad = (corrupt & referenced) | missing
     where = _where(parts, good_ranges, bad) if bad else {}
+    for pack, state, blobs in pack_problems:
+        affected = [a for b in sorted(blobs & bad) for a in where.get(b, [])]
+        problems.append({"kind": "pack", "id": pack, "problem": state, "affected": affected})
     for oid in sorted(bad):
         problems.append(
             {
@@ -53,10 +63,67 @@ def check(parts: Parts, progress: Callable[[int, int], None]) -> dict[str, Any]:
     return {
         "ok": not problems,
         "objects_checked": len(present),
+        "packs_checked": len(parts.catalog.packs()),
         "ranges_checked": len(live_ranges),
         "problems": problems,
         "unreferenced_damaged": unreferenced,
     }
+
+
+def _check_packs(parts: Parts) -> tuple[dict[str, bool], list[tuple[str, str, set[str]]]]:
+    """Every indexed blob -> intact, and the packs with a problem: (pack, what, its
+    blobs). A pack is read whole once: re-hashed against its name, its header compared
+    with the index (a blob the index places where the header has none is a stale index
+    entry), each blob decoded and re-hashed."""
+    by_pack: dict[str, list[BlobRef]] = {}
+    for ref in parts.catalog.blob_refs():
+        by_pack.setdefault(ref.pack, []).append(ref)
+    intact: dict[str, bool] = {}
+    problems: list[tuple[str, str, set[str]]] = []
+    hasher = parts.objects.hasher
+    for pack, refs in sorted(by_pack.items()):
+        state, good = _pack_state(parts, pack, refs, hasher)
+        for ref in refs:
+            intact[ref.id] = ref.id in good
+        if state != "ok":
+            problems.append((pack, state, {r.id for r in refs}))
+    return intact, problems
+
+
+def _pack_state(
+    parts: Parts, pack: str, refs: list[BlobRef], hasher: HasherFactory
+) -> tuple[str, set[str]]:
+    """(what is wrong with a pack or "ok", the ids of its intact blobs)."""
+    try:
+        data = parts.content.packs.get(pack)
+    except FileNotFoundError:
+        return "missing", set()
+    h = hasher()
+    h.update(data)
+    whole = h.hexdigest() == pack
+    try:
+        header = {(b, off, ln, raw, c) for b, c, ln, raw, off in read_header(data)}
+    except ValueError:
+        header = set()
+    good = set()
+    stale = False
+    for ref in refs:
+        if (ref.id, ref.offset, ref.length, ref.raw_length, ref.codec) not in header:
+            stale = stale or whole
+            continue
+        try:
+            raw = codec.decode(
+                ref.codec, data[ref.offset : ref.offset + ref.length], ref.raw_length
+            )
+        except ValueError:
+            continue
+        h = hasher()
+        h.update(raw)
+        if h.hexdigest() == ref.id:
+            good.add(ref.id)
+    if not whole:
+        return "corrupt", good
+    return ("stale_index" if stale else "ok"), good
 
 
 def _range_state(parts: Parts, rid: str) -> str:

@@ -45,6 +45,7 @@ def collect(
                 dead_objects.append((oid, _size(path)))
             if i % 1024 == 0 or i == len(candidates) - 1:
                 progress(i + 1, len(candidates))
+        dead_packs, dead_blobs = _dead_packs(parts, live, cutoff)
         temps = [*parts.objects.iter_temp(), *(parts.manifests.root / "tmp").iterdir()]
         # a temp its writer holds open is in flight, however old
         temp_cutoff = min(cutoff, time.time() - TEMP_MIN_AGE)
@@ -53,21 +54,55 @@ def collect(
             for p in temps
             if _older(p, temp_cutoff) and parts.objects.remove_idle_temp(p, dry_run)
         ]
+        stale_packs = [
+            t.key
+            for t in parts.content.packs.temps()
+            if t.mtime < temp_cutoff and parts.content.packs.remove_idle_temp(t.key, dry_run)
+        ]
+        cached = parts.content.expire_cache(cutoff, dry_run)
         if not dry_run:
             for oid, _ in dead_objects:
                 parts.objects.remove(oid)
-            parts.catalog.forget_analyses([oid for oid, _ in dead_objects])
+            with parts.catalog.write() as db:  # index rows go before their packs
+                parts.catalog.drop_packs(db, list(dead_packs))
+            for pack in dead_packs:
+                parts.content.packs.delete(pack)
+            parts.catalog.forget_analyses([oid for oid, _ in dead_objects] + dead_blobs)
             for rid in dead_ranges:
                 parts.manifests.path(rid).unlink(missing_ok=True)
     return {
         "dry_run": dry_run,
-        "objects_removed": len(dead_objects),
+        "objects_removed": len(dead_objects) + len(dead_blobs),
         "ranges_removed": len(dead_ranges),
-        "temp_files_removed": len(stale_tmp),
-        "bytes_freed": sum(size for _, size in dead_objects),
-        "objects": [oid for oid, _ in dead_objects] if dry_run else [],
+        "packs_removed": len(dead_packs),
+        "temp_files_removed": len(stale_tmp) + len(stale_packs) + cached,
+        "bytes_freed": sum(size for _, size in dead_objects) + sum(dead_packs.values()),
+        "objects": [oid for oid, _ in dead_objects] + dead_blobs if dry_run else [],
         "ranges": list(dead_ranges) if dry_run else [],
     }
+
+
+def _dead_packs(parts: Parts, live: set[str], cutoff: float) -> tuple[dict[str, int], list[str]]:
+    """Packs (-> size) that hold no live blob, and the blobs that go with them: indexed
+    packs made before ``cutoff``, and pack files no index row names (a writer died
+    between storing the pack and its commit) older than it."""
+    indexed = parts.catalog.packs()
+    holds_live: set[str] = set()
+    blobs: dict[str, list[str]] = {}
+    for ref in parts.catalog.blob_refs():
+        if ref.id in live:
+            holds_live.add(ref.pack)
+        else:
+            blobs.setdefault(ref.pack, []).append(ref.id)
+    dead = {
+        pack: size
+        for pack, (size, created) in indexed.items()
+        if pack not in holds_live and created < cutoff
+    }
+    for stored in parts.content.packs.list():
+        if stored.key not in indexed and stored.mtime < cutoff:
+            dead[stored.key] = stored.size
+    return dead, [b for pack in dead for b in blobs.get(pack, [])]
 
 
 def _older(path: Path, cutoff: float) -> bool:

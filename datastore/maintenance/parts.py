@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datastore.catalog.core import Catalog
+from datastore.storage.content import ContentStore
 from datastore.storage.manifest import ManifestStore
 from datastore.storage.objects import ObjectStore
 
@@ -17,3 +18,4 @@ class Parts:
     manifests: ManifestStore
     catalog: Catalog
     locks: Path
+    content: ContentStore  # objects, packs and the blob index together

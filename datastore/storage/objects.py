@@ -114,12 +114,12 @@ class ObjectStore:
         except FileNotFoundError as exc:
             raise missing(oid) from exc
 
-    def reader(self, oid: str) -> FileReader:
-        """Positional reads of an object; a missing one is damage (``store_corrupt``)."""
+    def reader(self, oid: str) -> FileReader | None:
+        """Positional reads of a loose object; None when there is no loose file."""
         try:
             fd = os.open(self.place(oid), os.O_RDONLY)
-        except FileNotFoundError as exc:
-            raise missing(oid) from exc
+        except FileNotFoundError:
+            return None
         return FileReader(fd, os.fstat(fd).st_size)
 
     def hash_bytes(self, data: bytes) -> ObjectId:

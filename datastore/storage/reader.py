@@ -67,6 +67,25 @@ class FileReader(ObjectReader):
             self.fd = -1
 
 
+class BytesReader(ObjectReader):
+    """An object decoded into memory (a compressed blob: at most one chunk's size)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+
+    def readinto(self, view: memoryview, offset: int) -> int:
+        n = max(0, min(len(view), self.size - offset))
+        view[:n] = self.data[offset : offset + n]
+        return n
+
+    def span(self) -> tuple[int, int] | None:
+        return None
+
+    def close(self) -> None:
+        self.data = b""
+
+
 def read_at(reader: ObjectReader, size: int, offset: int) -> bytes:
     """Up to ``size`` bytes from ``offset`` as one bytes object."""
     buf = bytearray(max(0, min(size, reader.size - offset)))

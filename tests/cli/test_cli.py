@@ -86,18 +86,27 @@ def test_get_checkout_rm_and_maintenance(cli, tmp_path: Path) -> None:
     assert parse(cli("list", "--json"))["items"] == []
 
 
-def test_checkout_copies_unless_asked_to_link_and_warns_then(cli, tmp_path: Path) -> None:
+def test_checkout_copies_unless_asked_to_link_and_warns_then(
+    cli, tmp_path: Path, store_root: Path
+) -> None:
+    """Only a whole object stored as its own file can be linked (one written by a close
+    through the mount, an upload); a packed one is copied out of its pack."""
     src = make_tree(tmp_path / "src", {"c.txt": b"sea"})
     cli("create", "d")
     cli("put", "d", str(src))
+    store = Store.open(store_root)
+    store.put_bytes("d", "whole.txt", b"uploaded whole")
+    store.close()
     cli("snapshot", "d", "--tag", "v1")
     plain = cli("checkout", "d@v1", str(tmp_path / "co"))
     assert plain.exit_code == 0 and "warning" not in plain.stderr
-    assert (tmp_path / "co" / "c.txt").stat().st_nlink == 1
+    assert (tmp_path / "co" / "whole.txt").stat().st_nlink == 1
     linked = cli("checkout", "d@v1", str(tmp_path / "ln"), "--link", "--json")
     assert "ds: warning: --link" in linked.stderr
-    assert json.loads(linked.stdout)["files"] == 1
-    assert (tmp_path / "ln" / "c.txt").stat().st_nlink == 2
+    assert json.loads(linked.stdout)["files"] == 2
+    assert (tmp_path / "ln" / "whole.txt").stat().st_nlink == 2
+    assert (tmp_path / "ln" / "c.txt").stat().st_nlink == 1
+    assert (tmp_path / "ln" / "c.txt").read_bytes() == b"sea"
 
 
 def test_delete_without_a_terminal_needs_yes(cli, ds_run) -> None:

@@ -112,8 +112,8 @@ def test_put_round_trips_a_tree_of_links(store: Store, tmp_path: Path) -> None:
 def test_a_store_newer_than_this_code_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "store"
     Store.open(root).close()
-    assert json.loads((root / "FORMAT").read_text())["version"] == 2  # new stores start at 2
-    for version in (3, 0, "2"):
+    assert json.loads((root / "FORMAT").read_text())["version"] == 3  # new stores start at 3
+    for version in (4, 0, "3"):
         (root / "FORMAT").write_text(json.dumps({"format": "ds-store", "version": version}))
         with pytest.raises(StoreCorrupt):
             Store.open(root)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from datastore.errors import FileTooLarge, HashCollision
 from datastore.storage.objects import ObjectStore, object_id_from_relpath, object_relpath
+from tests.conftest import ConstantHash
 
 
 @given(st.text(alphabet="0123456789abcdef", min_size=32, max_size=32))
@@ -55,16 +56,6 @@ def test_stream_limit_leaves_nothing(tmp_path: Path) -> None:
         objects.put_stream([b"x" * 600, b"y" * 600], max_bytes=1000)
     assert list(objects.iter_ids()) == []
     assert list(objects.iter_temp()) == []  # in tmp/ and beside the final places
-
-
-class ConstantHash:
-    """A hasher that maps everything to one id, to force a collision."""
-
-    def update(self, data: bytes) -> None:
-        pass
-
-    def hexdigest(self) -> str:
-        return "0" * 32
 
 
 def test_forced_collision_is_refused(tmp_path: Path) -> None:

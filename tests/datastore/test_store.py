@@ -260,10 +260,12 @@ def test_put_of_intact_bytes_repairs_an_object_damaged_through_a_link(
     store: Store, tmp_path: Path
 ) -> None:
     """``--link`` checkouts are opt-in; damage done through one is repaired by the next put
-    of the intact bytes, even when the import cache remembers the source unchanged."""
+    of the intact bytes, even when the import cache remembers the source unchanged. (Only
+    a whole object stored as its own file can be linked: an upload's, here.)"""
     src = make_tree(tmp_path / "src", {"2026-10.csv": b"a,b\n1,2\n"})
     store.create_dataset("sales")
-    store.put("sales", [src])
+    store.put_bytes("sales", "2026-10.csv", b"a,b\n1,2\n")
+    store.put("sales", [src])  # deduplicates against the upload; the import cache learns it
     store.snapshot("sales", tag="v1.0")
     dest = tmp_path / "co"
     store.checkout("sales@v1.0", dest, link=True)
@@ -510,7 +512,8 @@ def test_a_version_1_catalog_migrates_keeping_staged_rows_and_the_import_cache(
     old = Store.open(tmp_path / "store")
     old.create_dataset("d")
     old.put_bytes("d", "a.txt", b"staged before the upgrade")
-    make_tree(tmp_path / "src", {"b.txt": b"imported"})
+    # above the pack limit: stored as its own file, as format 1 stored every object
+    make_tree(tmp_path / "src", {"b.txt": b"imported" * 200_000})
     old.put("d", [tmp_path / "src"])
     old.catalog.close()
     db = sqlite3.connect(tmp_path / "store" / "catalog.db", isolation_level=None)
@@ -518,7 +521,8 @@ def test_a_version_1_catalog_migrates_keeping_staged_rows_and_the_import_cache(
     cached = db.execute("SELECT * FROM import_cache").fetchall()
     # rebuild the two tables as version 1 made them
     db.execute("BEGIN")
-    for table in ("staged", "import_cache", "unstaged", "forgotten", "unsynced"):  # 3, 4, 6
+    dropped = ("staged", "import_cache", "unstaged", "forgotten", "unsynced", "blobs", "packs")
+    for table in dropped:  # 3, 4, 6, 7
         db.execute(f"DROP TABLE IF EXISTS {table}")
     for column in ("root_meta", "root_mtime_ns"):  # 5
         db.execute(f"ALTER TABLE datasets DROP COLUMN {column}")
@@ -696,14 +700,21 @@ def test_a_store_written_by_format_1_code_opens_reads_writes_and_checks(tmp_path
     assert store.gc(0)["objects_removed"] == 1  # big.txt lived only in v1.0
     assert store.fsck()["ok"]
     assert store.read_bytes("sales@v1.2", "2026-11.csv") == b"region,amount\nnorth,11\n"
-    # none of that needed format 2: a ds that knows only format 1 still opens the store
+    # none of that needed a newer format: a ds that knows only format 1 still opens it
     assert json.loads((root / "FORMAT").read_text())["version"] == 1
-    store.symlink("sales", "current.csv", "2026-12.csv")  # the first link: format 2
-    assert json.loads((root / "FORMAT").read_text()) == {"format": "ds-store", "version": 2}
+    store.symlink("sales", "current.csv", "2026-12.csv")  # the first link: the current format
+    assert json.loads((root / "FORMAT").read_text()) == {"format": "ds-store", "version": 3}
     assert not list(root.glob("FORMAT.*"))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "small.csv").write_bytes(b"region,amount\nsouth,1\n")
+    store.put("sales", [src], "imported")  # an import packs small files
+    assert store.catalog.packs()
     store.close()
     reopened = Store.open(root)
     assert reopened.stat("sales", "current.csv").target == "2026-12.csv"
+    assert reopened.read_bytes("sales", "imported/small.csv") == b"region,amount\nsouth,1\n"
+    assert reopened.read_bytes("sales@v1.2", "2026-11.csv") == b"region,amount\nnorth,11\n"
     assert reopened.fsck()["ok"]
 
 

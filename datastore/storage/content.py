@@ -1,0 +1,239 @@
+"""An object's bytes, wherever they are kept: a loose file, or a blob in a pack.
+
+Loose objects are looked at first (one ``open``); then the catalog's blob index. A
+loose object is removed only after the index rows of its packed copy committed, so a
+reader never finds neither. Imports write small files straight into packs through an
+:class:`ImportBatch`, whose index rows the caller commits with the rows that use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from datastore.errors import HashCollision
+from datastore.storage import codec
+from datastore.storage.backend import Backend
+from datastore.storage.objects import HEAD_BYTES, ObjectId, ObjectStore, missing
+from datastore.storage.packs import PACK_TARGET, BlobRef, PackWriter
+from datastore.storage.reader import BytesReader, FileReader, ObjectReader, copy_to_fd
+
+PACKED_MAX = 1 << 20  # files up to this size are one blob in a pack
+log = logging.getLogger("ds.content")
+
+
+class BlobIndex(Protocol):
+    """Where blobs are (the catalog keeps it)."""
+
+    def blob(self, blob_id: str) -> BlobRef | None: ...
+
+
+class ContentStore:
+    """Loose objects, packs, and the index that finds blobs in packs."""
+
+    def __init__(self, objects: ObjectStore, packs: Backend, index: BlobIndex, cache: Path) -> None:
+        self.objects = objects
+        self.packs = packs
+        self.index = index
+        self.cache = cache
+
+    def local_file(self, oid: str) -> Path:
+        """A local file of an object's bytes, for readers that need a path (DuckDB): the
+        loose object itself, else a copy in the cache named by the id (so never stale),
+        refreshed on each use and removed by gc once idle for its grace period."""
+        loose = self.objects.path(oid)
+        if loose.exists():
+            return loose
+        cached = self.cache / oid
+        try:
+            os.utime(cached)
+            return cached
+        except FileNotFoundError:
+            pass
+        self.cache.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache / f".{oid}.{secrets.token_hex(6)}"
+        with self.reader(oid) as reader:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                copy_to_fd(reader, fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, cached)
+        return cached
+
+    def expire_cache(self, cutoff: float, dry_run: bool) -> int:
+        """Remove cached copies (and a crashed copier's temps) unused since ``cutoff``."""
+        removed = 0
+        for entry in os.scandir(self.cache) if self.cache.is_dir() else ():
+            if entry.stat().st_mtime < cutoff:
+                removed += 1
+                if not dry_run:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+        return removed
+
+    def reader(self, oid: str) -> ObjectReader:
+        """Positional reads of an object; a missing one is ``store_corrupt``."""
+        loose = self.objects.reader(oid)
+        if loose is not None:
+            return loose
+        for _ in range(2):  # a repack may move the blob between the lookup and the open
+            ref = self.index.blob(oid)
+            if ref is None:
+                break
+            try:
+                fd = self.packs.open_fd(ref.pack)
+            except FileNotFoundError:
+                continue
+            if ref.codec == codec.RAW:
+                return FileReader(fd, ref.raw_length, ref.offset)
+            try:
+                return BytesReader(_decode(ref, os.pread(fd, ref.length, ref.offset)))
+            finally:
+                os.close(fd)
+        raise missing(oid)
+
+    def flush(self, oid: str) -> None:
+        """Make an object stored without a flush durable. A packed one already is: packs
+        are flushed before their index rows commit."""
+        try:
+            self.objects.flush(ObjectId(oid))
+        except FileNotFoundError:
+            if self.index.blob(oid) is None:
+                raise missing(oid) from None
+
+    def read_blob(self, ref: BlobRef) -> bytes:
+        """A blob's bytes, decoded (ValueError or OSError when its pack is damaged)."""
+        return _decode(ref, self.packs.get_range(ref.pack, ref.offset, ref.length))
+
+    def has(self, oid: str, size: int) -> bool:
+        """Stored whole with this size: what lets an import trust its cache and skip a
+        reread (a loose object also must have no hard link it may have been written
+        through)."""
+        if self.objects.plausible(oid, size):
+            return True
+        ref = self.index.blob(oid)
+        return ref is not None and ref.raw_length == size
+
+    def batch(self) -> ImportBatch:
+        return ImportBatch(self)
+
+
+def _decode(ref: BlobRef, stored: bytes) -> bytes:
+    if len(stored) != ref.length:
+        raise ValueError(f"blob {ref.id} is cut short in pack {ref.pack}")
+    return codec.decode(ref.codec, stored, ref.raw_length)
+
+
+class ImportBatch:
+    """The blobs one import writes: small files appended to packs (one open pack per
+    thread), large ones stored loose. Nothing it writes is referenced until the caller
+    commits :attr:`refs` with its staged rows; :meth:`discard` drops its packs after a
+    failure (no index row can name them yet). Safe to use from several threads."""
+
+    def __init__(self, content: ContentStore) -> None:
+        self.content = content
+        self.refs: list[BlobRef] = []
+        self.repaired: set[str] = set()  # indexed blobs found corrupt: their rows are replaced
+        self.packs: dict[str, int] = {}  # sealed pack -> its size
+        self._lock = threading.Lock()
+        self._writers: dict[int, PackWriter] = {}
+        self._pending: dict[str, tuple[PackWriter, int] | BlobRef] = {}
+
+    def import_file(self, src: str) -> tuple[ObjectId, int, bytes]:
+        """Store one local file; (object id, size, its first bytes for categorizing)."""
+        with open(src, "rb") as f:
+            if os.fstat(f.fileno()).st_size > PACKED_MAX:
+                return self.content.objects.import_file(src)
+            data = f.read()
+        return self.put(data), len(data), data[:HEAD_BYTES]
+
+    def put(self, data: bytes) -> ObjectId:
+        oid = self.content.objects.hash_bytes(data)
+        if self._known(oid, data):
+            return oid
+        tid = threading.get_ident()
+        with self._lock:
+            writer = self._writers.get(tid)
+            if writer is None:
+                writer = self._writers[tid] = PackWriter(
+                    self.content.packs, self.content.objects.hasher
+                )
+        position = writer.add(oid, data)
+        with self._lock:
+            self._pending.setdefault(oid, (writer, position))
+            if writer.size >= PACK_TARGET:
+                self._seal(tid)
+        return oid
+
+    def finish(self) -> None:
+        """Seal every open pack (unflushed: the caller syncs the batch once)."""
+        with self._lock:
+            for tid in list(self._writers):
+                self._seal(tid)
+
+    def discard(self) -> None:
+        """Drop every pack this batch wrote: after a failure, before any commit."""
+        with self._lock:
+            for writer in self._writers.values():
+                writer.discard()
+            self._writers.clear()
+            for pack in self.packs:
+                self.content.packs.delete(pack)
+
+    def _seal(self, tid: int) -> None:
+        writer = self._writers.pop(tid)
+        if writer.empty:
+            writer.discard()
+            return
+        refs = writer.seal(durable=False)
+        self.packs[refs[0].pack] = writer.size
+        self.refs.extend(refs)
+        for ref in refs:
+            pending = self._pending.get(ref.id)
+            if isinstance(pending, tuple) and pending[0] is writer:
+                self._pending[ref.id] = ref
+
+    def _known(self, oid: ObjectId, data: bytes) -> bool:
+        """True when the store or this batch already holds exactly these bytes. Verified
+        before reuse (xxh3 is not cryptographic): different intact bytes under the id are
+        a ``hash_collision``; a damaged stored copy is replaced by these bytes."""
+        objects = self.content.objects
+        if objects.exists(oid):
+            objects.put_bytes(data, durable=False)  # compares; repairs a damaged object
+            return True
+        with self._lock:
+            pending = self._pending.get(oid)
+            if pending is not None:
+                mine = (
+                    pending[0].read_back(pending[1])
+                    if isinstance(pending, tuple)
+                    else self.content.read_blob(pending)
+                )
+                return self._same(oid, data, mine)
+        ref = self.content.index.blob(oid)
+        if ref is None:
+            return False
+        try:
+            stored: bytes | None = self.content.read_blob(ref)
+        except (OSError, ValueError):
+            stored = None
+        if stored is not None and self._same(oid, data, stored):
+            return True
+        log.warning("blob %s was damaged in pack %s; storing the intact bytes again", oid, ref.pack)
+        self.repaired.add(oid)
+        return False
+
+    def _same(self, oid: str, data: bytes, stored: bytes) -> bool:
+        if stored == data:
+            return True
+        if self.content.objects.hash_bytes(stored) == oid:
+            raise HashCollision(
+                f"different content hashes to existing object {oid}; refusing to merge"
+            )
+        return False

@@ -1,0 +1,237 @@
+"""Format 3: small files imported into packs, read, deduplicated, checked and collected."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from datastore import DatastoreError, HashCollision, Store
+from datastore.storage.content import PACKED_MAX
+from datastore.storage.packs import read_header
+from tests.conftest import ConstantHash, make_tree
+
+
+def _pack_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "packs").glob("??/*") if p.is_file())
+
+
+def _tree(n: int = 40) -> dict[str, bytes]:
+    files = {f"d/f{i:03}.csv": f"id,value\n{i},{i * i}\n".encode() * (i + 1) for i in range(n)}
+    files["d/again.csv"] = files["d/f007.csv"]  # the same bytes twice: one blob
+    files["text.txt"] = b"hello packs " * 1000  # compresses
+    files["random.bin"] = os.urandom(200_000)  # does not
+    return files
+
+
+def test_an_import_packs_small_files_and_every_view_reads_them(
+    store: Store, tmp_path: Path
+) -> None:
+    files = _tree()
+    src = make_tree(tmp_path / "src", files)
+    store.create_dataset("d")
+    store.put("d", [src])
+    assert json.loads((store.root / "FORMAT").read_text())["version"] == 3
+    assert list(store.objects.iter_ids()) == []  # nothing loose
+    packs = _pack_files(store.root)
+    assert packs and store.catalog.blob_count() == len(files) - 1
+    for rel, data in files.items():
+        assert store.read_bytes("d", rel) == data
+        oid = store.stat("d", rel).file_object()
+        with store.open_object(oid) as reader:
+            assert reader.size == len(data)
+            view = memoryview(bytearray(7))
+            n = reader.readinto(view, len(data) // 2)
+            assert bytes(view[:n]) == data[len(data) // 2 :][:7]
+    # the pack's own header agrees with the index, and the text blob was compressed
+    indexed = {(r.id, r.pack, r.offset, r.length) for r in store.catalog.blob_refs()}
+    listed = set()
+    for p in packs:
+        for blob, _, length, _, offset in read_header(p.read_bytes()):
+            listed.add((blob, p.parent.name + p.name, offset, length))
+    assert listed == indexed
+    text = store.catalog.blob(store.stat("d", "text.txt").file_object())
+    assert text is not None and text.codec == 1 and text.length < text.raw_length // 10
+    rand = store.catalog.blob(store.stat("d", "random.bin").file_object())
+    assert rand is not None and rand.codec == 0
+    snap, _ = store.snapshot("d", tag="v1")
+    out = tmp_path / "co"
+    store.checkout("d@v1", out)
+    for rel, data in files.items():
+        assert (out / rel).read_bytes() == data
+    assert store.fsck()["ok"]
+
+
+def test_a_second_import_of_the_same_bytes_stores_nothing_new(store: Store, tmp_path: Path) -> None:
+    files = _tree(10)
+    store.create_dataset("a")
+    store.create_dataset("b")
+    store.put("a", [make_tree(tmp_path / "one", files)])
+    before = (_pack_files(store.root), store.catalog.blob_count())
+    store.put("b", [make_tree(tmp_path / "two", files)])  # other paths, no import cache
+    assert (_pack_files(store.root), store.catalog.blob_count()) == before
+
+
+def test_files_above_the_pack_limit_stay_whole_objects(store: Store, tmp_path: Path) -> None:
+    big = os.urandom(PACKED_MAX + 1)
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "src", {"big.bin": big})])
+    oid = store.stat("d", "big.bin").file_object()
+    assert list(store.objects.iter_ids()) == [oid]
+    assert store.read_bytes("d", "big.bin") == big
+
+
+def test_a_forced_collision_with_a_packed_blob_is_refused(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store", hasher=ConstantHash)
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "one", {"a.txt": b"first"})])
+    with pytest.raises(HashCollision):
+        store.put("d", [make_tree(tmp_path / "two", {"b.txt": b"second"})])
+    with pytest.raises(HashCollision):  # within one import, against a blob not yet indexed
+        store.put("d", [make_tree(tmp_path / "three", {"c.txt": b"x", "e.txt": b"y"})])
+    assert store.read_bytes("d", "a.txt") == b"first"
+    assert [e.path for e in store.entries("d") if not e.is_dir] == ["a.txt"]
+
+
+def _damage(pack: Path, at: int, data: bytes | None = None, truncate: bool = False) -> None:
+    os.chmod(pack, 0o644)
+    with open(pack, "r+b") as f:
+        if truncate:
+            f.truncate(at)
+        else:
+            f.seek(at)
+            f.write(data or bytes([f.read(1)[0] ^ 0xFF]))
+
+
+def _packed_store(store: Store, tmp_path: Path) -> dict[str, bytes]:
+    files = {"a/one.csv": b"x,y\n1,2\n" * 50, "a/two.csv": b"x,y\n3,4\n" * 60}
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "src", files)])
+    store.snapshot("d", tag="v1")
+    return files
+
+
+def _only_pack(store: Store) -> Path:
+    packs = _pack_files(store.root)
+    assert len(packs) == 1  # two small files, one import thread's pack
+    return packs[0]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "missing", "stale"])
+def test_fsck_finds_a_damaged_pack_and_names_the_paths(
+    store: Store, tmp_path: Path, damage: str
+) -> None:
+    _packed_store(store, tmp_path)
+    pack = _only_pack(store)
+    oid = store.stat("d", "a/one.csv").file_object()
+    ref = store.catalog.blob(oid)
+    assert ref is not None
+    if damage == "flip":
+        _damage(pack, ref.offset + 3)
+    elif damage == "truncate":
+        _damage(pack, ref.offset + ref.length + 10, truncate=True)
+    elif damage == "missing":
+        pack.unlink()
+    else:  # the index places the blob where the pack has none
+        with store.catalog.write() as db:
+            db.execute("UPDATE blobs SET offset=offset+1 WHERE id=?", (oid,))
+    report = store.fsck()
+    assert not report["ok"]
+    kinds = {(p["kind"], p["problem"]) for p in report["problems"]}
+    expected = {
+        "flip": "corrupt",
+        "truncate": "corrupt",
+        "missing": "missing",
+        "stale": "stale_index",
+    }[damage]
+    assert ("pack", expected) in kinds
+    paths = {
+        (a["snapshot"] is None, a["path"])
+        for p in report["problems"]
+        if p["kind"] == "object" and p["id"] == oid
+        for a in p["affected"]
+    }
+    assert (False, "a/one.csv") in paths  # v1 holds it
+
+
+def test_an_intact_import_repairs_a_damaged_blob(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = _packed_store(store, tmp_path)
+    pack = _only_pack(store)
+    oid = store.stat("d", "a/one.csv").file_object()
+    ref = store.catalog.blob(oid)
+    assert ref is not None
+    _damage(pack, ref.offset)
+    assert not store.fsck()["ok"]
+    with caplog.at_level(logging.WARNING, "ds.content"):
+        store.put("d", [make_tree(tmp_path / "again", {"copy.csv": files["a/one.csv"]})])
+    assert "damaged" in caplog.text
+    moved = store.catalog.blob(oid)
+    assert moved is not None and moved.pack != ref.pack
+    assert store.read_bytes("d@v1", "a/one.csv") == files["a/one.csv"]
+    report = store.fsck()
+    assert [p["kind"] for p in report["problems"]] == ["pack"]  # the old pack is still bad
+    assert report["problems"][0]["affected"] == []  # but no one needs it any more
+
+
+def test_gc_removes_packs_nothing_needs_and_keeps_the_rest(store: Store, tmp_path: Path) -> None:
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "one", {"old.csv": b"a,b\n1,2\n"})])
+    store.snapshot("d", tag="v1")
+    first = set(_pack_files(store.root))
+    store.put("d", [make_tree(tmp_path / "two", {"new.csv": b"a,b\n3,4\n"})])
+    store.rm("d", ["old.csv"])
+    store.snapshot("d", tag="v2")
+    both = set(_pack_files(store.root))
+    assert len(both) == 2
+    assert store.gc(0)["packs_removed"] == 0  # v1 still holds old.csv
+    store.forget("d", ["v1"])
+    dry = store.gc(0, dry_run=True)
+    assert dry["packs_removed"] == 1 and dry["bytes_freed"] == sum(p.stat().st_size for p in first)
+    assert set(_pack_files(store.root)) == both
+    done = store.gc(0)
+    assert done["packs_removed"] == 1 and done["objects_removed"] == 1
+    assert set(_pack_files(store.root)) == both - first
+    assert store.read_bytes("d@v2", "new.csv") == b"a,b\n3,4\n"
+    assert store.fsck()["ok"]
+
+
+def test_a_pack_no_commit_names_goes_after_the_grace_period(store: Store, tmp_path: Path) -> None:
+    """A writer killed between storing a pack and its commit leaves an orphan."""
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "one", {"a.csv": b"a\n1\n"})])
+    (pack,) = _pack_files(store.root)
+    orphan = pack.with_name("0" * 30)
+    orphan.write_bytes(pack.read_bytes())
+    assert store.gc(3600)["packs_removed"] == 0  # young: may be a commit in flight
+    assert store.gc(0)["packs_removed"] == 1
+    assert _pack_files(store.root) == [pack]
+
+
+def test_a_failed_import_leaves_no_pack(store: Store, tmp_path: Path) -> None:
+    """Extensions are checked after the files are stored, before the commit: the packs
+    written meanwhile go (no index row can name them)."""
+    store.create_dataset("d")
+    store.update_dataset("d", rules={"allow_extensions": ["csv"]})
+    src = make_tree(tmp_path / "src", {"ok.csv": b"a\n1\n", "later.csv": b"b\n2\n"})
+    store.put("d", [src])
+    packs = _pack_files(store.root)
+    (src / "new.csv").write_bytes(b"c\n3\n")
+    (src / "bad.bin").write_bytes(b"\x00\x01")
+    with pytest.raises(DatastoreError):
+        store.put("d", [src])
+    assert _pack_files(store.root) == packs
+    assert list((store.root / "packs" / "tmp").iterdir()) == []
+
+
+def test_a_packed_table_answers_analytics(store: Store, tmp_path: Path) -> None:
+    from datastore import Analytics
+
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "src", {"t.csv": b"a,b\n1,x\n2,y\n3,z\n"})])
+    stats = Analytics(store).stats("d", "t.csv")
+    assert stats["row_count"] == 3
