@@ -606,11 +606,11 @@ class Store:
                 self.objects.sync()  # loose objects and packs: one filesystem
             if plan.links:
                 self._require_format(LINKS_FORMAT)
-            if batch.refs:
+            if batch.refs or batch.chunked:
                 self._require_format(PACKS_FORMAT)
             with self.catalog.write() as db:
                 self._dataset_in(db, name)
-                self.catalog.add_blobs(db, batch.packs, batch.refs, batch.repaired)
+                self.catalog.add_blobs(db, batch.packs, batch.refs, batch.repaired, batch.chunked)
                 if staged_rows:
                     self.catalog.stage(db, row.id, staged_rows)
                     self.catalog.update_dataset(db, row.id, updated_at=utc_now())

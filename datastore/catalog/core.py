@@ -26,7 +26,7 @@ from datastore.storage.lru import BoundedCache
 from datastore.storage.manifest import RangeId, RangeRef
 from datastore.storage.packs import BlobRef
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 UNSTAGED_KEEP_SECONDS = 3600  # how long a watcher may take to see a dropped staged row
 
 MIGRATIONS: dict[int, str] = {
@@ -227,6 +227,14 @@ MIGRATIONS: dict[int, str] = {
         codec INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX blobs_by_pack ON blobs (pack);
+    """,
+    # format 3: large files as lists of content-defined chunks (datastore/storage/chunker.py)
+    8: """
+    CREATE TABLE chunked (
+        id TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        chunks BLOB NOT NULL
+    ) WITHOUT ROWID;
     """,
 }
 
@@ -989,16 +997,42 @@ class Catalog:
         ).fetchone()
         return None if row is None else BlobRef(blob_id, *row)
 
+    def blobs(self, blob_ids: Sequence[str]) -> dict[str, BlobRef]:
+        """The index rows of many blobs at once (a chunked object's chunks)."""
+        found: dict[str, BlobRef] = {}
+        for i in range(0, len(blob_ids), 500):
+            part = blob_ids[i : i + 500]
+            for r in self.db.execute(
+                "SELECT id, pack, offset, length, raw_length, codec FROM blobs"
+                f" WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                found[r[0]] = BlobRef(*r)
+        return found
+
+    def chunk_list(self, oid: str) -> tuple[int, bytes] | None:
+        """(size, encoded chunk list) of a chunked object."""
+        row = self.db.execute("SELECT size, chunks FROM chunked WHERE id=?", (oid,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def chunked_objects(self) -> Iterator[tuple[str, int, bytes]]:
+        yield from self.db.execute("SELECT id, size, chunks FROM chunked")
+
     def add_blobs(
         self,
         db: sqlite3.Connection,
         packs: dict[str, int],
         refs: Sequence[BlobRef],
         repaired: Collection[str] = (),
+        chunked: dict[str, tuple[int, bytes]] | None = None,
     ) -> None:
-        """Index new packs' blobs. A blob already indexed keeps its row (another writer
-        stored it first; this copy is dead bytes until a repack), unless its stored copy
-        was found damaged: then the intact new copy replaces it."""
+        """Index new packs' blobs and chunked objects. A blob already indexed keeps its
+        row (another writer stored it first; this copy is dead bytes until a repack),
+        unless its stored copy was found damaged: then the intact new copy replaces it."""
+        db.executemany(
+            "INSERT OR IGNORE INTO chunked (id, size, chunks) VALUES (?,?,?)",
+            [(oid, size, chunks) for oid, (size, chunks) in (chunked or {}).items()],
+        )
         counts: dict[str, int] = {}
         for r in refs:
             counts[r.pack] = counts.get(r.pack, 0) + 1
@@ -1033,6 +1067,9 @@ class Catalog:
             "SELECT id, pack, offset, length, raw_length, codec FROM blobs ORDER BY pack, offset"
         ):
             yield BlobRef(*r)
+
+    def drop_chunked(self, db: sqlite3.Connection, oids: Sequence[str]) -> None:
+        db.executemany("DELETE FROM chunked WHERE id=?", [(o,) for o in oids])
 
     def drop_packs(self, db: sqlite3.Connection, packs: Sequence[str]) -> None:
         """Forget packs gc removes, with every blob row that still places a blob in one."""

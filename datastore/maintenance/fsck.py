@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from datastore.errors import StoreCorrupt
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import range_files
-from datastore.storage import codec
+from datastore.storage import chunker, codec
 from datastore.storage.arrow import pa, pc
 from datastore.storage.manifest import join_path
 from datastore.storage.objects import HasherFactory
 from datastore.storage.packs import BlobRef, read_header
+from datastore.storage.reader import iter_chunks
 
 
 def check(parts: Parts, progress: Callable[[int, int], None]) -> dict[str, Any]:
@@ -35,9 +37,11 @@ def check(parts: Parts, progress: Callable[[int, int], None]) -> dict[str, Any]:
         if i % 256 == 0 or i == len(loose) - 1:
             progress(i + 1, len(loose))
     packed, pack_problems = _check_packs(parts)
+    chunked, owners = _check_chunked(parts, packed)
     # reads take a loose copy first: a damaged one is damage even beside an intact blob
-    present = loose | set(packed)
+    present = loose | set(packed) | set(chunked)
     corrupt |= {b for b, ok in packed.items() if not ok and b not in loose}
+    corrupt |= {o for o, ok in chunked.items() if not ok and o not in loose and o not in packed}
     referenced = set(parts.catalog.staged_objects())
     for rid in good_ranges:
         referenced |= set(range_files(parts.manifests, rid)["object"].to_pylist())
@@ -49,7 +53,8 @@ def check(parts: Parts, progress: Callable[[int, int], None]) -> dict[str, Any]:
     bad = (corrupt & referenced) | missing
     where = _where(parts, good_ranges, bad) if bad else {}
     for pack, state, blobs in pack_problems:
-        affected = [a for b in sorted(blobs & bad) for a in where.get(b, [])]
+        needing = {o for b in blobs for o in owners.get(b, ()) if o in bad} | (blobs & bad)
+        affected = [a for o in sorted(needing) for a in where.get(o, [])]
         problems.append({"kind": "pack", "id": pack, "problem": state, "affected": affected})
     for oid in sorted(bad):
         problems.append(
@@ -88,6 +93,32 @@ def _check_packs(parts: Parts) -> tuple[dict[str, bool], list[tuple[str, str, se
         if state != "ok":
             problems.append((pack, state, {r.id for r in refs}))
     return intact, problems
+
+
+def _check_chunked(
+    parts: Parts, packed: dict[str, bool]
+) -> tuple[dict[str, bool], dict[str, set[str]]]:
+    """Every chunked object -> intact (each chunk indexed and intact, and their bytes in
+    order hashing to the object id), and the chunked objects each chunk belongs to."""
+    intact: dict[str, bool] = {}
+    owners: dict[str, set[str]] = {}
+    for oid, _, encoded in parts.catalog.chunked_objects():
+        chunks = chunker.decode(encoded)
+        for c, _ in chunks:
+            owners.setdefault(c, set()).add(oid)
+        intact[oid] = all(packed.get(c, False) for c, _ in chunks) and _rehash(parts, oid)
+    return intact, owners
+
+
+def _rehash(parts: Parts, oid: str) -> bool:
+    h = parts.objects.hasher()
+    try:
+        with parts.content.reader(oid) as reader:
+            for piece in iter_chunks(reader):
+                h.update(piece)
+    except (StoreCorrupt, OSError, EOFError):
+        return False
+    return h.hexdigest() == oid
 
 
 def _pack_state(

@@ -16,6 +16,7 @@ from typing import Any
 from datastore.errors import StoreCorrupt
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import live_objects
+from datastore.storage import chunker
 from datastore.storage.locks import flock
 from datastore.storage.objects import TEMP_MIN_AGE
 
@@ -60,24 +61,28 @@ def collect(
             if t.mtime < temp_cutoff and parts.content.packs.remove_idle_temp(t.key, dry_run)
         ]
         cached = parts.content.expire_cache(cutoff, dry_run)
+        dead_lists = [oid for oid, _, _ in parts.catalog.chunked_objects() if oid not in live]
         if not dry_run:
             for oid, _ in dead_objects:
                 parts.objects.remove(oid)
             with parts.catalog.write() as db:  # index rows go before their packs
+                parts.catalog.drop_chunked(db, dead_lists)
                 parts.catalog.drop_packs(db, list(dead_packs))
             for pack in dead_packs:
                 parts.content.packs.delete(pack)
-            parts.catalog.forget_analyses([oid for oid, _ in dead_objects] + dead_blobs)
+            parts.catalog.forget_analyses(
+                [oid for oid, _ in dead_objects] + dead_blobs + dead_lists
+            )
             for rid in dead_ranges:
                 parts.manifests.path(rid).unlink(missing_ok=True)
     return {
         "dry_run": dry_run,
-        "objects_removed": len(dead_objects) + len(dead_blobs),
+        "objects_removed": len(dead_objects) + len(dead_blobs) + len(dead_lists),
         "ranges_removed": len(dead_ranges),
         "packs_removed": len(dead_packs),
         "temp_files_removed": len(stale_tmp) + len(stale_packs) + cached,
         "bytes_freed": sum(size for _, size in dead_objects) + sum(dead_packs.values()),
-        "objects": [oid for oid, _ in dead_objects] + dead_blobs if dry_run else [],
+        "objects": [oid for oid, _ in dead_objects] + dead_blobs + dead_lists if dry_run else [],
         "ranges": list(dead_ranges) if dry_run else [],
     }
 
@@ -87,6 +92,10 @@ def _dead_packs(parts: Parts, live: set[str], cutoff: float) -> tuple[dict[str, 
     packs made before ``cutoff``, and pack files no index row names (a writer died
     between storing the pack and its commit) older than it."""
     indexed = parts.catalog.packs()
+    live = set(live)
+    for oid, _, chunks in parts.catalog.chunked_objects():
+        if oid in live:
+            live.update(c for c, _ in chunker.decode(chunks))
     holds_live: set[str] = set()
     blobs: dict[str, list[str]] = {}
     for ref in parts.catalog.blob_refs():

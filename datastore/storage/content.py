@@ -8,29 +8,42 @@ reader never finds neither. Imports write small files straight into packs throug
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import logging
 import os
 import secrets
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
-from datastore.errors import HashCollision
-from datastore.storage import codec
+from datastore.errors import HashCollision, StoreCorrupt
+from datastore.storage import chunker, codec
 from datastore.storage.backend import Backend
 from datastore.storage.objects import HEAD_BYTES, ObjectId, ObjectStore, missing
 from datastore.storage.packs import PACK_TARGET, BlobRef, PackWriter
-from datastore.storage.reader import BytesReader, FileReader, ObjectReader, copy_to_fd
+from datastore.storage.reader import (
+    BytesReader,
+    FileReader,
+    ObjectReader,
+    copy_to_fd,
+    iter_chunks,
+)
 
 PACKED_MAX = 1 << 20  # files up to this size are one blob in a pack
 log = logging.getLogger("ds.content")
 
 
 class BlobIndex(Protocol):
-    """Where blobs are (the catalog keeps it)."""
+    """Where blobs are, and which objects are lists of chunks (the catalog keeps both)."""
 
     def blob(self, blob_id: str) -> BlobRef | None: ...
+
+    def blobs(self, blob_ids: Sequence[str]) -> dict[str, BlobRef]: ...
+
+    def chunk_list(self, oid: str) -> tuple[int, bytes] | None: ...
 
 
 class ContentStore:
@@ -82,10 +95,13 @@ class ContentStore:
         loose = self.objects.reader(oid)
         if loose is not None:
             return loose
-        for _ in range(2):  # a repack may move the blob between the lookup and the open
+        for _ in range(2):  # a repack may move a blob between the lookup and the open
             ref = self.index.blob(oid)
             if ref is None:
-                break
+                listed = self.index.chunk_list(oid)
+                if listed is None:
+                    break
+                return ChunkedReader(self, oid, chunker.decode(listed[1]))
             try:
                 fd = self.packs.open_fd(ref.pack)
             except FileNotFoundError:
@@ -104,7 +120,7 @@ class ContentStore:
         try:
             self.objects.flush(ObjectId(oid))
         except FileNotFoundError:
-            if self.index.blob(oid) is None:
+            if self.index.blob(oid) is None and self.index.chunk_list(oid) is None:
                 raise missing(oid) from None
 
     def read_blob(self, ref: BlobRef) -> bytes:
@@ -118,10 +134,87 @@ class ContentStore:
         if self.objects.plausible(oid, size):
             return True
         ref = self.index.blob(oid)
-        return ref is not None and ref.raw_length == size
+        if ref is not None:
+            return ref.raw_length == size
+        listed = self.index.chunk_list(oid)
+        return listed is not None and listed[0] == size
 
     def batch(self) -> ImportBatch:
         return ImportBatch(self)
+
+
+class ChunkedReader(ObjectReader):
+    """A chunked object: each read finds the chunks it covers (a bisect of their
+    offsets) and reads only those, raw ones straight from their pack, compressed ones
+    decoded once (the last few are kept: the mount reads a chunk in several requests).
+    Shared by the mount's threads, so its descriptors and decoded chunks take a lock."""
+
+    KEEP = 4  # decoded chunks kept
+
+    def __init__(self, content: ContentStore, oid: str, chunks: list[tuple[str, int]]) -> None:
+        refs = content.index.blobs(sorted({c for c, _ in chunks}))
+        absent = [c for c, _ in chunks if c not in refs]
+        if absent:
+            raise StoreCorrupt(f"chunk {absent[0]} of object {oid} is missing; run ds fsck")
+        self.content = content
+        self.refs = [refs[c] for c, _ in chunks]
+        self.starts = list(itertools.accumulate((n for _, n in chunks), initial=0))
+        self.size = self.starts[-1]
+        self._fds: dict[str, int] = {}
+        self._decoded: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+
+    def readinto(self, view: memoryview, offset: int) -> int:
+        done = 0
+        i = bisect.bisect_right(self.starts, offset) - 1
+        while done < len(view) and 0 <= i < len(self.refs):
+            ref = self.refs[i]
+            within = offset + done - self.starts[i]
+            n = min(len(view) - done, ref.raw_length - within)
+            if ref.codec == codec.RAW:
+                n = os.preadv(self._fd(ref.pack), [view[done : done + n]], ref.offset + within)
+                if n <= 0:
+                    raise StoreCorrupt(f"chunk {ref.id} is cut short in pack {ref.pack}")
+            else:
+                view[done : done + n] = self._chunk(i)[within : within + n]
+            done += n
+            if within + n >= ref.raw_length:
+                i += 1
+        return done
+
+    def _fd(self, pack: str) -> int:
+        with self._lock:
+            fd = self._fds.get(pack)
+            if fd is None:
+                try:
+                    fd = self._fds[pack] = self.content.packs.open_fd(pack)
+                except FileNotFoundError:
+                    raise StoreCorrupt(f"pack {pack} is missing; run ds fsck") from None
+            return fd
+
+    def _chunk(self, i: int) -> bytes:
+        with self._lock:
+            data = self._decoded.get(i)
+        if data is None:
+            try:
+                data = self.content.read_blob(self.refs[i])
+            except (OSError, ValueError) as exc:
+                raise StoreCorrupt(f"chunk {self.refs[i].id} is damaged: {exc}") from exc
+            with self._lock:
+                if len(self._decoded) >= self.KEEP:
+                    self._decoded.pop(next(iter(self._decoded)))
+                self._decoded[i] = data
+        return data
+
+    def span(self) -> tuple[int, int] | None:
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+            self._decoded.clear()
 
 
 def _decode(ref: BlobRef, stored: bytes) -> bytes:
@@ -131,16 +224,18 @@ def _decode(ref: BlobRef, stored: bytes) -> bytes:
 
 
 class ImportBatch:
-    """The blobs one import writes: small files appended to packs (one open pack per
-    thread), large ones stored loose. Nothing it writes is referenced until the caller
-    commits :attr:`refs` with its staged rows; :meth:`discard` drops its packs after a
-    failure (no index row can name them yet). Safe to use from several threads."""
+    """The blobs one import writes: small files whole, large ones cut into chunks, all
+    appended to packs (one open pack per thread). Nothing it writes is referenced until
+    the caller commits :attr:`refs` and :attr:`chunked` with its staged rows;
+    :meth:`discard` drops its packs after a failure (no index row can name them yet).
+    Safe to use from several threads."""
 
     def __init__(self, content: ContentStore) -> None:
         self.content = content
         self.refs: list[BlobRef] = []
         self.repaired: set[str] = set()  # indexed blobs found corrupt: their rows are replaced
         self.packs: dict[str, int] = {}  # sealed pack -> its size
+        self.chunked: dict[str, tuple[int, bytes]] = {}  # object -> (size, chunk list)
         self._lock = threading.Lock()
         self._writers: dict[int, PackWriter] = {}
         self._pending: dict[str, tuple[PackWriter, int] | BlobRef] = {}
@@ -149,14 +244,56 @@ class ImportBatch:
         """Store one local file; (object id, size, its first bytes for categorizing)."""
         with open(src, "rb") as f:
             if os.fstat(f.fileno()).st_size > PACKED_MAX:
-                return self.content.objects.import_file(src)
+                return self._chunks(f)
             data = f.read()
         return self.put(data), len(data), data[:HEAD_BYTES]
 
     def put(self, data: bytes) -> ObjectId:
         oid = self.content.objects.hash_bytes(data)
-        if self._known(oid, data):
-            return oid
+        if not self._known(oid, data, loose=True):
+            self._append(oid, data)
+        return oid
+
+    def _chunks(self, f: BinaryIO) -> tuple[ObjectId, int, bytes]:
+        """Cut a large file into chunks, store the new ones, and note its chunk list. A
+        chunk is only ever a blob in a pack: a loose object with the same bytes does not
+        count, as a chunk list is read through the index alone."""
+        hasher = self.content.objects.hasher
+        whole = hasher()
+        chunks: list[tuple[str, int]] = []
+        head = b""
+        for data in chunker.cut(f):
+            whole.update(data)
+            head = head or bytes(data[:HEAD_BYTES])
+            h = hasher()
+            h.update(data)
+            cid = h.hexdigest()
+            if not self._known(cid, data, loose=False):
+                self._append(cid, data)
+            chunks.append((cid, len(data)))
+        oid = ObjectId(whole.hexdigest())
+        size = sum(n for _, n in chunks)
+        encoded = chunker.encode(chunks)
+        self._check_list(oid, size, encoded, f)
+        with self._lock:
+            self.chunked[oid] = (size, encoded)
+        return oid, size, head
+
+    def _check_list(self, oid: ObjectId, size: int, encoded: bytes, f: BinaryIO) -> None:
+        """An object of this id already chunked differently (other chunker parameters, a
+        collision) is compared byte for byte before it is taken as the same."""
+        listed = self.content.index.chunk_list(oid)
+        if listed is None or listed[1] == encoded:
+            return
+        f.seek(0)
+        with self.content.reader(oid) as stored:
+            if stored.size == size and all(
+                piece == f.read(len(piece)) for piece in iter_chunks(stored)
+            ):
+                return
+        raise HashCollision(f"different content hashes to existing object {oid}; refusing to merge")
+
+    def _append(self, oid: str, data: bytes | memoryview) -> None:
         tid = threading.get_ident()
         with self._lock:
             writer = self._writers.get(tid)
@@ -169,7 +306,6 @@ class ImportBatch:
             self._pending.setdefault(oid, (writer, position))
             if writer.size >= PACK_TARGET:
                 self._seal(tid)
-        return oid
 
     def finish(self) -> None:
         """Seal every open pack (unflushed: the caller syncs the batch once)."""
@@ -199,13 +335,14 @@ class ImportBatch:
             if isinstance(pending, tuple) and pending[0] is writer:
                 self._pending[ref.id] = ref
 
-    def _known(self, oid: ObjectId, data: bytes) -> bool:
-        """True when the store or this batch already holds exactly these bytes. Verified
-        before reuse (xxh3 is not cryptographic): different intact bytes under the id are
-        a ``hash_collision``; a damaged stored copy is replaced by these bytes."""
+    def _known(self, oid: str, data: bytes | memoryview, loose: bool) -> bool:
+        """True when the store (with ``loose``, a loose object too) or this batch already
+        holds exactly these bytes. Verified before reuse (xxh3 is not cryptographic):
+        different intact bytes under the id are a ``hash_collision``; a damaged stored
+        copy is replaced by these bytes."""
         objects = self.content.objects
-        if objects.exists(oid):
-            objects.put_bytes(data, durable=False)  # compares; repairs a damaged object
+        if loose and objects.exists(oid):
+            objects.put_bytes(bytes(data), durable=False)  # compares; repairs a damaged one
             return True
         with self._lock:
             pending = self._pending.get(oid)
@@ -229,7 +366,7 @@ class ImportBatch:
         self.repaired.add(oid)
         return False
 
-    def _same(self, oid: str, data: bytes, stored: bytes) -> bool:
+    def _same(self, oid: str, data: bytes | memoryview, stored: bytes) -> bool:
         if stored == data:
             return True
         if self.content.objects.hash_bytes(stored) == oid:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 from pathlib import Path
 
 import pytest
 
 from datastore import DatastoreError, HashCollision, Store
-from datastore.storage.content import PACKED_MAX
+from datastore.storage import chunker
 from datastore.storage.packs import read_header
+from datastore.storage.reader import read_at
 from tests.conftest import ConstantHash, make_tree
 
 
@@ -73,15 +75,6 @@ def test_a_second_import_of_the_same_bytes_stores_nothing_new(store: Store, tmp_
     before = (_pack_files(store.root), store.catalog.blob_count())
     store.put("b", [make_tree(tmp_path / "two", files)])  # other paths, no import cache
     assert (_pack_files(store.root), store.catalog.blob_count()) == before
-
-
-def test_files_above_the_pack_limit_stay_whole_objects(store: Store, tmp_path: Path) -> None:
-    big = os.urandom(PACKED_MAX + 1)
-    store.create_dataset("d")
-    store.put("d", [make_tree(tmp_path / "src", {"big.bin": big})])
-    oid = store.stat("d", "big.bin").file_object()
-    assert list(store.objects.iter_ids()) == [oid]
-    assert store.read_bytes("d", "big.bin") == big
 
 
 def test_a_forced_collision_with_a_packed_blob_is_refused(tmp_path: Path) -> None:
@@ -235,3 +228,119 @@ def test_a_packed_table_answers_analytics(store: Store, tmp_path: Path) -> None:
     store.put("d", [make_tree(tmp_path / "src", {"t.csv": b"a,b\n1,x\n2,y\n3,z\n"})])
     stats = Analytics(store).stats("d", "t.csv")
     assert stats["row_count"] == 3
+
+
+# chunked objects ------------------------------------------------------------------
+
+
+def _stored_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in _pack_files(root))
+
+
+def _rows(n: int, seed: int = 0) -> bytes:
+    """CSV-like text that zstd cannot squeeze much (random digits)."""
+    rnd = random.Random(seed)
+    return b"".join(b"%d,%d,%d\n" % (i, rnd.getrandbits(60), rnd.getrandbits(60)) for i in range(n))
+
+
+def test_a_large_file_is_cut_into_chunks_and_reads_back_anywhere(
+    store: Store, tmp_path: Path
+) -> None:
+    data = _rows(200_000)  # ~8 MB
+    assert len(data) > 4 * chunker.CHUNK_MAX // 2
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "src", {"big.csv": data})])
+    oid = store.stat("d", "big.csv").file_object()
+    listed = store.catalog.chunk_list(oid)
+    assert listed is not None and listed[0] == len(data)
+    chunks = chunker.decode(listed[1])
+    assert len(chunks) > 2 and all(n <= chunker.CHUNK_MAX for _, n in chunks)
+    assert list(store.objects.iter_ids()) == []
+    rnd = random.Random(1)
+    with store.open_object(oid) as reader:
+        assert reader.size == len(data)
+        for _ in range(200):
+            at = rnd.randrange(len(data))
+            n = rnd.choice([1, 4096, 131072, 1 << 20, 3 << 20])
+            assert read_at(reader, n, at) == data[at : at + n]
+    assert store.read_bytes("d", "big.csv") == data
+    store.snapshot("d", tag="v1")
+    store.checkout("d@v1", tmp_path / "co")
+    assert (tmp_path / "co" / "big.csv").read_bytes() == data
+    assert store.fsck()["ok"]
+
+
+def test_appending_to_a_large_file_stores_about_the_appended_bytes(
+    store: Store, tmp_path: Path
+) -> None:
+    """A table that grows by appending costs the appended bytes and the one chunk the
+    old end sat in, not a second copy."""
+    data = _rows(500_000)  # ~20 MB
+    src = make_tree(tmp_path / "src", {"t.csv": data})
+    store.create_dataset("d")
+    store.put("d", [src])
+    store.snapshot("d", tag="v1")
+    before = _stored_bytes(store.root)
+    more = _rows(5_000, seed=2)  # 1%
+    (src / "t.csv").write_bytes(data + more)
+    store.put("d", [src])
+    store.snapshot("d", tag="v2")
+    grown = _stored_bytes(store.root) - before
+    assert grown <= len(more) + chunker.CHUNK_MAX + 4096
+    assert store.read_bytes("d@v2", "t.csv") == data + more
+    assert store.read_bytes("d@v1", "t.csv") == data
+
+
+def test_an_insertion_in_a_large_file_stores_the_chunks_around_it(
+    store: Store, tmp_path: Path
+) -> None:
+    data = os.urandom(12 << 20)
+    src = make_tree(tmp_path / "src", {"blob.bin": data})
+    store.create_dataset("d")
+    store.put("d", [src])
+    before = _stored_bytes(store.root)
+    changed = data[: 5 << 20] + os.urandom(4096) + data[5 << 20 :]
+    (src / "blob.bin").write_bytes(changed)
+    store.put("d", [src])
+    assert _stored_bytes(store.root) - before <= 4096 + 2 * chunker.CHUNK_MAX + 4096
+    assert store.read_bytes("d", "blob.bin") == changed
+
+
+def test_a_damaged_chunk_names_every_file_that_holds_it(store: Store, tmp_path: Path) -> None:
+    data = _rows(150_000)
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "src", {"a.csv": data, "copy/a.csv": data})])
+    store.snapshot("d", tag="v1")
+    oid = store.stat("d", "a.csv").file_object()
+    listed = store.catalog.chunk_list(oid)
+    assert listed is not None
+    first = store.catalog.blob(chunker.decode(listed[1])[0][0])
+    assert first is not None
+    pack = store.root / "packs" / first.pack[:2] / first.pack[2:]
+    _damage(pack, first.offset + 1)
+    report = store.fsck()
+    assert not report["ok"]
+    (obj,) = [p for p in report["problems"] if p["kind"] == "object"]
+    assert obj["id"] == oid and obj["problem"] == "corrupt"
+    assert {a["path"] for a in obj["affected"]} == {"a.csv", "copy/a.csv"}
+    (bad_pack,) = [p for p in report["problems"] if p["kind"] == "pack"]
+    assert {a["path"] for a in bad_pack["affected"]} == {"a.csv", "copy/a.csv"}
+    with pytest.raises(DatastoreError):
+        store.read_bytes("d@v1", "a.csv")
+
+
+def test_gc_keeps_chunks_a_live_version_shares(store: Store, tmp_path: Path) -> None:
+    data = _rows(150_000)
+    src = make_tree(tmp_path / "src", {"t.csv": data})
+    store.create_dataset("d")
+    store.put("d", [src])
+    store.snapshot("d", tag="v1")
+    (src / "t.csv").write_bytes(data + b"1,2,3\n")
+    store.put("d", [src])
+    store.snapshot("d", tag="v2")
+    store.forget("d", ["v1"])
+    report = store.gc(0)
+    assert report["objects_removed"] >= 1  # v1's chunk list and its old last chunk
+    assert store.catalog.chunk_list(store.stat("d@v2", "t.csv").file_object()) is not None
+    assert store.read_bytes("d@v2", "t.csv") == data + b"1,2,3\n"
+    assert store.fsck()["ok"]
