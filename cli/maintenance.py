@@ -1,4 +1,4 @@
-"""Store upkeep: gc, fsck, du."""
+"""Store upkeep: gc, fsck, du, upgrade."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from .common import Output, common_options, human_size, table
 @click.option("--grace", default="15m", show_default=True, help="Spare anything younger.")
 @common_options
 def gc_cmd(out: Output, dry_run: bool, grace: str) -> None:
-    """Delete objects and ranges that no snapshot, head or staged file references.
+    """Delete objects and ranges that no snapshot, head or staged file references, then
+    pack objects kept as their own files (older than the grace period).
 
     Safe while the daemon, mounts and uploads run.
 
@@ -27,11 +28,33 @@ def gc_cmd(out: Output, dry_run: bool, grace: str) -> None:
     """
     with out.progress("gc") as progress:
         report = out.store.gc(names.duration(grace), dry_run, progress)
-    verb = "would remove" if dry_run else "removed"
+    verb, pack = ("would remove", "would pack") if dry_run else ("removed", "packed")
     out.emit(
         report,
         f"{verb} {report['objects_removed']} objects and {report['ranges_removed']} ranges,"
-        f" {human_size(report['bytes_freed'])}",
+        f" {human_size(report['bytes_freed'])}; {pack} {report['objects_packed']} loose"
+        f" objects, {human_size(report['bytes_packed'])}",
+    )
+
+
+@click.command("upgrade")
+@common_options
+def upgrade_cmd(out: Output) -> None:
+    """Bring the store to the current format now: pack every object kept as its own file.
+
+    ds gc does the same for objects older than its grace period; an older store opens
+    and works without either. Writers wait while it runs, as during gc.
+
+    \b
+    Example:
+      ds upgrade
+    """
+    with out.progress("upgrade") as progress:
+        report = out.store.upgrade(progress)
+    out.emit(
+        report,
+        f"store format {report['format']}: packed {report['objects_packed']} objects,"
+        f" {human_size(report['bytes_packed'])}",
     )
 
 
@@ -98,4 +121,4 @@ def du_cmd(out: Output, name: str | None) -> None:
 
 _KEYS = ("logical_bytes", "physical_bytes", "exclusive_bytes")
 
-COMMANDS = [gc_cmd, fsck_cmd, du_cmd]
+COMMANDS = [gc_cmd, fsck_cmd, du_cmd, upgrade_cmd]

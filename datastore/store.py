@@ -206,7 +206,7 @@ class Store:
         lost = [
             f
             for f in self.catalog.unsynced_files()
-            if not self.objects.has_size(f["object"], f["size"])
+            if not self.content.has_size(f["object"], f["size"])
         ]
         if not lost:
             return
@@ -1385,7 +1385,27 @@ class Store:
     ) -> dict[str, Any]:
         from datastore.maintenance.gc import collect
 
-        return collect(self.parts, grace_seconds, dry_run, progress)
+        return collect(
+            self.parts,
+            grace_seconds,
+            dry_run,
+            progress,
+            lambda: self._require_format(PACKS_FORMAT),
+        )
+
+    def upgrade(self, progress: Progress = _no_progress) -> dict[str, Any]:
+        """Bring the store to the current format now: ``FORMAT`` rewritten, every live
+        loose object packed (gc would pack them once older than its grace period).
+        Writers wait meanwhile, as during gc."""
+        from datastore.maintenance.packing import pack_loose
+        from datastore.maintenance.references import live_objects
+
+        with flock(self.locks / "gc.lock", exclusive=True):
+            self._require_format(PACKS_FORMAT)
+            live = live_objects(self.parts, self.catalog.all_range_ids())
+            loose = [oid for oid in self.objects.iter_ids() if oid in live]
+            report = pack_loose(self.parts, loose, False, progress)
+        return {"format": self.format_version, **report}
 
     def fsck(self, progress: Progress = _no_progress) -> dict[str, Any]:
         from datastore.maintenance.fsck import check

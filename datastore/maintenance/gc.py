@@ -14,16 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from datastore.errors import StoreCorrupt
+from datastore.maintenance.packing import pack_loose
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import live_objects
+from datastore.maintenance.repack import repack
 from datastore.storage import chunker
 from datastore.storage.locks import flock
 from datastore.storage.objects import TEMP_MIN_AGE
 
 
 def collect(
-    parts: Parts, grace_seconds: float, dry_run: bool, progress: Callable[[int, int], None]
+    parts: Parts,
+    grace_seconds: float,
+    dry_run: bool,
+    progress: Callable[[int, int], None],
+    before_packing: Callable[[], None],
 ) -> dict[str, Any]:
+    """Sweep what nothing references, then pack the live loose objects older than the
+    grace period (``before_packing`` is called first when there are any: the store's
+    format must allow packs)."""
     cutoff = time.time() - grace_seconds
     with flock(parts.locks / "gc.lock", exclusive=True):
         live_ranges = parts.catalog.all_range_ids()
@@ -46,21 +55,9 @@ def collect(
                 dead_objects.append((oid, _size(path)))
             if i % 1024 == 0 or i == len(candidates) - 1:
                 progress(i + 1, len(candidates))
-        dead_packs, dead_blobs = _dead_packs(parts, live, cutoff)
-        temps = [*parts.objects.iter_temp(), *(parts.manifests.root / "tmp").iterdir()]
-        # a temp its writer holds open is in flight, however old
-        temp_cutoff = min(cutoff, time.time() - TEMP_MIN_AGE)
-        stale_tmp = [
-            p
-            for p in temps
-            if _older(p, temp_cutoff) and parts.objects.remove_idle_temp(p, dry_run)
-        ]
-        stale_packs = [
-            t.key
-            for t in parts.content.packs.temps()
-            if t.mtime < temp_cutoff and parts.content.packs.remove_idle_temp(t.key, dry_run)
-        ]
-        cached = parts.content.expire_cache(cutoff, dry_run)
+        live_blobs = _with_chunks(parts, live)
+        dead_packs, dead_blobs = _dead_packs(parts, live_blobs, cutoff)
+        scratch = _stale_temps(parts, cutoff, dry_run) + parts.content.expire_cache(cutoff, dry_run)
         dead_lists = [oid for oid, _, _ in parts.catalog.chunked_objects() if oid not in live]
         if not dry_run:
             for oid, _ in dead_objects:
@@ -75,16 +72,48 @@ def collect(
             )
             for rid in dead_ranges:
                 parts.manifests.path(rid).unlink(missing_ok=True)
+        repacking = repack(parts, live_blobs, cutoff, dry_run)
+        loose = [
+            oid for oid in candidates if oid in live and _older(parts.objects.path(oid), cutoff)
+        ]
+        if loose and not dry_run:
+            before_packing()
+        packing = pack_loose(parts, loose, dry_run)
     return {
+        **packing,
+        **repacking,
         "dry_run": dry_run,
         "objects_removed": len(dead_objects) + len(dead_blobs) + len(dead_lists),
         "ranges_removed": len(dead_ranges),
         "packs_removed": len(dead_packs),
-        "temp_files_removed": len(stale_tmp) + len(stale_packs) + cached,
+        "temp_files_removed": scratch,
         "bytes_freed": sum(size for _, size in dead_objects) + sum(dead_packs.values()),
         "objects": [oid for oid, _ in dead_objects] + dead_blobs + dead_lists if dry_run else [],
         "ranges": list(dead_ranges) if dry_run else [],
     }
+
+
+def _stale_temps(parts: Parts, cutoff: float, dry_run: bool) -> int:
+    """Remove scratch files older than ``cutoff`` that no writer holds open (a temp its
+    writer holds is in flight, however old); how many."""
+    temp_cutoff = min(cutoff, time.time() - TEMP_MIN_AGE)
+    temps = [*parts.objects.iter_temp(), *(parts.manifests.root / "tmp").iterdir()]
+    removed = sum(
+        1 for p in temps if _older(p, temp_cutoff) and parts.objects.remove_idle_temp(p, dry_run)
+    )
+    packs = parts.content.packs
+    return removed + sum(
+        1 for t in packs.temps() if t.mtime < temp_cutoff and packs.remove_idle_temp(t.key, dry_run)
+    )
+
+
+def _with_chunks(parts: Parts, live: set[str]) -> set[str]:
+    """The live objects and every chunk of the live chunked ones: the live blobs."""
+    blobs = set(live)
+    for oid, _, chunks in parts.catalog.chunked_objects():
+        if oid in live:
+            blobs.update(c for c, _ in chunker.decode(chunks))
+    return blobs
 
 
 def _dead_packs(parts: Parts, live: set[str], cutoff: float) -> tuple[dict[str, int], list[str]]:
@@ -92,10 +121,6 @@ def _dead_packs(parts: Parts, live: set[str], cutoff: float) -> tuple[dict[str, 
     packs made before ``cutoff``, and pack files no index row names (a writer died
     between storing the pack and its commit) older than it."""
     indexed = parts.catalog.packs()
-    live = set(live)
-    for oid, _, chunks in parts.catalog.chunked_objects():
-        if oid in live:
-            live.update(c for c, _ in chunker.decode(chunks))
     holds_live: set[str] = set()
     blobs: dict[str, list[str]] = {}
     for ref in parts.catalog.blob_refs():

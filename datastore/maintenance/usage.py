@@ -2,7 +2,8 @@
 
 logical: the sizes of files as versions list them (a file in three snapshots counts
 three times; a head counts when it differs from its latest snapshot, as in
-``/v1/stats``); physical: the distinct objects a dataset, snapshot or head references;
+``/v1/stats``); physical: the distinct objects a dataset, snapshot or head references (a
+chunked object as its chunks, so shared chunks count once);
 exclusive: the part of physical no other dataset (or snapshot, or head) references,
 i.e. what deleting it would let gc free.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import range_files
+from datastore.storage import chunker
 from datastore.storage.manifest import KIND_FILE, AnyRange, RangeRef
 
 #: a dataset's head as its ranges (committed refs and staged tables) and whether it differs
@@ -49,6 +51,12 @@ def disk_usage(store: Parts, head_of: HeadOf, only: str | None) -> list[dict[str
         heads[row.name] = _head(store, head_of(row.name), objects_of, sizes)
         per_dataset.setdefault(row.name, set()).update(heads[row.name][2])
         per_snapshot[f"head:{row.name}"] = heads[row.name][2]  # a head holds objects too
+    # a chunked object counts as its chunks, so a chunk two files share is counted once
+    # and is exclusive to neither
+    units = _Units(store, sizes)
+    per_dataset = {k: units.of(v) for k, v in per_dataset.items()}
+    per_snapshot = {k: units.of(v) for k, v in per_snapshot.items()}
+    heads = {k: (b, d, units.of(objs)) for k, (b, d, objs) in heads.items()}
     dataset_refs = Counter(o for objs in per_dataset.values() for o in objs)
     snapshot_refs = Counter(o for objs in per_snapshot.values() for o in objs)
     out = []
@@ -85,6 +93,28 @@ def disk_usage(store: Parts, head_of: HeadOf, only: str | None) -> list[dict[str
             }
         )
     return out
+
+
+class _Units:
+    """What storage is counted in: a whole object, or each chunk of a chunked one (its
+    raw bytes either way; compression is not counted)."""
+
+    def __init__(self, store: Parts, sizes: dict[str, int]) -> None:
+        self.chunks = {
+            oid: chunker.decode(listed) for oid, _, listed in store.catalog.chunked_objects()
+        }
+        for listed in self.chunks.values():
+            sizes.update(listed)
+
+    def of(self, objects: set[str]) -> set[str]:
+        out: set[str] = set()
+        for oid in objects:
+            listed = self.chunks.get(oid)
+            if listed is None:
+                out.add(oid)
+            else:
+                out.update(c for c, _ in listed)
+        return out
 
 
 def _head(

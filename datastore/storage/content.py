@@ -127,17 +127,27 @@ class ContentStore:
         """A blob's bytes, decoded (ValueError or OSError when its pack is damaged)."""
         return _decode(ref, self.packs.get_range(ref.pack, ref.offset, ref.length))
 
-    def has(self, oid: str, size: int) -> bool:
-        """Stored whole with this size: what lets an import trust its cache and skip a
-        reread (a loose object also must have no hard link it may have been written
-        through)."""
-        if self.objects.plausible(oid, size):
+    def indexed(self, oid: str) -> bool:
+        """Packed, whole or as chunks (whatever a loose copy beside it says)."""
+        return self.index.blob(oid) is not None or self.index.chunk_list(oid) is not None
+
+    def has_size(self, oid: str, size: int) -> bool:
+        """Stored with this many bytes (what a write that was never flushed may lack)."""
+        if self.objects.has_size(oid, size):
             return True
         ref = self.index.blob(oid)
         if ref is not None:
             return ref.raw_length == size
         listed = self.index.chunk_list(oid)
         return listed is not None and listed[0] == size
+
+    def has(self, oid: str, size: int) -> bool:
+        """Stored whole with this size: what lets an import trust its cache and skip a
+        reread (a loose object also must have no hard link it may have been written
+        through)."""
+        if self.objects.plausible(oid, size):
+            return True
+        return not self.objects.exists(oid) and self.has_size(oid, size)
 
     def batch(self) -> ImportBatch:
         return ImportBatch(self)
@@ -152,19 +162,34 @@ class ChunkedReader(ObjectReader):
     KEEP = 4  # decoded chunks kept
 
     def __init__(self, content: ContentStore, oid: str, chunks: list[tuple[str, int]]) -> None:
-        refs = content.index.blobs(sorted({c for c, _ in chunks}))
-        absent = [c for c, _ in chunks if c not in refs]
-        if absent:
-            raise StoreCorrupt(f"chunk {absent[0]} of object {oid} is missing; run ds fsck")
         self.content = content
-        self.refs = [refs[c] for c, _ in chunks]
+        self.oid = oid
+        self.chunks = chunks
+        self.refs = self._lookup()
         self.starts = list(itertools.accumulate((n for _, n in chunks), initial=0))
         self.size = self.starts[-1]
         self._fds: dict[str, int] = {}
         self._decoded: dict[int, bytes] = {}
         self._lock = threading.Lock()
 
+    def _lookup(self) -> list[BlobRef]:
+        refs = self.content.index.blobs(sorted({c for c, _ in self.chunks}))
+        absent = [c for c, _ in self.chunks if c not in refs]
+        if absent:
+            raise StoreCorrupt(f"chunk {absent[0]} of object {self.oid} is missing; run ds fsck")
+        return [refs[c] for c, _ in self.chunks]
+
     def readinto(self, view: memoryview, offset: int) -> int:
+        try:
+            return self._read(view, offset)
+        except _Moved:  # a repack moved chunks since the lookup: look again, once
+            self.refs = self._lookup()
+        try:
+            return self._read(view, offset)
+        except _Moved as gone:
+            raise StoreCorrupt(f"pack {gone} is missing; run ds fsck") from None
+
+    def _read(self, view: memoryview, offset: int) -> int:
         done = 0
         i = bisect.bisect_right(self.starts, offset) - 1
         while done < len(view) and 0 <= i < len(self.refs):
@@ -189,7 +214,7 @@ class ChunkedReader(ObjectReader):
                 try:
                     fd = self._fds[pack] = self.content.packs.open_fd(pack)
                 except FileNotFoundError:
-                    raise StoreCorrupt(f"pack {pack} is missing; run ds fsck") from None
+                    raise _Moved(pack) from None
             return fd
 
     def _chunk(self, i: int) -> bytes:
@@ -198,6 +223,8 @@ class ChunkedReader(ObjectReader):
         if data is None:
             try:
                 data = self.content.read_blob(self.refs[i])
+            except FileNotFoundError:
+                raise _Moved(self.refs[i].pack) from None
             except (OSError, ValueError) as exc:
                 raise StoreCorrupt(f"chunk {self.refs[i].id} is damaged: {exc}") from exc
             with self._lock:
@@ -215,6 +242,11 @@ class ChunkedReader(ObjectReader):
                 os.close(fd)
             self._fds.clear()
             self._decoded.clear()
+
+
+class _Moved(Exception):
+    """A pack a reader looked up is gone: moved by a repack (or lost: the second
+    lookup then finds the same pack, and the read fails as missing)."""
 
 
 def _decode(ref: BlobRef, stored: bytes) -> bytes:
@@ -240,17 +272,19 @@ class ImportBatch:
         self._writers: dict[int, PackWriter] = {}
         self._pending: dict[str, tuple[PackWriter, int] | BlobRef] = {}
 
-    def import_file(self, src: str) -> tuple[ObjectId, int, bytes]:
-        """Store one local file; (object id, size, its first bytes for categorizing)."""
+    def import_file(self, src: str, loose: bool = True) -> tuple[ObjectId, int, bytes]:
+        """Store one local file; (object id, size, its first bytes for categorizing).
+        ``loose=False`` packs it even when a loose object holds the same bytes (packing
+        that very object)."""
         with open(src, "rb") as f:
             if os.fstat(f.fileno()).st_size > PACKED_MAX:
                 return self._chunks(f)
             data = f.read()
-        return self.put(data), len(data), data[:HEAD_BYTES]
+        return self.put(data, loose), len(data), data[:HEAD_BYTES]
 
-    def put(self, data: bytes) -> ObjectId:
+    def put(self, data: bytes, loose: bool = True) -> ObjectId:
         oid = self.content.objects.hash_bytes(data)
-        if not self._known(oid, data, loose=True):
+        if not self._known(oid, data, loose):
             self._append(oid, data)
         return oid
 

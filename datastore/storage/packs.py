@@ -53,8 +53,12 @@ class PackWriter:
     def add(self, blob_id: str, data: bytes | memoryview) -> int:
         """Append one blob (compressed where it pays); its position in this pack."""
         kind, stored = codec.encode(data)
+        return self.add_stored(blob_id, kind, stored, len(data))
+
+    def add_stored(self, blob_id: str, kind: int, stored: bytes | memoryview, raw: int) -> int:
+        """Append a blob already encoded (a repack copies blobs as they are)."""
         self._write(stored)
-        self._records.append((blob_id, kind, len(stored), len(data), self.size))
+        self._records.append((blob_id, kind, len(stored), raw, self.size))
         self.size += len(stored)
         return len(self._records) - 1
 

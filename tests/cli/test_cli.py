@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cli.main import ds
 from datastore.store import Store
-from tests.conftest import DS_BIN, REPO, make_tree, parse
+from tests.conftest import DS_BIN, REPO, TEST_DATA, make_tree, parse
 
 
 def test_quickstart_through_the_runner(cli, tmp_path: Path) -> None:
@@ -439,3 +439,34 @@ def test_start_up_imports_only_what_the_command_needs(cli, store_root: Path) -> 
         assert _loaded_by(store_root, *args) == set(), args
     for args in (("ls", "d"), ("status", "d"), ("cat", "d/a.txt"), ("diff", "d@v1", "d")):
         assert _loaded_by(store_root, *args) <= {"pyarrow", "numpy"}, args
+
+
+def test_ds_upgrade_packs_a_format_1_store_and_every_version_reads_the_same(
+    cli, store_root: Path
+) -> None:
+    """tests/data/format1-store: every object is its own file; after ds upgrade none is,
+    the format says 3, and every version reads byte for byte as before."""
+    import shutil
+
+    shutil.copytree(TEST_DATA / "format1-store", store_root)
+    store = Store.open(store_root)
+    versions = ("sales@v1.0", "sales@v1.1", "sales")
+    before = {
+        (v, e.path): store.read_bytes(v, e.path)
+        for v in versions
+        for e in store.entries(v)
+        if e.is_file
+    }
+    loose = list(store.objects.iter_ids())
+    store.close()
+    assert loose
+    report = parse(cli("upgrade", "--json"))
+    assert report["format"] == 3 and report["objects_packed"] == len(loose)
+    assert json.loads((store_root / "FORMAT").read_text())["version"] == 3
+    store = Store.open(store_root)
+    assert list(store.objects.iter_ids()) == []
+    assert {k: store.read_bytes(*k) for k in before} == before
+    assert store.fsck()["ok"]
+    store.close()
+    assert parse(cli("upgrade", "--json"))["objects_packed"] == 0
+    assert "store format 3: packed 0 objects" in cli("upgrade").output

@@ -181,7 +181,7 @@ def test_gc_removes_packs_nothing_needs_and_keeps_the_rest(store: Store, tmp_pat
     store.snapshot("d", tag="v2")
     both = set(_pack_files(store.root))
     assert len(both) == 2
-    assert store.gc(0)["packs_removed"] == 0  # v1 still holds old.csv
+    assert store.gc(0, dry_run=True)["packs_removed"] == 0  # v1 still holds old.csv
     store.forget("d", ["v1"])
     dry = store.gc(0, dry_run=True)
     assert dry["packs_removed"] == 1 and dry["bytes_freed"] == sum(p.stat().st_size for p in first)
@@ -306,18 +306,23 @@ def test_an_insertion_in_a_large_file_stores_the_chunks_around_it(
     assert store.read_bytes("d", "blob.bin") == changed
 
 
+def _damage_chunk(store: Store, path: str, n: int) -> str:
+    """Flip a byte of the ``n``-th chunk of ``path`` in dataset d; the file's object id."""
+    oid = store.stat("d", path).file_object()
+    listed = store.catalog.chunk_list(oid)
+    assert listed is not None
+    chunk = store.catalog.blob(chunker.decode(listed[1])[n][0])
+    assert chunk is not None
+    _damage(store.root / "packs" / chunk.pack[:2] / chunk.pack[2:], chunk.offset + 1)
+    return oid
+
+
 def test_a_damaged_chunk_names_every_file_that_holds_it(store: Store, tmp_path: Path) -> None:
     data = _rows(150_000)
     store.create_dataset("d")
     store.put("d", [make_tree(tmp_path / "src", {"a.csv": data, "copy/a.csv": data})])
     store.snapshot("d", tag="v1")
-    oid = store.stat("d", "a.csv").file_object()
-    listed = store.catalog.chunk_list(oid)
-    assert listed is not None
-    first = store.catalog.blob(chunker.decode(listed[1])[0][0])
-    assert first is not None
-    pack = store.root / "packs" / first.pack[:2] / first.pack[2:]
-    _damage(pack, first.offset + 1)
+    oid = _damage_chunk(store, "a.csv", 0)
     report = store.fsck()
     assert not report["ok"]
     (obj,) = [p for p in report["problems"] if p["kind"] == "object"]
@@ -344,3 +349,121 @@ def test_gc_keeps_chunks_a_live_version_shares(store: Store, tmp_path: Path) -> 
     assert store.catalog.chunk_list(store.stat("d@v2", "t.csv").file_object()) is not None
     assert store.read_bytes("d@v2", "t.csv") == data + b"1,2,3\n"
     assert store.fsck()["ok"]
+
+
+# repacking ------------------------------------------------------------------------
+
+
+def test_gc_merges_small_packs_and_readers_open_before_keep_reading(
+    store: Store, tmp_path: Path
+) -> None:
+    big = _rows(120_000)
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "one", {"a.csv": b"a\n1\n", "big.csv": big})])
+    store.put("d", [make_tree(tmp_path / "two", {"b.csv": b"b\n2\n"})])
+    store.put("d", [make_tree(tmp_path / "three", {"c.csv": b"c\n3\n"})])
+    store.snapshot("d", tag="v1")
+    before = _pack_files(store.root)
+    assert len(before) >= 3
+    reader = store.open_object(store.stat("d", "big.csv").file_object())  # looked up now
+    report = store.gc(0)
+    assert report["packs_repacked"] == len(before)
+    after = _pack_files(store.root)
+    assert len(after) == 1 and not set(after) & set(before)
+    assert read_at(reader, len(big), 0) == big  # its packs went: it looks again
+    reader.close()
+    for path, data in {"a.csv": b"a\n1\n", "b.csv": b"b\n2\n", "big.csv": big}.items():
+        assert store.read_bytes("d@v1", path) == data
+    assert store.fsck()["ok"]
+    assert store.gc(0)["packs_repacked"] == 0  # one small pack has nothing to merge with
+
+
+def test_gc_repacks_a_mostly_dead_pack(store: Store, tmp_path: Path) -> None:
+    files = {f"f{i}.bin": os.urandom(300_000) for i in range(20)}  # ~6 MB, one pack
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "src", files)])
+    store.snapshot("d", tag="v1")
+    store.rm("d", [f"f{i}.bin" for i in range(15)])
+    store.snapshot("d", tag="v2")
+    store.forget("d", ["v1"])
+    dry = store.gc(0, dry_run=True)
+    assert dry["packs_repacked"] >= 1 and dry["bytes_reclaimed"] >= 14 * 300_000
+    held = _stored_bytes(store.root)
+    done = store.gc(0)
+    assert done["bytes_reclaimed"] == dry["bytes_reclaimed"]
+    assert _stored_bytes(store.root) <= held - done["bytes_reclaimed"] + 4096
+    for i in range(15, 20):
+        assert store.read_bytes("d@v2", f"f{i}.bin") == files[f"f{i}.bin"]
+    assert store.fsck()["ok"]
+
+
+def test_gc_packs_loose_objects_once_past_the_grace_period(store: Store) -> None:
+    """Uploads (and the mount's closes) store each file whole; gc packs them later."""
+    store.create_dataset("d")
+    data = _rows(60_000)
+    store.put_bytes("d", "up.csv", data)
+    store.put_bytes("d", "small.txt", b"tiny upload")
+    store.snapshot("d", tag="v1")
+    assert len(list(store.objects.iter_ids())) == 2
+    assert store.gc(3600)["objects_packed"] == 0  # young
+    report = store.gc(0)
+    assert report["objects_packed"] == 2 and report["bytes_packed"] == len(data) + 11
+    assert list(store.objects.iter_ids()) == []
+    assert store.read_bytes("d@v1", "up.csv") == data
+    assert store.catalog.chunk_list(store.stat("d", "up.csv").file_object()) is not None
+    assert store.fsck()["ok"]
+
+
+def test_du_counts_a_chunk_two_versions_share_once(store: Store, tmp_path: Path) -> None:
+    data = _rows(300_000)  # ~12 MB
+    more = b"9,9,9\n" * 1000
+    src = make_tree(tmp_path / "src", {"t.csv": data})
+    store.create_dataset("d")
+    store.put("d", [src])
+    store.snapshot("d", tag="v1")
+    (src / "t.csv").write_bytes(data + more)
+    store.put("d", [src])
+    store.snapshot("d", tag="v2")
+    (usage,) = store.du("d")
+    assert usage["logical_bytes"] == 2 * len(data) + len(more)
+    assert (
+        len(data) + len(more)
+        <= usage["physical_bytes"]
+        <= len(data) + len(more) + 2 * chunker.CHUNK_MAX
+    )
+    v1, v2 = usage["snapshots"]
+    assert v1["physical_bytes"] == len(data) and v2["physical_bytes"] == len(data) + len(more)
+    # what forgetting one version would free: the chunks only it holds
+    assert v1["exclusive_bytes"] <= chunker.CHUNK_MAX
+    assert v2["exclusive_bytes"] <= chunker.CHUNK_MAX + len(more)
+
+
+def test_a_forced_chunk_collision_is_refused(tmp_path: Path) -> None:
+    """Under a hasher that maps everything to one id, the second chunk of a large file
+    collides with the first: refused, nothing staged."""
+    store = Store.open(tmp_path / "store", hasher=ConstantHash)
+    store.create_dataset("d")
+    with pytest.raises(HashCollision):
+        store.put("d", [make_tree(tmp_path / "src", {"big.bin": os.urandom(6 << 20)})])
+    assert [e.path for e in store.entries("d") if not e.is_dir] == []
+    assert _pack_files(store.root) == []
+
+
+def test_an_intact_import_repairs_a_damaged_chunk(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = _rows(150_000)
+    src = make_tree(tmp_path / "src", {"t.csv": data})
+    store.create_dataset("d")
+    store.put("d", [src])
+    store.snapshot("d", tag="v1")
+    _damage_chunk(store, "t.csv", 1)
+    with pytest.raises(DatastoreError):
+        store.read_bytes("d@v1", "t.csv")
+    store.update_dataset("d", description="re-import without the cache")
+    with caplog.at_level(logging.WARNING, "ds.content"):
+        store.put("d", [make_tree(tmp_path / "again", {"t.csv": data})], "copy")
+    assert "damaged" in caplog.text
+    assert store.read_bytes("d@v1", "t.csv") == data
+    report = store.fsck()
+    assert all(p["kind"] == "pack" and not p["affected"] for p in report["problems"])

@@ -699,14 +699,17 @@ def test_a_store_written_by_format_1_code_opens_reads_writes_and_checks(tmp_path
     store.set_attrs("sales", "2026-12.csv", owner=(1, 2))
     store.set_attrs("sales", "", mtime_ns=1)
     assert store.forget("sales", ["v1.0"]).forgotten == [ids["October"]]
-    assert store.gc(0)["objects_removed"] == 1  # big.txt lived only in v1.0
-    assert store.fsck()["ok"]
-    assert store.read_bytes("sales@v1.2", "2026-11.csv") == b"region,amount\nnorth,11\n"
     # none of that needed a newer format: a ds that knows only format 1 still opens it
     assert json.loads((root / "FORMAT").read_text())["version"] == 1
     store.symlink("sales", "current.csv", "2026-12.csv")  # the first link: the current format
     assert json.loads((root / "FORMAT").read_text()) == {"format": "ds-store", "version": 3}
     assert not list(root.glob("FORMAT.*"))
+    report = store.gc(0)
+    assert report["objects_removed"] == 1  # big.txt lived only in v1.0
+    assert report["objects_packed"] > 0
+    assert list(store.objects.iter_ids()) == []  # gc packed every live object
+    assert store.fsck()["ok"]
+    assert store.read_bytes("sales@v1.2", "2026-11.csv") == b"region,amount\nnorth,11\n"
     src = tmp_path / "src"
     src.mkdir()
     (src / "small.csv").write_bytes(b"region,amount\nsouth,1\n")
