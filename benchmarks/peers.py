@@ -63,13 +63,14 @@ NOTES_START, NOTES_END = "<!-- peers notes start -->", "<!-- peers notes end -->
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 6's goals: ds / peer on a metric must stay at or below `max_ratio`."""
+    """One issue's goal: ds / peer on a metric must stay at or below `max_ratio`."""
 
     workload: str
     metric: str
     peer: str
     max_ratio: float
     strict: bool = False  # "faster than": strictly below
+    issue: int = 6
 
     def met(self, ratio: float) -> bool:
         return ratio < self.max_ratio if self.strict else ratio <= self.max_ratio
@@ -87,6 +88,13 @@ def issue_targets() -> list[Target]:
         for metric in ("checkout_v1_s", "diff_s"):
             targets += [Target(wl, metric, p, 1.0, strict=True) for p in ("dvc", "restic")]
         targets.append(Target(wl, "storage_after_v2_bytes", "dvc", 1.0))
+    # store format 3 (packs, chunks, compression)
+    for metric in ("snapshot_v1_s", "snapshot_v2_s"):
+        targets.append(Target("small-many", metric, "restic", 0.6, issue=11))
+    for wl in WORKLOADS:
+        targets.append(Target(wl, "storage_after_v2_bytes", "restic", 0.9, issue=11))
+        targets.append(Target(wl, "checkout_v1_s", "restic", 0.5, issue=11))
+    targets.append(Target("mixed", "snapshot_v1_s", "dvc", 0.4, issue=11))
     return targets
 
 
@@ -415,7 +423,7 @@ def check_targets(rows: Iterable[dict[str, Any]], targets: list[Target]) -> list
         values = table.get((t.workload, t.metric), {})
         r = _ratio(values.get("ds", 0.0), values.get(t.peer))
         op = "<" if t.strict else "<="
-        goal = f"ds/{t.peer} {op} {t.max_ratio:.3g}"
+        goal = f"ds/{t.peer} {op} {t.max_ratio:.3g} (issue {t.issue})"
         if r is None:
             lines.append(f"- [ ] {t.workload} {t.metric}: {goal}: not measured")
             continue
@@ -552,7 +560,7 @@ def section(rows: list[dict[str, Any]], report: Report, notes: str, when: dateti
         "",
         *ratio_table(rows, peers),
         "",
-        "### Targets (issue 6)",
+        "### Targets",
         "",
         *check_targets(rows, issue_targets()),
         "",

@@ -83,7 +83,10 @@ LINKS_FORMAT = 2  # the first version whose manifests may hold symbolic links
 PACKS_FORMAT = 3  # the first version whose objects may be blobs in packs
 DEFAULT_DIR_MODE = 0o755
 DEFAULT_FILE_MODE = 0o644
-IMPORT_THREADS = 4
+# one import thread per core, at most 4: more threads only fight over the GIL (20,000
+# small files on 2 cores: 4 threads 7.4 s wall and 4.9 s in the kernel, 2 threads 6.6 s
+# and 3.0 s)
+IMPORT_THREADS = min(4, os.cpu_count() or 2)
 LOOKUP_LIMIT = 256  # exact-path puts up to this size look paths up instead of listing
 IMPORT_BATCH = 32
 log = logging.getLogger("ds.store")

@@ -92,6 +92,9 @@ class Staging:
     opens: int = 0
     unflushed: int = 0  # bytes written since the last start of writeback
     mtime_ns: int | None = None
+    atime_ns: int | None = None  # what utimens set; None: the mtime
+    ctime_ns: int | None = None  # the last attribute change
+    atime_unstored: bool = False  # set by utimens while dirty: stored after the commit
     owner: tuple[int, int] | None = None  # (uid, gid) chown set; None: the file's own
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -214,7 +217,13 @@ class Overlay:
             nlink = 0 if st.detached else 1
             mtime = st.mtime_ns or time.time_ns()
             return self._stat_dict(
-                statmod.S_IFREG | st.mode, nlink, st.size(), mtime, owner=st.owner
+                statmod.S_IFREG | st.mode,
+                nlink,
+                st.size(),
+                mtime,
+                owner=st.owner,
+                atime_ns=st.atime_ns,
+                ctime_ns=st.ctime_ns,
             )
 
     def _stat_dict(
@@ -363,6 +372,8 @@ class Overlay:
                     base_size=node.size if node is not None else 0,
                     mode=node.mode if node is not None else DEFAULT_FILE_MODE,
                     mtime_ns=node.mtime_ns if node is not None else None,
+                    atime_ns=node.atime_ns if node is not None else None,
+                    ctime_ns=node.ctime_ns if node is not None else None,
                     owner=node.owner if node is not None else None,
                 )
                 if base is not None:
@@ -548,6 +559,9 @@ class Overlay:
             st.base, st.base_size, st.mtime_ns = entry.object, entry.size, mtime
             st.base_reader = self.store.open_object(entry.object)
             st.dirty = False
+            if st.atime_unstored:
+                self.store.set_attrs(st.name, st.path, atime_ns=st.atime_ns)
+                st.atime_unstored = False
             self.cache.forget(st.name, st.path)
 
     def flush(self, fh: int, closer: Callable[[], int | None] | None = None) -> None:
@@ -714,6 +728,7 @@ class Overlay:
         if st is not None:
             with st.lock:
                 st.mode = statmod.S_IMODE(mode)
+                st.ctime_ns = time.time_ns()
         self._store_attrs(loc, st, mode=mode)
 
     def utimens(self, path: str, times: tuple[int, int] | None) -> None:
@@ -729,10 +744,15 @@ class Overlay:
             return
         if mtime is not None:
             self._dir_times.pop((loc.spec or "", loc.path), None)  # an explicit time wins
-        if st is not None and mtime is not None:
+        if st is not None:
             with st.lock:
-                st.mtime_ns = mtime
-                if st.dirty:
+                st.ctime_ns = now
+                if mtime is not None:
+                    st.mtime_ns = mtime
+                if atime is not None:
+                    st.atime_ns = atime
+                if st.dirty:  # the commit stores the mtime; the atime right after it
+                    st.atime_unstored = atime is not None
                     return
         self._store_attrs(loc, st, mtime_ns=mtime, atime_ns=atime)
 
@@ -773,6 +793,7 @@ class Overlay:
         if st is not None:
             with st.lock:
                 st.owner = new
+                st.ctime_ns = time.time_ns()
         self._store_attrs(loc, st, owner=new)
 
     def link(self, target: str, source: str) -> None:

@@ -13,7 +13,7 @@ import zstandard
 
 RAW = 0
 ZSTD = 1
-LEVEL = 3  # chosen by benchmark: import stays disk-bound (benchmarks/RESULTS.md)
+LEVEL = 1  # chosen by benchmark: import stays disk-bound (benchmarks/RESULTS.md)
 SAMPLE = 64 << 10
 MIN_SIZE = 512  # below this, a frame's overhead eats what compression saves
 _local = threading.local()

@@ -369,7 +369,14 @@ class TempFile:
         it is written, and the fsync or snapshot that follows has little left to wait
         for. A hint only: it promises nothing, and a failure is ignored."""
         if self.fd is not None:
-            _libc.sync_file_range(self.fd, 0, 0, SYNC_FILE_RANGE_WRITE)
+            start_writeback(self.fd)
+
+
+def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
+    """Begin writing a file's dirty pages (from ``offset``, ``length`` bytes; 0: to the
+    end) to disk without waiting (``sync_file_range``): the flush that must come later
+    then overlaps the writing instead of following it. A hint; failures are ignored."""
+    _libc.sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
 
 
 def files_equal(a: Path, b: Path) -> bool:

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 from datastore.storage import codec
 from datastore.storage.backend import Backend
-from datastore.storage.objects import HasherFactory
+from datastore.storage.objects import HasherFactory, start_writeback
 
 MAGIC = b"DSPACK1\n"
 HEADER_TAG = b"ds-pack/1\n"
 RECORD = struct.Struct("<16sBIIQ4x")  # id, codec, stored length, raw length, offset
 TRAILER = struct.Struct("<I8s")  # header length, magic
 PACK_TARGET = 16 << 20  # chosen by benchmark (benchmarks/RESULTS.md)
+WRITEBACK_STEP = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class PackWriter:
         self._hash = hasher()
         self._records: list[tuple[str, int, int, int, int]] = []
         self.size = 0
+        self._written_back = 0
 
     def add(self, blob_id: str, data: bytes | memoryview) -> int:
         """Append one blob (compressed where it pays); its position in this pack."""
@@ -95,13 +97,17 @@ class PackWriter:
             os.unlink(self.temp)
 
     def _write(self, data: bytes | memoryview) -> None:
-        """Append at ``size`` (the caller moves it on)."""
+        """Append at ``size`` (the caller moves it on). Every WRITEBACK_STEP the pack's
+        pages start going to disk, so the batch's closing syncfs has little left."""
         self._hash.update(data)
         view = memoryview(data)
         pos = self.size
         while view:
             n = os.pwrite(self.fd, view, pos)
             view, pos = view[n:], pos + n
+        if pos - self._written_back >= WRITEBACK_STEP:
+            start_writeback(self.fd, self._written_back, pos - self._written_back)
+            self._written_back = pos
 
 
 def read_header(data: bytes) -> list[tuple[str, int, int, int, int]]:

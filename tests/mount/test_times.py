@@ -102,3 +102,22 @@ def test_a_directory_moves_its_times_when_its_entries_change(mnt: Path) -> None:
     assert os.stat(d).st_mtime_ns > NS  # the rename out of d moved d too
     os.utime(d, ns=(7 * NS, 8 * NS))  # what rsync and tar do last
     assert (os.stat(d).st_atime_ns, os.stat(d).st_mtime_ns) == (7 * NS, 8 * NS)
+
+
+def test_times_set_on_a_file_still_open_for_writing_stand_after_its_close(
+    mnt: Path,  # noqa: F811
+    store_root: Path,
+) -> None:
+    """tar and rsync set times on what they wrote; a file still open (or whose release the
+    kernel has not sent yet) keeps them, atime included, through its commit."""
+    f = mnt / "sales" / "open.txt"
+    with open(f, "w") as out:
+        out.write("written")
+        out.flush()
+        os.utime(f, ns=(7 * NS, 8 * NS))
+        st = os.stat(f)
+        assert (st.st_atime_ns, st.st_mtime_ns) == (7 * NS, 8 * NS)
+    st = os.stat(f)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (7 * NS, 8 * NS)
+    entry = Store.open(store_root).stat("sales", "open.txt")
+    assert entry.mtime_ns == 8 * NS and entry.info.get("atime_ns") == 7 * NS
