@@ -15,7 +15,7 @@ from typing import BinaryIO
 from pyfastcdc import FastCDC
 
 CHUNK_MIN = 256 << 10
-CHUNK_AVG = 1 << 20  # pyfastcdc's mean is this plus CHUNK_MIN; chosen by benchmark
+CHUNK_AVG = 1 << 20  # pyfastcdc's mean is this plus CHUNK_MIN; not yet tuned by benchmark
 CHUNK_MAX = 4 << 20
 ENTRY = struct.Struct("<16sI")
 _local = threading.local()

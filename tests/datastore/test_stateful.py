@@ -1,6 +1,7 @@
-"""A hypothesis state machine drives random put/overwrite/symlink/rm/rename/snapshot/tag/gc
-sequences against a dict model: every snapshot reads back exactly; the head equals the model.
-A path holds bytes or, for a symbolic link, its target (a ``Link``)."""
+"""A hypothesis state machine drives random put/import/overwrite/symlink/rm/rename/snapshot/
+tag/gc sequences against a dict model (imports pack small files and chunk large ones; gc
+packs what puts stored whole and repacks): every snapshot reads back exactly; the head
+equals the model. A path holds bytes or, for a symbolic link, its target (a ``Link``)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,19 @@ class StoreMachine(RuleBasedStateMachine):
     def put(self, path: str, data: bytes) -> None:
         self.store.put_bytes("m", path, data)
         self.head[path] = data
+
+    @rule(files=st.dictionaries(PATHS, DATA, min_size=1, max_size=4), big=PATHS)
+    def import_tree(self, files: dict[str, bytes], big: str) -> None:
+        """An import: small files packed, and now and then a large one cut into chunks
+        (its bytes vary with the step, so chunks are both shared and new)."""
+        if len(files) % 2:
+            files = {**files, big: bytes(range(256)) * 5000 + len(self.snapshots).to_bytes(4)}
+        src = Path(tempfile.mkdtemp(dir=self.tmp))
+        for path, data in files.items():
+            (src / path).parent.mkdir(parents=True, exist_ok=True)
+            (src / path).write_bytes(data)
+        self.store.put("m", [src])
+        self.head.update(files)
 
     @precondition(lambda self: len(self.head) < len(ALL_PATHS))
     @rule(data=st.data(), to=TARGETS)  # ("target" names rule bundles in hypothesis)
