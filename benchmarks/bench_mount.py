@@ -1,6 +1,7 @@
 """The FUSE mount against the native filesystem it sits on, measured in the same run.
 
 Sequential read of a large committed file (cold: page cache dropped; warm: second pass),
+as written through the mount (one whole object) and as imported (chunks in packs),
 sequential write into a head (write + fsync + close, i.e. acknowledged; native gets the
 same fsync), eight readers at once (warm), creating 4 KiB files (a Python loop, then
 ``cp -r`` of the same tree), ``find`` with stat over a large tree, first (cold) and
@@ -168,6 +169,21 @@ def run(quick: bool) -> list[dict[str, Any]]:
         both("read_cold_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
         t_native = _timed(lambda: read_file(native / "big.bin"))
         t_mount = _timed(lambda: read_file(pinned))
+        both("read_warm_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
+
+        wl = f"seq-{size // MiB}MiB-chunked"  # the same bytes imported: chunks in packs
+        importer = Store.open(work / "store")
+        importer.put("bench", [native / "big.bin"], "imported")
+        importer.snapshot("bench", tag="chunked")
+        importer.close()
+        chunked = point / "bench@chunked" / "imported" / "big.bin"
+        drop_caches()
+        t_native = _timed(lambda: read_file(native / "big.bin"))
+        drop_caches()
+        t_mount = _timed(lambda: read_file(chunked))
+        both("read_cold_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
+        t_native = _timed(lambda: read_file(native / "big.bin"))
+        t_mount = _timed(lambda: read_file(chunked))
         both("read_warm_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
 
         wl = f"readers-8x{size // 8 // MiB}MiB"
