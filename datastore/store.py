@@ -1368,7 +1368,7 @@ class Store:
         """Tokens, grants and checksums over this store (the views' one way to them)."""
         from datastore.catalog.access import Access
 
-        return Access(self.catalog, self.objects, self.root)
+        return Access(self.catalog, self.content, self.root)
 
     def du(self, name: str | None = None) -> list[dict[str, Any]]:
         from datastore.maintenance.usage import disk_usage

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from datastore import names
 from datastore.errors import DatasetNotFound, Forbidden, InvalidRequest, Unauthorized
+from datastore.storage.reader import iter_chunks
 from datastore.times import utc_now
 
 if TYPE_CHECKING:
     from datastore.catalog.core import Catalog, DatasetRow
-    from datastore.storage.objects import ObjectStore
+    from datastore.storage.content import ContentStore
 
 PERMISSIONS = ("read", "write", "admin")
 LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
@@ -72,9 +73,9 @@ def permission(perm: str) -> str:
 class Access:
     """Tokens and grants over the store's catalog; every check a view makes goes here."""
 
-    def __init__(self, catalog: Catalog, objects: ObjectStore, root: Path) -> None:
+    def __init__(self, catalog: Catalog, content: ContentStore, root: Path) -> None:
         self.catalog = catalog
-        self.objects = objects
+        self.content = content
         self.root = root
 
     # tokens --------------------------------------------------------------------
@@ -186,9 +187,9 @@ class Access:
         if cached is not None:
             return cached
         h = hashlib.sha256()
-        with self.objects.open(oid) as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+        with self.content.reader(oid) as reader:  # loose, packed or chunked alike
+            for piece in iter_chunks(reader):
+                h.update(piece)
         digest = h.hexdigest()
         self.catalog.cache_checksum(oid, "sha256", digest)
         return digest

@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, NewType, Protocol
+from typing import NewType, Protocol
 
 import xxhash
 
@@ -107,12 +107,6 @@ class ObjectStore:
 
     def size(self, oid: str) -> int:
         return os.stat(self.place(oid)).st_size
-
-    def open(self, oid: str) -> BinaryIO:
-        try:
-            return open(self.place(oid), "rb")
-        except FileNotFoundError as exc:
-            raise missing(oid) from exc
 
     def reader(self, oid: str) -> FileReader | None:
         """Positional reads of a loose object; None when there is no loose file."""

@@ -301,6 +301,9 @@ def test_packed_and_chunked_files_download_whole_and_in_ranges(api: Api, tmp_pat
         }.items():
             r = api.get(url, headers={"Range": header})
             assert (r.status, r.body) == (206, want), (name, header)
+    for name, data in files.items():  # checksums read packed and chunked bytes too
+        doc = api.get(f"/v1/datasets/p/files/{name}?metadata=true&checksum=sha256").json()
+        assert doc["sha256"] == hashlib.sha256(data).hexdigest(), name
     r = api.get("/v1/datasets/p/archive?format=tar")
     with tarfile.open(fileobj=io.BytesIO(r.body)) as tar:
         for name, data in files.items():
