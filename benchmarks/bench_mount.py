@@ -37,6 +37,13 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
+def _read_time(path: Path, cold: bool) -> float:
+    """Seconds to read a file whole; ``cold``: the page cache dropped first."""
+    if cold:
+        drop_caches()
+    return _timed(lambda: read_file(path))
+
+
 def write_file(path: Path, size: int) -> None:
     """1 MiB writes of non-repeating-looking data, then fsync: an acknowledged write."""
     block = bytearray(os.urandom(BLOCK))
@@ -161,30 +168,22 @@ def run(quick: bool) -> list[dict[str, Any]]:
         t_mount = _timed(lambda: write_file(head / "big.bin", size))
         both("write_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
         Store.open(work / "store").snapshot("bench", tag="v1")
-        pinned = point / "bench@v1" / "big.bin"
-        drop_caches()
-        t_native = _timed(lambda: read_file(native / "big.bin"))
-        drop_caches()
-        t_mount = _timed(lambda: read_file(pinned))
-        both("read_cold_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
-        t_native = _timed(lambda: read_file(native / "big.bin"))
-        t_mount = _timed(lambda: read_file(pinned))
-        both("read_warm_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
+
+        def cold_and_warm(mounted: Path, wl: str) -> None:
+            """Read the native file and ``mounted`` (the same bytes), cold then warm."""
+            for metric, cold in (("read_cold_GBps", True), ("read_warm_GBps", False)):
+                t_native = _read_time(native / "big.bin", cold)
+                t_mount = _read_time(mounted, cold)
+                both(metric, "GB/s", gib / t_native, gib / t_mount, wl)
+
+        cold_and_warm(point / "bench@v1" / "big.bin", wl)
 
         wl = f"seq-{size // MiB}MiB-chunked"  # the same bytes imported: chunks in packs
         importer = Store.open(work / "store")
         importer.put("bench", [native / "big.bin"], "imported")
         importer.snapshot("bench", tag="chunked")
         importer.close()
-        chunked = point / "bench@chunked" / "imported" / "big.bin"
-        drop_caches()
-        t_native = _timed(lambda: read_file(native / "big.bin"))
-        drop_caches()
-        t_mount = _timed(lambda: read_file(chunked))
-        both("read_cold_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
-        t_native = _timed(lambda: read_file(native / "big.bin"))
-        t_mount = _timed(lambda: read_file(chunked))
-        both("read_warm_GBps", "GB/s", gib / t_native, gib / t_mount, wl)
+        cold_and_warm(point / "bench@chunked" / "imported" / "big.bin", wl)
 
         wl = f"readers-8x{size // 8 // MiB}MiB"
         for i in range(8):

@@ -69,7 +69,7 @@ from datastore.storage.objects import (
     fsync_dir,
     syncfs,
 )
-from datastore.storage.reader import FileReader, ObjectReader, open_file, read_at
+from datastore.storage.reader import ObjectReader, open_file, read_at
 from datastore.times import parse_utc, utc_now
 
 if TYPE_CHECKING:
@@ -487,7 +487,7 @@ class Store:
         """Positional reads of one object, however it is stored; ``sequential`` tells the
         kernel the whole object will be read in order (more readahead)."""
         reader = self.content.reader(oid)
-        if sequential and isinstance(reader, FileReader):
+        if sequential:
             reader.advise_sequential()
         return reader
 

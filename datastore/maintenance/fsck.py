@@ -8,11 +8,10 @@ from typing import Any
 from datastore.errors import StoreCorrupt
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.references import range_files
-from datastore.storage import chunker, codec
+from datastore.storage import chunker
 from datastore.storage.arrow import pa, pc
 from datastore.storage.manifest import join_path
-from datastore.storage.objects import HasherFactory
-from datastore.storage.packs import BlobRef, read_header
+from datastore.storage.packs import BlobRef, intact, read_header
 from datastore.storage.reader import iter_chunks
 
 
@@ -85,9 +84,8 @@ def _check_packs(parts: Parts) -> tuple[dict[str, bool], list[tuple[str, str, se
         by_pack.setdefault(ref.pack, []).append(ref)
     intact: dict[str, bool] = {}
     problems: list[tuple[str, str, set[str]]] = []
-    hasher = parts.objects.hasher
     for pack, refs in sorted(by_pack.items()):
-        state, good = _pack_state(parts, pack, refs, hasher)
+        state, good = _pack_state(parts, pack, refs)
         for ref in refs:
             intact[ref.id] = ref.id in good
         if state != "ok":
@@ -121,37 +119,24 @@ def _rehash(parts: Parts, oid: str) -> bool:
     return h.hexdigest() == oid
 
 
-def _pack_state(
-    parts: Parts, pack: str, refs: list[BlobRef], hasher: HasherFactory
-) -> tuple[str, set[str]]:
+def _pack_state(parts: Parts, pack: str, refs: list[BlobRef]) -> tuple[str, set[str]]:
     """(what is wrong with a pack or "ok", the ids of its intact blobs)."""
     try:
         data = parts.content.packs.get(pack)
     except FileNotFoundError:
         return "missing", set()
-    h = hasher()
-    h.update(data)
-    whole = h.hexdigest() == pack
+    whole = parts.objects.hash_bytes(data) == pack
     try:
         header = {(b, off, ln, raw, c) for b, c, ln, raw, off in read_header(data)}
     except ValueError:
         header = set()
-    good = set()
-    stale = False
-    for ref in refs:
-        if (ref.id, ref.offset, ref.length, ref.raw_length, ref.codec) not in header:
-            stale = stale or whole
-            continue
-        try:
-            raw = codec.decode(
-                ref.codec, data[ref.offset : ref.offset + ref.length], ref.raw_length
-            )
-        except ValueError:
-            continue
-        h = hasher()
-        h.update(raw)
-        if h.hexdigest() == ref.id:
-            good.add(ref.id)
+    listed = [r for r in refs if (r.id, r.offset, r.length, r.raw_length, r.codec) in header]
+    stale = whole and len(listed) < len(refs)
+    good = {
+        r.id
+        for r in listed
+        if intact(r, data[r.offset : r.offset + r.length], parts.objects.hash_bytes)
+    }
     if not whole:
         return "corrupt", good
     return ("stale_index" if stale else "ok"), good

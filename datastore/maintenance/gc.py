@@ -55,10 +55,9 @@ def collect(
                 dead_objects.append((oid, _size(path)))
             if i % 1024 == 0 or i == len(candidates) - 1:
                 progress(i + 1, len(candidates))
-        live_blobs = _with_chunks(parts, live)
+        live_blobs, dead_lists = _with_chunks(parts, live)
         dead_packs, dead_blobs = _dead_packs(parts, live_blobs, cutoff)
         scratch = _stale_temps(parts, cutoff, dry_run) + parts.content.expire_cache(cutoff, dry_run)
-        dead_lists = [oid for oid, _, _ in parts.catalog.chunked_objects() if oid not in live]
         if not dry_run:
             for oid, _ in dead_objects:
                 parts.objects.remove(oid)
@@ -107,13 +106,17 @@ def _stale_temps(parts: Parts, cutoff: float, dry_run: bool) -> int:
     )
 
 
-def _with_chunks(parts: Parts, live: set[str]) -> set[str]:
-    """The live objects and every chunk of the live chunked ones: the live blobs."""
+def _with_chunks(parts: Parts, live: set[str]) -> tuple[set[str], list[str]]:
+    """The live blobs (the live objects and every chunk of the live chunked ones), and
+    the chunked objects nothing references (their lists go)."""
     blobs = set(live)
+    dead: list[str] = []
     for oid, _, chunks in parts.catalog.chunked_objects():
         if oid in live:
             blobs.update(c for c, _ in chunker.decode(chunks))
-    return blobs
+        else:
+            dead.append(oid)
+    return blobs, dead
 
 
 def _dead_packs(parts: Parts, live: set[str], cutoff: float) -> tuple[dict[str, int], list[str]]:

@@ -17,8 +17,7 @@ import logging
 from typing import Any
 
 from datastore.maintenance.parts import Parts
-from datastore.storage import codec
-from datastore.storage.packs import PACK_TARGET, BlobRef, PackWriter
+from datastore.storage.packs import PACK_TARGET, BlobRef, PackWriter, intact
 
 LIVE_FRACTION = 0.5
 SMALL_PACK = PACK_TARGET // 4
@@ -75,7 +74,7 @@ def _copy(parts: Parts, chosen: list[tuple[str, int, list[BlobRef]]]) -> set[str
             except FileNotFoundError:
                 continue
             blobs = [(r, data[r.offset : r.offset + r.length]) for r in refs]
-            if not all(_intact(r, stored, hasher) for r, stored in blobs):
+            if not all(intact(r, stored, parts.objects.hash_bytes) for r, stored in blobs):
                 log.warning("pack %s holds a damaged live blob; left for fsck", pack)
                 continue
             for r, stored in blobs:
@@ -109,13 +108,3 @@ def _seal(writer: PackWriter, sizes: dict[str, int]) -> list[BlobRef]:
     refs = writer.seal(durable=False)
     sizes[refs[0].pack] = writer.size
     return refs
-
-
-def _intact(ref: BlobRef, stored: bytes, hasher: Any) -> bool:
-    try:
-        raw = codec.decode(ref.codec, stored, ref.raw_length)
-    except ValueError:
-        return False
-    h = hasher()
-    h.update(raw)
-    return bool(h.hexdigest() == ref.id)

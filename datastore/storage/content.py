@@ -120,7 +120,7 @@ class ContentStore:
         try:
             self.objects.flush(ObjectId(oid))
         except FileNotFoundError:
-            if self.index.blob(oid) is None and self.index.chunk_list(oid) is None:
+            if not self.indexed(oid):
                 raise missing(oid) from None
 
     def read_blob(self, ref: BlobRef) -> bytes:
@@ -129,25 +129,26 @@ class ContentStore:
 
     def indexed(self, oid: str) -> bool:
         """Packed, whole or as chunks (whatever a loose copy beside it says)."""
-        return self.index.blob(oid) is not None or self.index.chunk_list(oid) is not None
+        return self._indexed_size(oid) is not None
+
+    def _indexed_size(self, oid: str) -> int | None:
+        ref = self.index.blob(oid)
+        if ref is not None:
+            return ref.raw_length
+        listed = self.index.chunk_list(oid)
+        return None if listed is None else listed[0]
 
     def has_size(self, oid: str, size: int) -> bool:
         """Stored with this many bytes (what a write that was never flushed may lack)."""
-        if self.objects.has_size(oid, size):
-            return True
-        ref = self.index.blob(oid)
-        if ref is not None:
-            return ref.raw_length == size
-        listed = self.index.chunk_list(oid)
-        return listed is not None and listed[0] == size
+        return self.objects.has_size(oid, size) or self._indexed_size(oid) == size
 
     def has(self, oid: str, size: int) -> bool:
         """Stored whole with this size: what lets an import trust its cache and skip a
-        reread (a loose object also must have no hard link it may have been written
-        through)."""
-        if self.objects.plausible(oid, size):
-            return True
-        return not self.objects.exists(oid) and self.has_size(oid, size)
+        reread (a loose object, which reads take first, also must have no hard link it
+        may have been written through)."""
+        if self.objects.exists(oid):
+            return self.objects.plausible(oid, size)
+        return self._indexed_size(oid) == size
 
     def batch(self) -> ImportBatch:
         return ImportBatch(self)
@@ -292,16 +293,14 @@ class ImportBatch:
         """Cut a large file into chunks, store the new ones, and note its chunk list. A
         chunk is only ever a blob in a pack: a loose object with the same bytes does not
         count, as a chunk list is read through the index alone."""
-        hasher = self.content.objects.hasher
-        whole = hasher()
+        objects = self.content.objects
+        whole = objects.hasher()
         chunks: list[tuple[str, int]] = []
         head = b""
         for data in chunker.cut(f):
             whole.update(data)
             head = head or bytes(data[:HEAD_BYTES])
-            h = hasher()
-            h.update(data)
-            cid = h.hexdigest()
+            cid = objects.hash_bytes(data)
             if not self._known(cid, data, loose=False):
                 self._append(cid, data)
             chunks.append((cid, len(data)))

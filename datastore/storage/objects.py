@@ -116,7 +116,7 @@ class ObjectStore:
             return None
         return FileReader(fd, os.fstat(fd).st_size)
 
-    def hash_bytes(self, data: bytes) -> ObjectId:
+    def hash_bytes(self, data: bytes | memoryview) -> ObjectId:
         h = self.hasher()
         h.update(data)
         return ObjectId(h.hexdigest())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from datastore.storage import codec
@@ -108,6 +109,15 @@ class PackWriter:
         if pos - self._written_back >= WRITEBACK_STEP:
             start_writeback(self.fd, self._written_back, pos - self._written_back)
             self._written_back = pos
+
+
+def intact(ref: BlobRef, stored: bytes, hash_bytes: Callable[[bytes], str]) -> bool:
+    """A blob's stored bytes decode and hash to its id (fsck, and repack before copying)."""
+    try:
+        raw = codec.decode(ref.codec, stored, ref.raw_length)
+    except ValueError:
+        return False
+    return hash_bytes(raw) == ref.id
 
 
 def read_header(data: bytes) -> list[tuple[str, int, int, int, int]]:

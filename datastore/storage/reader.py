@@ -34,6 +34,9 @@ class ObjectReader(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def advise_sequential(self) -> None:  # noqa: B027 - a hint: most readers ignore it
+        """A hint that the whole object will be read in order (more readahead)."""
+
     def __enter__(self) -> ObjectReader:
         return self
 
