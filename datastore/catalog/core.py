@@ -1023,12 +1023,13 @@ class Catalog:
         db: sqlite3.Connection,
         packs: dict[str, int],
         refs: Sequence[BlobRef],
-        repaired: Collection[str] = (),
+        replace: Collection[str] = (),
         chunked: dict[str, tuple[int, bytes]] | None = None,
     ) -> None:
         """Index new packs' blobs and chunked objects. A blob already indexed keeps its
         row (another writer stored it first; this copy is dead bytes until a repack),
-        unless its stored copy was found damaged: then the intact new copy replaces it."""
+        unless it is in ``replace``: its stored copy was found damaged, or a repack
+        moved it; then the new row points at the new copy."""
         db.executemany(
             "INSERT OR IGNORE INTO chunked (id, size, chunks) VALUES (?,?,?)",
             [(oid, size, chunks) for oid, (size, chunks) in (chunked or {}).items()],
@@ -1045,12 +1046,12 @@ class Catalog:
         db.executemany(
             "INSERT OR IGNORE INTO blobs (id, pack, offset, length, raw_length, codec)"
             " VALUES (?,?,?,?,?,?)",
-            [row for row in rows if row[0] not in repaired],
+            [row for row in rows if row[0] not in replace],
         )
         db.executemany(
             "INSERT OR REPLACE INTO blobs (id, pack, offset, length, raw_length, codec)"
             " VALUES (?,?,?,?,?,?)",
-            [row for row in rows if row[0] in repaired],
+            [row for row in rows if row[0] in replace],
         )
 
     def blob_count(self) -> int:

@@ -94,7 +94,7 @@ def _copy(parts: Parts, chosen: list[tuple[str, int, list[BlobRef]]]) -> set[str
     # is its bytes): it stays, and its rows with it
     emptied = [pack for pack in emptied if pack not in sizes]
     with parts.catalog.write() as db:
-        parts.catalog.add_blobs(db, sizes, new, repaired={r.id for r in new})
+        parts.catalog.add_blobs(db, sizes, new, replace={r.id for r in new})
         parts.catalog.drop_packs(db, emptied)
     for pack in emptied:
         backend.delete(pack)
