@@ -49,8 +49,8 @@ from datastore.storage.locks import flock
 from datastore.storage.manifest import (
     KIND_DIR,
     KIND_FILE,
-    AnyRange,
     Entry,
+    Manifest,
     ManifestStore,
     changes_table,
     encode_meta,
@@ -311,13 +311,13 @@ class Store:
     def info(self, spec: str) -> DatasetInfo:
         version = self.resolve(spec)
         row = version.dataset
-        ranges = self.ranges(version)
+        manifest = self.manifest(version)
         latest = self._latest(row)
-        dirty = version.snapshot is None and self._head_differs(row, ranges)
+        dirty = version.snapshot is None and self._head_differs(row, manifest)
         return DatasetInfo(
             row=row,
-            file_count=sum(r.files for r in ranges),
-            size_bytes=sum(r.bytes for r in ranges),
+            file_count=manifest.files,
+            size_bytes=manifest.bytes,
             latest_snapshot=latest,
             tags=self.catalog.tags(row.id),
             dirty=dirty,
@@ -392,29 +392,31 @@ class Store:
             hint = " (a snapshot id prefix needs at least 8 hex characters)"
         raise RefNotFound(f"no tag or snapshot {ref!r} in dataset {row.name!r}{hint}")
 
-    def ranges(self, version: Version) -> list[AnyRange]:
+    def manifest(self, version: Version) -> Manifest:
         """The manifest of a version; for the head, the base with staged changes laid on."""
         if version.snapshot is not None:
-            return list(self.catalog.ranges(version.snapshot))
-        return self._head_ranges(version.dataset)[0]
+            return self.catalog.manifest(version.snapshot)
+        return self._head_manifest(version.dataset)[0]
 
-    def _head_ranges(self, row: DatasetRow) -> tuple[list[AnyRange], int]:
+    def _base_manifest(self, base: str | None) -> Manifest:
+        return self.catalog.manifest(base) if base else Manifest()
+
+    def _head_manifest(self, row: DatasetRow) -> tuple[Manifest, int]:
         with self.catalog.read() as db:
             fresh = self.catalog.dataset(row.name, db)
             if fresh is None or fresh.id != row.id:
                 raise DatasetNotFound(f"dataset {row.name!r} not found")
             staged = self.catalog.staged(row.id, db)
-            base = self.catalog.ranges(fresh.base) if fresh.base else []
+            base = self._base_manifest(fresh.base)
         if not staged:  # a clean head is its base; skip building an empty Arrow table
-            return list(base), 0
+            return base, 0
         upto = max(r["seq"] for r in staged)
         return self.manifests.apply(base, changes_table(staged)), upto
 
-    def _head_differs(self, row: DatasetRow, ranges: Sequence[AnyRange]) -> bool:
+    def _head_differs(self, row: DatasetRow, head: Manifest) -> bool:
         if not self.catalog.has_staged(row.id):
             return False
-        base = self.catalog.ranges(row.base) if row.base else []
-        return not _same_ranges(base, ranges, self.manifests)
+        return not self.manifests.same(self._base_manifest(row.base), head)
 
     def _latest(self, row: DatasetRow) -> str | None:
         return self.catalog.latest_snapshot(row.id)
@@ -437,11 +439,10 @@ class Store:
             staged = self.catalog.staged_entry(version.dataset.id, d, n)
             if staged is not None:
                 return None if staged["deleted"] else Entry.from_row(staged)
-            base = version.dataset.base
-            ranges: list[AnyRange] = list(self.catalog.ranges(base)) if base else []
+            manifest = self._base_manifest(version.dataset.base)
         else:
-            ranges = list(self.catalog.ranges(version.snapshot))
-        return self.manifests.lookup(ranges, path)
+            manifest = self.catalog.manifest(version.snapshot)
+        return self.manifests.lookup(manifest, path)
 
     def ls(self, spec: str, path: str = "", recursive: bool = False) -> list[Entry]:
         """Entries below a directory (or the one file a path names)."""
@@ -453,17 +454,17 @@ class Store:
         if not entry.is_dir:
             return [entry]
         if version.snapshot is not None:
-            ranges = self.catalog.ranges(version.snapshot)
+            manifest = self.catalog.manifest(version.snapshot)
             table = (
-                self.manifests.list_tree(ranges, path)
+                self.manifests.list_tree(manifest, path)
                 if recursive
-                else self.manifests.list_dir(ranges, path)
+                else self.manifests.list_dir(manifest, path)
             )
             return table_entries(table)
         return self._head_listing(version.dataset, path, recursive)
 
     def _head_listing(self, row: DatasetRow, path: str, recursive: bool) -> list[Entry]:
-        base: list[AnyRange] = list(self.catalog.ranges(row.base)) if row.base else []
+        base = self._base_manifest(row.base)
         if recursive:
             table = self.manifests.list_tree(base, path)
             staged = self.catalog.staged_tree(row.id, path)
@@ -986,8 +987,8 @@ class Store:
             return set(keys)
         if len(keys) > LOOKUP_LIMIT:
             return set()
-        ranges = list(self.catalog.ranges(row.base))
-        return {k for k in keys if self.manifests.lookup(ranges, join_path(*k)) is None}
+        base = self.catalog.manifest(row.base)
+        return {k for k in keys if self.manifests.lookup(base, join_path(*k)) is None}
 
     def mkdir(
         self,
@@ -1124,12 +1125,12 @@ class Store:
             row = self.dataset(name)
             if tag is not None and self.catalog.tag(row.id, tag) is not None:
                 raise TagExists(f"tag {tag!r} already exists in {name}")
-            ranges, upto = self._head_ranges(row)
-            base = self.catalog.ranges(row.base) if row.base else []
-            if not resolved_sources and row.base and _same_ranges(base, ranges, self.manifests):
+            head, upto = self._head_manifest(row)
+            base = self._base_manifest(row.base)
+            if not resolved_sources and row.base and self.manifests.same(base, head):
                 return self._clean_snapshot(row, tag, upto, who), False
             with flock(self.locks / "gc.lock", exclusive=False):
-                written = self.manifests.write_all(ranges, durable=False)
+                written = self.manifests.write_all(head, durable=False)
                 covered = self.catalog.unsynced_mark()
                 self.manifests.sync()  # one syncfs: the ranges and every unflushed object
                 snap = SnapshotRow(
@@ -1140,8 +1141,8 @@ class Store:
                     message=message or "",
                     author=who,
                     sources=resolved_sources,
-                    file_count=sum(r.files for r in written),
-                    size_bytes=sum(r.bytes for r in written),
+                    file_count=written.files,
+                    size_bytes=written.bytes,
                 )
                 with self.catalog.write() as db:
                     current = self._dataset_in(db, name)
@@ -1295,34 +1296,34 @@ class Store:
 
     def diff(self, a: str, b: str | None = None) -> dict[str, Any]:
         """Files added, removed, modified and renamed from version ``a`` to ``b`` (or head)."""
-        from datastore.maintenance.diff import diff_ranges
+        from datastore.maintenance.diff import diff_manifests
 
         va = self.resolve(a)
         vb = self.resolve(b if b is not None else va.name)
-        result = diff_ranges(self.manifests, self.ranges(va), self.ranges(vb))
+        result = diff_manifests(self.manifests, self.manifest(va), self.manifest(vb))
         return {"from": va.label, "to": vb.label, **result}
 
     def status(self, name: str) -> dict[str, Any]:
         row = self.dataset(self._writable(name))
-        from datastore.maintenance.diff import diff_ranges
+        from datastore.maintenance.diff import diff_manifests
 
-        base = list(self.catalog.ranges(row.base)) if row.base else []
-        head = self._head_ranges(row)[0]
-        changes = diff_ranges(self.manifests, base, head)
+        base = self._base_manifest(row.base)
+        head = self._head_manifest(row)[0]
+        changes = diff_manifests(self.manifests, base, head)
         staged = {
             "added": [e["path"] for e in changes["added"]],
             "modified": [e["path"] for e in changes["modified"]],
             "removed": [e["path"] for e in changes["removed"]],
             "renamed": [{"from": e["from"], "to": e["to"]} for e in changes["renamed"]],
         }
-        dirty = not _same_ranges(base, head, self.manifests)
+        dirty = not self.manifests.same(base, head)
         return {"dataset": row.name, "base": row.base, "dirty": dirty, "staged": staged}
 
     def entries(self, spec: str) -> list[Entry]:
         """Every entry of a version, in manifest order."""
         version = self.resolve(spec)
         out: list[Entry] = []
-        for table in self.manifests.iter_tables(self.ranges(version)):
+        for table in self.manifests.iter_tables(self.manifest(version)):
             out.extend(table_entries(table))
         return out
 
@@ -1342,7 +1343,7 @@ class Store:
         from datastore.maintenance.checkout import materialize
 
         version = self.resolve(spec)
-        return materialize(self.parts, self.ranges(version), Path(dest), progress, link)
+        return materialize(self.parts, self.manifest(version), Path(dest), progress, link)
 
     def head_changes(self, since: int) -> tuple[int, list[tuple[str, str]]]:
         """(counter, [(dataset, path)]) of head entries staged after counter ``since``.
@@ -1377,11 +1378,11 @@ class Store:
             self.dataset(name)
         return disk_usage(self.parts, self._du_head, name)
 
-    def _du_head(self, name: str) -> tuple[list[AnyRange], bool]:
-        """A head as ``du`` counts it: its ranges, and whether it differs from its base."""
+    def _du_head(self, name: str) -> tuple[Manifest, bool]:
+        """A head as ``du`` counts it: its manifest, and whether it differs from its base."""
         version = self.resolve(name)
-        ranges = self.ranges(version)
-        return ranges, self._head_differs(version.dataset, ranges)
+        head = self.manifest(version)
+        return head, self._head_differs(version.dataset, head)
 
     def gc(
         self, grace_seconds: float = 900, dry_run: bool = False, progress: Progress = _no_progress
@@ -1405,7 +1406,7 @@ class Store:
 
         with flock(self.locks / "gc.lock", exclusive=True):
             self._require_format(PACKS_FORMAT)
-            live = live_objects(self.parts, self.catalog.all_range_ids())
+            live = live_objects(self.parts)
             loose = [oid for oid in self.objects.iter_ids() if oid in live]
             report = pack_loose(self.parts, loose, False, progress)
         return {"format": self.format_version, **report}
@@ -1559,17 +1560,6 @@ def _ancestors(paths: Iterable[str], to: str) -> set[str]:
 def _last_wins(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_key = {(r["dir"], r["name"]): r for r in rows}
     return list(by_key.values())
-
-
-def _same_ranges(
-    base: Sequence[AnyRange], head: Sequence[AnyRange], manifests: ManifestStore
-) -> bool:
-    """True when the head's entries equal the base's: same range ids, in the same order."""
-    if len(base) != len(head):
-        return False
-    return all(
-        manifests.range_id(b) == manifests.range_id(h) for b, h in zip(base, head, strict=True)
-    )
 
 
 def _with_info(meta: str, owner: tuple[int, int] | None = None, **stamps: int | None) -> str:

@@ -23,10 +23,10 @@ from typing import Any
 from datastore import names
 from datastore.errors import DatasetNotFound, StoreCorrupt
 from datastore.storage.lru import BoundedCache
-from datastore.storage.manifest import RangeId, RangeRef
+from datastore.storage.manifest import Manifest, RangeId, RangeRef
 from datastore.storage.packs import BlobRef
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 UNSTAGED_KEEP_SECONDS = 3600  # how long a watcher may take to see a dropped staged row
 
 MIGRATIONS: dict[int, str] = {
@@ -236,6 +236,10 @@ MIGRATIONS: dict[int, str] = {
         chunks BLOB NOT NULL
     ) WITHOUT ROWID;
     """,
+    # a snapshot's manifest may be a base and a delta over it (datastore/storage/delta.py)
+    9: """
+    ALTER TABLE snapshot_ranges ADD COLUMN delta INTEGER NOT NULL DEFAULT 0;
+    """,
 }
 
 
@@ -311,7 +315,7 @@ class Catalog:
         self._threads: dict[int, _ThreadState] = {}
         self._threads_lock = threading.Lock()
         self._commits = 0  # write transactions this process committed (see dataset())
-        self._ranges: BoundedCache[tuple[RangeRef, ...]] = BoundedCache(64)
+        self._ranges: BoundedCache[Manifest] = BoundedCache(64)
 
     def init(self) -> None:
         self.migrate()
@@ -482,9 +486,7 @@ class Catalog:
 
     # snapshots --------------------------------------------------------------
 
-    def insert_snapshot(
-        self, db: sqlite3.Connection, row: SnapshotRow, ranges: Sequence[RangeRef]
-    ) -> None:
+    def insert_snapshot(self, db: sqlite3.Connection, row: SnapshotRow, manifest: Manifest) -> None:
         db.execute(
             "INSERT INTO snapshots (id, dataset_id, parent, created_at, message, author,"
             " sources, file_count, size_bytes) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -501,10 +503,10 @@ class Catalog:
             ),
         )
         db.executemany(
-            "INSERT INTO snapshot_ranges VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO snapshot_ranges VALUES (?,?,?,?,?,?,?,?,?)",
             [
-                (row.id, i, r.id, r.first[0], r.first[1], r.count, r.files, r.bytes)
-                for i, r in enumerate(ranges)
+                (row.id, i, r.id, r.first[0], r.first[1], r.count, r.files, r.bytes, delta)
+                for i, (r, delta) in enumerate(_layered(manifest))
             ],
         )
 
@@ -542,20 +544,24 @@ class Catalog:
         ).fetchone()
         return row[0] if row else None
 
-    def ranges(self, snapshot_id: str) -> list[RangeRef]:
-        """A snapshot's range list, remembered: snapshots never change once committed, and a
-        path lookup in a 1M-entry version would otherwise spend most of its time here."""
+    def manifest(self, snapshot_id: str) -> Manifest:
+        """A snapshot's ranges (base, then delta), remembered: snapshots never change once
+        committed, and a path lookup in a 1M-entry version would otherwise spend most of
+        its time here."""
         known = self._ranges.get(snapshot_id)
         if known is not None:
-            return list(known)
+            return known
         rows = self.db.execute(
-            "SELECT range_id, first_dir, first_name, count, files, bytes FROM snapshot_ranges"
-            " WHERE snapshot_id=? ORDER BY seq",
+            "SELECT range_id, first_dir, first_name, count, files, bytes, delta"
+            " FROM snapshot_ranges WHERE snapshot_id=? ORDER BY seq",
             (snapshot_id,),
+        ).fetchall()
+        refs = [(RangeRef(RangeId(r[0]), (r[1], r[2]), r[3], r[4], r[5]), r[6]) for r in rows]
+        found = Manifest(
+            tuple(r for r, delta in refs if not delta), tuple(r for r, delta in refs if delta)
         )
-        found = [RangeRef(RangeId(r[0]), (r[1], r[2]), r[3], r[4], r[5]) for r in rows]
-        if found:
-            self._ranges.put(snapshot_id, tuple(found))
+        if refs:
+            self._ranges.put(snapshot_id, found)
         return found
 
     def all_range_ids(self) -> set[str]:
@@ -1195,6 +1201,17 @@ def _task(r: sqlite3.Row) -> dict[str, Any]:
         "started_at": r["started_at"],
         "finished_at": r["finished_at"],
     }
+
+
+def _layered(manifest: Manifest) -> list[tuple[RangeRef, int]]:
+    """A written manifest's ranges in catalog order, each with its layer (1: delta)."""
+    out: list[tuple[RangeRef, int]] = []
+    for layer, ranges in ((0, manifest.base), (1, manifest.delta)):
+        for r in ranges:
+            if not isinstance(r, RangeRef):
+                raise TypeError("a snapshot lists written ranges only")
+            out.append((r, layer))
+    return out
 
 
 def _snapshot(r: sqlite3.Row) -> SnapshotRow:

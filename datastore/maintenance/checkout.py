@@ -17,13 +17,13 @@ import errno
 import fcntl
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from datastore.errors import InvalidRequest
 from datastore.maintenance.parts import Parts
 from datastore.storage.content import ContentStore
-from datastore.storage.manifest import KIND_DIR, KIND_LINK, AnyRange
+from datastore.storage.manifest import KIND_DIR, KIND_LINK, Manifest
 from datastore.storage.reader import ObjectReader, copy_to_fd
 
 FICLONE = 0x40049409
@@ -32,12 +32,12 @@ _FALLBACK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EP
 
 def materialize(
     parts: Parts,
-    ranges: Sequence[AnyRange],
+    manifest: Manifest,
     dest: Path,
     progress: Callable[[int, int], None],
     link: bool = False,
 ) -> int:
-    """Write every file of ``ranges`` under ``dest`` (absent or empty); returns the file count.
+    """Write every file of ``manifest`` under ``dest`` (absent or empty); returns the file count.
 
     Symbolic links are made last, after every file and directory, so nothing this writes
     can pass through a link, wherever its target points."""
@@ -48,7 +48,7 @@ def materialize(
     dirs: list[tuple[str, int]] = []
     files: list[tuple[str, str, int, int]] = []
     links: list[tuple[str, str]] = []
-    for table in parts.manifests.iter_tables(ranges):
+    for table in parts.manifests.iter_tables(manifest):
         columns = ("dir", "name", "kind", "object", "mode", "size", "meta")
         for d, n, kind, obj, mode, size, meta in zip(
             *(table[c].to_pylist() for c in columns), strict=True

@@ -1,9 +1,11 @@
-"""File-level differences between two manifests, joined in Arrow over the ranges they don't share.
+"""File-level differences between two manifests, joined in Arrow over what they don't share.
 
-Two versions of a dataset usually share most ranges (copy-on-write); a shared range id
-means identical entries on both sides, so only the remaining ranges are joined. The join is
-a hash lookup of each side's paths in the other's (``pyarrow.compute.index_in``), not a
-DuckDB query: DuckDB's import and connection cost more than a whole small diff.
+Two versions on the same base differ only where their deltas do, and a delta row carries
+the base's entry at its key, so their diff reads the two deltas and nothing else. Other
+pairs usually still share most ranges (copy-on-write); a range as written listed by both
+sides means identical entries there, so only the remaining pieces are joined. The join
+is a hash lookup of each side's paths in the other's (``pyarrow.compute.index_in``), not
+a DuckDB query: DuckDB's import and connection cost more than a whole small diff.
 
 A symbolic link is compared by its target: inside the join it carries ``LINK`` + target
 where a file carries its object id (no id holds a NUL), and comes out as ``target``.
@@ -12,45 +14,81 @@ where a file carries its object id (no id holds a NUL), and comes out as ``targe
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
+from datastore.storage import delta
 from datastore.storage.arrow import pa, pc
 from datastore.storage.manifest import (
     KIND_FILE,
     KIND_LINK,
     AnyRange,
+    Manifest,
     ManifestStore,
     RangeRef,
     concat,
     join_path,
+    schema,
 )
 
 
-def diff_ranges(
-    manifests: ManifestStore, a: Sequence[AnyRange], b: Sequence[AnyRange]
-) -> dict[str, Any]:
-    shared = _ids(a) & _ids(b)
-    left = _files(manifests, [r for r in a if not _is_shared(r, shared)])
-    right = _files(manifests, [r for r in b if not _is_shared(r, shared)])
+def diff_manifests(manifests: ManifestStore, a: Manifest, b: Manifest) -> dict[str, Any]:
+    if _same_base(manifests, a, b):
+        left, right = _delta_sides(manifests, a, b)
+    else:
+        la, lb = manifests.layout(a), manifests.layout(b)
+        shared = _as_written(la) & _as_written(lb)
+        left, right = _rest(manifests, la, shared), _rest(manifests, lb, shared)
+    left, right = _files(left), _files(right)
     rows = _changed_rows(left, right) if left.num_rows or right.num_rows else []
     return _classify(rows)
 
 
-def _ids(ranges: Sequence[AnyRange]) -> set[str]:
-    return {r.id for r in ranges if isinstance(r, RangeRef)}
+def _same_base(manifests: ManifestStore, a: Manifest, b: Manifest) -> bool:
+    if len(a.base) != len(b.base):
+        return False
+    pairs = zip(a.base, b.base, strict=True)
+    return all(manifests.range_id(x) == manifests.range_id(y) for x, y in pairs)
 
 
-def _is_shared(rng: AnyRange, shared: set[str]) -> bool:
-    return isinstance(rng, RangeRef) and rng.id in shared
+def _delta_sides(manifests: ManifestStore, a: Manifest, b: Manifest) -> tuple[pa.Table, pa.Table]:
+    """Each side's entries at the keys either delta holds: its own delta's, else the
+    base's (the other delta's prev columns)."""
+    da, db = manifests.delta_table(a), manifests.delta_table(b)
+
+    def side(own: pa.Table, other: pa.Table) -> pa.Table:
+        mine = delta.path_keys(own)
+        rest = other.filter(pc.invert(pc.is_in(delta.path_keys(other), value_set=mine)))
+        return pa.concat_tables([delta.upserts(own, schema()), delta.base_side(rest, schema())])
+
+    return side(da, db), side(db, da)
+
+
+Layout = list[tuple[AnyRange | None, pa.Table]]
+
+
+def _as_written(layout: Layout) -> set[str]:
+    """Ids of the ranges a layout lists unchanged (no delta row in their span)."""
+    return {r.id for r, changes in layout if isinstance(r, RangeRef) and not changes.num_rows}
+
+
+def _rest(manifests: ManifestStore, layout: Layout, shared: set[str]) -> pa.Table:
+    """The entries of a layout outside the ranges both sides list as written."""
+    written: list[AnyRange] = []
+    computed: list[pa.Table] = []
+    for rng, changes in layout:
+        if isinstance(rng, RangeRef) and not changes.num_rows:
+            if rng.id not in shared:
+                written.append(rng)
+        else:
+            computed.append(manifests.piece(rng, changes))
+    return concat(manifests.read_many(written) + computed)
 
 
 LINK = "\x00link\x00"
 
 
-def _files(manifests: ManifestStore, ranges: Sequence[AnyRange]) -> pa.Table:
+def _files(table: pa.Table) -> pa.Table:
     """Files and links (a link's target standing in for the object), as ``_COLUMNS``."""
-    table = concat(manifests.read_many(ranges))
     files = table.filter(pc.equal(table["kind"], KIND_FILE)).select(list(_COLUMNS))
     links = table.filter(pc.equal(table["kind"], KIND_LINK))
     if not links.num_rows:

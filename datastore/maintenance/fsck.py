@@ -7,7 +7,7 @@ from typing import Any
 
 from datastore.errors import StoreCorrupt
 from datastore.maintenance.parts import Parts
-from datastore.maintenance.references import range_files
+from datastore.maintenance.references import live_objects, snapshot_pieces
 from datastore.storage import chunker
 from datastore.storage.arrow import pa, pc
 from datastore.storage.manifest import join_path
@@ -41,16 +41,15 @@ def check(parts: Parts, progress: Callable[[int, int], None]) -> dict[str, Any]:
     present = loose | set(packed) | set(chunked)
     corrupt |= {b for b, ok in packed.items() if not ok and b not in loose}
     corrupt |= {o for o, ok in chunked.items() if not ok and o not in loose and o not in packed}
-    referenced = set(parts.catalog.staged_objects())
-    for rid in good_ranges:
-        referenced |= set(range_files(parts.manifests, rid)["object"].to_pylist())
+    damaged = live_ranges - good_ranges
+    referenced = live_objects(parts, damaged)
     missing = referenced - present
     # a damaged object nothing references holds no one's data: after a power cut, a file
     # closed unflushed through the mount can leave its object short with no row naming
     # it; it is listed, and gc removes it like any unreferenced object
     unreferenced = sorted(corrupt - referenced)
     bad = (corrupt & referenced) | missing
-    where = _where(parts, good_ranges, bad) if bad else {}
+    where = _where(parts, damaged, bad) if bad else {}
     for pack, state, blobs in pack_problems:
         needing = {o for b in blobs for o in owners.get(b, ()) if o in bad} | (blobs & bad)
         affected = [a for o in sorted(needing) for a in where.get(o, [])]
@@ -148,21 +147,23 @@ def _range_state(parts: Parts, rid: str) -> str:
     return "ok" if parts.manifests.verify(rid) else "corrupt"
 
 
-def _where(parts: Parts, ranges: set[str], bad: set[str]) -> dict[str, list[dict[str, Any]]]:
+def _where(parts: Parts, damaged: set[str], bad: set[str]) -> dict[str, list[dict[str, Any]]]:
     """For each damaged object, the (dataset, snapshot, path) places that hold it."""
     found: dict[str, list[dict[str, Any]]] = {}
     value_set = pa.array(sorted(bad), pa.string())
-    for rid in ranges:
-        files = range_files(parts.manifests, rid)
-        hits = files.filter(pc.is_in(files["object"], value_set=value_set)).to_pylist()
-        if not hits:
-            continue
-        users = parts.catalog.range_users(rid)
+    hits_in: dict[str, list[dict[str, Any]]] = {}  # a range as written, searched once
+    for (dataset, snap), rid, files in snapshot_pieces(parts, damaged):
+        if rid is None or rid not in hits_in:
+            table = files()
+            hits = table.filter(pc.is_in(table["object"], value_set=value_set)).to_pylist()
+            if rid is not None:
+                hits_in[rid] = hits
+        else:
+            hits = hits_in[rid]
         for h in hits:
-            for dataset, snap in users:
-                found.setdefault(h["object"], []).append(
-                    {"dataset": dataset, "snapshot": snap, "path": join_path(h["dir"], h["name"])}
-                )
+            found.setdefault(h["object"], []).append(
+                {"dataset": dataset, "snapshot": snap.id, "path": join_path(h["dir"], h["name"])}
+            )
     for dataset, path, oid in parts.catalog.staged_object_paths(bad):
         found.setdefault(oid, []).append({"dataset": dataset, "snapshot": None, "path": path})
     return found

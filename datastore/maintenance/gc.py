@@ -41,7 +41,7 @@ def collect(
             raise StoreCorrupt(
                 f"{len(missing)} referenced manifest range(s) are missing; run ds fsck first"
             )
-        live = live_objects(parts, live_ranges)
+        live = live_objects(parts)
         dead_ranges = [
             rid
             for rid in parts.manifests.iter_ids()

@@ -11,44 +11,51 @@ i.e. what deleting it would let gc free.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from datastore.maintenance.parts import Parts
-from datastore.maintenance.references import range_files
+from datastore.maintenance.references import manifest_pieces, snapshot_pieces
 from datastore.storage import chunker
-from datastore.storage.manifest import KIND_FILE, AnyRange, RangeRef
+from datastore.storage.arrow import pa
+from datastore.storage.manifest import Manifest
 
-#: a dataset's head as its ranges (committed refs and staged tables) and whether it differs
-#: from its base; the Store builds heads, so usage asks for them instead of importing it
-HeadOf = Callable[[str], tuple[Sequence[AnyRange], bool]]
+#: a dataset's head as its manifest and whether it differs from its base; the Store
+#: builds heads, so usage asks for them instead of importing it
+HeadOf = Callable[[str], tuple[Manifest, bool]]
 
 
 def disk_usage(store: Parts, head_of: HeadOf, only: str | None) -> list[dict[str, Any]]:
     sizes: dict[str, int] = {}
     range_objects: dict[str, set[str]] = {}
 
-    def objects_of(rid: str) -> set[str]:
-        if rid not in range_objects:
-            files = range_files(store.manifests, rid)
-            objs = files["object"].to_pylist()
-            sizes.update(zip(objs, files["size"].to_pylist(), strict=True))
+    def objects_of(rid: str | None, files: Callable[[], pa.Table]) -> set[str]:
+        if rid is not None and rid in range_objects:
+            return range_objects[rid]
+        table = files()
+        objs = table["object"].to_pylist()
+        sizes.update(zip(objs, table["size"].to_pylist(), strict=True))
+        if rid is not None:
             range_objects[rid] = set(objs)
-        return range_objects[rid]
+        return set(objs)
 
     per_snapshot: dict[str, set[str]] = {}
     per_dataset: dict[str, set[str]] = {}
     snapshots_of: dict[str, list[Any]] = {}
     for dataset, snap in store.catalog.all_snapshots():
-        objs: set[str] = set()
-        for rng in store.catalog.ranges(snap.id):
-            objs |= objects_of(rng.id)
-        per_snapshot[snap.id] = objs
-        per_dataset.setdefault(dataset, set()).update(objs)
+        per_snapshot[snap.id] = set()
         snapshots_of.setdefault(dataset, []).append(snap)
+    for (_, snap), rid, files in snapshot_pieces(store):
+        per_snapshot[snap.id] |= objects_of(rid, files)
+    for dataset, snaps in snapshots_of.items():
+        per_dataset[dataset] = set().union(*(per_snapshot[s.id] for s in snaps))
     heads: dict[str, tuple[int, bool, set[str]]] = {}
     for row in store.catalog.datasets():
-        heads[row.name] = _head(store, head_of(row.name), objects_of, sizes)
+        head, dirty = head_of(row.name)
+        objs: set[str] = set()
+        for rid, files in manifest_pieces(store.manifests, head):
+            objs |= objects_of(rid, files)
+        heads[row.name] = (head.bytes, dirty, objs)
         per_dataset.setdefault(row.name, set()).update(heads[row.name][2])
         per_snapshot[f"head:{row.name}"] = heads[row.name][2]  # a head holds objects too
     # a chunked object counts as its chunks, so a chunk two files share is counted once
@@ -115,26 +122,3 @@ class _Units:
             else:
                 out.update(c for c, _ in listed)
         return out
-
-
-def _head(
-    store: Parts,
-    head: tuple[Sequence[AnyRange], bool],
-    objects_of: Callable[[str], set[str]],
-    sizes: dict[str, int],
-) -> tuple[int, bool, set[str]]:
-    """(bytes, differs from its base, objects) of a dataset's head: committed ranges are
-    shared with its snapshots, staged ones are read as the head lists them."""
-    ranges, dirty = head
-    objs: set[str] = set()
-    for rng in ranges:
-        if isinstance(rng, RangeRef):
-            objs |= objects_of(rng.id)
-            continue
-        table = store.manifests.read(rng)
-        files = [i for i, k in enumerate(table["kind"].to_pylist()) if k == KIND_FILE]
-        found = table.take(files).select(["object", "size"])
-        listed = found["object"].to_pylist()
-        sizes.update(zip(listed, found["size"].to_pylist(), strict=True))
-        objs.update(listed)
-    return sum(r.bytes for r in ranges), dirty, objs

@@ -20,11 +20,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, NewType, TypeVar
 
 from datastore.errors import InvalidPath, StoreCorrupt
+from datastore.storage import delta
 from datastore.storage.arrow import pa, pc, pq
 from datastore.storage.lru import BoundedCache
 from datastore.storage.objects import (
@@ -40,6 +41,7 @@ from datastore.storage.objects import (
 RangeId = NewType("RangeId", str)
 
 FORMAT_HEADER = b"ds-manifest-range/1\n"
+DELTA_HEADER = b"ds-manifest-delta/1\n"
 TARGET_ROWS = 1024
 MAX_ROWS = 2 * TARGET_ROWS
 KIND_FILE = "file"
@@ -68,6 +70,15 @@ def schema() -> pa.Schema:
 def change_schema() -> pa.Schema:
     """A staged change: a range's columns and whether the path was deleted."""
     return schema().append(pa.field("deleted", pa.bool_()))
+
+
+def delta_schema() -> pa.Schema:
+    """A delta range's columns: a change and the base's entry it replaces."""
+    return delta.delta_schema(schema())
+
+
+def schema_of(table: pa.Table) -> pa.Schema:
+    return delta_schema() if delta.is_delta(table) else schema()
 
 
 Key = tuple[str, str]
@@ -228,11 +239,42 @@ class PendingRange:
 
 
 def file_totals(table: pa.Table) -> tuple[int, int]:
+    """(files, bytes) a range lists; for a delta range, what it adds to its base's."""
+    if delta.is_delta(table):
+        return delta.net_totals(table, KIND_FILE)
     files = table.filter(pc.equal(table["kind"], KIND_FILE))
     return files.num_rows, int(pc.sum(files["size"]).as_py() or 0)
 
 
 AnyRange = RangeRef | PendingRange
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A version's entries: a base of sorted, disjoint ranges and a delta over it
+    (``datastore.storage.delta``); either may be empty."""
+
+    base: tuple[AnyRange, ...] = ()
+    delta: tuple[AnyRange, ...] = ()
+
+    @property
+    def ranges(self) -> tuple[AnyRange, ...]:
+        return self.base + self.delta
+
+    @property
+    def files(self) -> int:
+        return sum(r.files for r in self.ranges)
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.ranges)
+
+    @property
+    def base_rows(self) -> int:
+        return sum(r.count for r in self.base)
+
+    def __bool__(self) -> bool:
+        return bool(self.base or self.delta)
 
 
 def entries_table(entries: Iterable[Entry]) -> pa.Table:
@@ -254,6 +296,7 @@ def table_entries(table: pa.Table) -> list[Entry]:
 
 
 def canonical_id(table: pa.Table, hasher: HasherFactory = default_hasher) -> RangeId:
+    """The id of a range's entries (a delta range's: its changes and prev columns too)."""
     cols = [
         table["dir"],
         table["name"],
@@ -263,11 +306,16 @@ def canonical_id(table: pa.Table, hasher: HasherFactory = default_hasher) -> Ran
         pc.cast(table["mode"], pa.string()),
         pc.cast(table["mtime_ns"], pa.string()),
         pc.fill_null(table["meta"], ""),
-        pa.chunked_array([pa.array([""] * table.num_rows, pa.string())]),
     ]
+    header = FORMAT_HEADER
+    if delta.is_delta(table):
+        header = DELTA_HEADER
+        cols.append(pc.cast(table["deleted"], pa.string()))
+        cols += [pc.fill_null(pc.cast(table[p], pa.string()), "") for p in delta.PREV]
+    cols.append(pa.chunked_array([pa.array([""] * table.num_rows, pa.string())]))
     joined = pc.binary_join_element_wise(*cols, "\x00").combine_chunks()
     h = hasher()
-    h.update(FORMAT_HEADER)
+    h.update(header)
     if len(joined):
         bufs = joined.buffers()
         offsets = pa.Array.from_buffers(
@@ -345,7 +393,8 @@ class ManifestStore:
         return self.write_pending(PendingRange(table), durable=durable)
 
     def write_pending(self, rng: PendingRange, *, durable: bool = True) -> RangeRef:
-        table = rng.table = rng.table.select(schema().names).cast(schema())
+        cols = schema_of(rng.table)
+        table = rng.table = rng.table.select(cols.names).cast(cols)
         rid = self.range_id(rng)
         target = self.path(rid)
         if not target.exists():
@@ -387,8 +436,18 @@ class ManifestStore:
             return False
         return canonical_id(table, self.hasher) == rid
 
-    def lookup(self, ranges: Sequence[AnyRange], path: str) -> Entry | None:
+    # a manifest: base and delta ----------------------------------------------
+
+    def lookup(self, manifest: Manifest, path: str) -> Entry | None:
         key = split_path(path)
+        if manifest.delta:
+            change = self._find(manifest.delta, key)
+            if change is not None:
+                return None if change["deleted"] else Entry.from_row(change)
+        found = self._find(manifest.base, key)
+        return None if found is None else Entry.from_row(found)
+
+    def _find(self, ranges: Sequence[AnyRange], key: Key) -> dict[str, Any] | None:
         i = bisect.bisect_right([r.first for r in ranges], key) - 1
         if i < 0:
             return None
@@ -398,32 +457,46 @@ class ManifestStore:
             row = self.cache.index(rng.id, table).get(key)
         else:
             mask = pc.and_(pc.equal(table["dir"], key[0]), pc.equal(table["name"], key[1]))
-            hits = table.filter(mask)
-            row = 0 if hits.num_rows else None
-            table = hits
-        if row is None:
-            return None
-        return Entry.from_row(table.slice(row, 1).to_pylist()[0])
+            table = table.filter(mask)
+            row = 0 if table.num_rows else None
+        return None if row is None else table.slice(row, 1).to_pylist()[0]
 
-    def list_dir(self, ranges: Sequence[AnyRange], d: str) -> pa.Table:
+    def list_dir(self, manifest: Manifest, d: str) -> pa.Table:
         """Direct children of directory ``d`` (``''`` is the root)."""
-        tables = []
-        for rng in self._covering(ranges, (d, ""), (d, "\U0010ffff")):
-            table = self.read(rng)
-            tables.append(table.filter(pc.equal(table["dir"], d)))
-        return concat(tables)
 
-    def list_tree(self, ranges: Sequence[AnyRange], prefix: str) -> pa.Table:
+        def children(ranges: Sequence[AnyRange]) -> list[pa.Table]:
+            tables = []
+            for rng in self._covering(ranges, (d, ""), (d, "\U0010ffff")):
+                table = self.read(rng)
+                tables.append(table.filter(pc.equal(table["dir"], d)))
+            return tables
+
+        return self._layered(children, manifest)
+
+    def list_tree(self, manifest: Manifest, prefix: str) -> pa.Table:
         """Every entry at or below directory ``prefix``."""
         if not prefix:
-            return concat([self.read(r) for r in ranges])
+            return concat(list(self.iter_tables(manifest)))
         below = prefix + "/"
-        tables = []
-        for rng in self._covering(ranges, (prefix, ""), (prefix + "0", "")):
-            table = self.read(rng)
-            mask = pc.or_(pc.equal(table["dir"], prefix), pc.starts_with(table["dir"], below))
-            tables.append(table.filter(mask))
-        return concat(tables)
+
+        def inside(ranges: Sequence[AnyRange]) -> list[pa.Table]:
+            tables = []
+            for rng in self._covering(ranges, (prefix, ""), (prefix + "0", "")):
+                table = self.read(rng)
+                mask = pc.or_(pc.equal(table["dir"], prefix), pc.starts_with(table["dir"], below))
+                tables.append(table.filter(mask))
+            return tables
+
+        return self._layered(inside, manifest)
+
+    def _layered(
+        self, part: Callable[[Sequence[AnyRange]], list[pa.Table]], manifest: Manifest
+    ) -> pa.Table:
+        """The part of the base ``part`` selects, with the same part of the delta laid on."""
+        base = concat(part(manifest.base))
+        if not manifest.delta:
+            return base
+        return delta.overlay(base, concat(part(manifest.delta), delta_schema()), schema())
 
     def _covering(self, ranges: Sequence[AnyRange], lo: Key, hi: Key) -> list[AnyRange]:
         firsts = [r.first for r in ranges]
@@ -431,7 +504,69 @@ class ManifestStore:
         end = bisect.bisect_right(firsts, hi)
         return list(ranges[start:end])
 
-    def apply(self, ranges: Sequence[AnyRange], changes: pa.Table) -> list[AnyRange]:
+    def delta_table(self, manifest: Manifest) -> pa.Table:
+        """A manifest's delta as one sorted table (empty when it has none)."""
+        return concat(self.read_many(manifest.delta), delta_schema())
+
+    def layout(self, manifest: Manifest) -> list[tuple[AnyRange | None, pa.Table]]:
+        """The manifest in key order as (base range, the delta rows in its key span);
+        an empty base is one piece, (None, the whole delta)."""
+        changes = self.delta_table(manifest)
+        if not manifest.base:
+            return [(None, changes)] if changes.num_rows else []
+        keys = list(zip(changes["dir"].to_pylist(), changes["name"].to_pylist(), strict=True))
+        cuts = [0] + [bisect.bisect_left(keys, r.first) for r in manifest.base[1:]] + [len(keys)]
+        return [
+            (rng, changes.slice(cuts[i], cuts[i + 1] - cuts[i]))
+            for i, rng in enumerate(manifest.base)
+        ]
+
+    def piece(self, rng: AnyRange | None, changes: pa.Table) -> pa.Table:
+        """One piece of :meth:`layout` as the entries it stands for."""
+        if rng is None:
+            return delta.upserts(changes, schema())
+        return delta.overlay(self.read(rng), changes, schema())
+
+    def iter_tables(self, manifest: Manifest) -> Iterator[pa.Table]:
+        """Every entry, in key order, a range (or so) at a time."""
+        if not manifest.delta:
+            yield from map(self.read, manifest.base)
+            return
+        for piece, changes in self.layout(manifest):
+            yield self.piece(piece, changes)
+
+    def apply(self, manifest: Manifest, changes: pa.Table) -> Manifest:
+        """The manifest with sorted staged changes laid on: a longer delta while it stays
+        under :func:`delta.compact_limit`, else the delta and the changes folded into the
+        base (rewriting only the ranges they touch)."""
+        if changes.num_rows == 0:
+            return manifest
+        old = self.delta_table(manifest)
+        if old.num_rows + changes.num_rows > delta.compact_limit(manifest.base_rows):
+            folded = delta.supersede(old.select(change_schema().names), changes)
+            return Manifest(tuple(self._apply_ranges(manifest.base, folded)))
+        rows = delta.extend(old, changes, partial(self._entries, manifest.base), delta_schema())
+        return Manifest(manifest.base, tuple(split_pending(rows)))
+
+    def _entries(
+        self, ranges: Sequence[AnyRange], keys: Sequence[Key]
+    ) -> dict[Key, dict[str, Any]]:
+        """The rows ``ranges`` hold at ``keys`` (each covering range read once)."""
+        firsts = [r.first for r in ranges]
+        wanted: dict[int, list[Key]] = {}
+        for key in keys:
+            i = bisect.bisect_right(firsts, key) - 1
+            if i >= 0:
+                wanted.setdefault(i, []).append(key)
+
+        def look(item: tuple[int, list[Key]]) -> list[tuple[Key, dict[str, Any] | None]]:
+            i, held = item
+            return [(key, self._find(ranges[i : i + 1], key)) for key in held]
+
+        found = parallel_map(look, list(wanted.items()))
+        return {key: row for pairs in found for key, row in pairs if row is not None}
+
+    def _apply_ranges(self, ranges: Sequence[AnyRange], changes: pa.Table) -> list[AnyRange]:
         """Overlay sorted changes (with ``deleted``) on ranges, rewriting only those touched."""
         if changes.num_rows == 0:
             return list(ranges)
@@ -468,11 +603,12 @@ class ManifestStore:
         pieces.append(base.slice(start))
         return split_pending(pa.concat_tables(pieces).combine_chunks())
 
-    def write_all(self, ranges: Sequence[AnyRange], *, durable: bool = True) -> list[RangeRef]:
+    def write_all(self, manifest: Manifest, *, durable: bool = True) -> Manifest:
         def one(r: AnyRange) -> RangeRef:
             return r if isinstance(r, RangeRef) else self.write_pending(r, durable=durable)
 
-        return parallel_map(one, ranges)
+        written = parallel_map(one, manifest.ranges)
+        return Manifest(tuple(written[: len(manifest.base)]), tuple(written[len(manifest.base) :]))
 
     def range_id(self, rng: AnyRange) -> RangeId:
         """The id a range has (or will have once written)."""
@@ -482,9 +618,12 @@ class ManifestStore:
             rng.rid = canonical_id(rng.table, self.hasher)
         return rng.rid
 
-    def iter_tables(self, ranges: Sequence[AnyRange]) -> Iterator[pa.Table]:
-        for rng in ranges:
-            yield self.read(rng)
+    def same(self, a: Manifest, b: Manifest) -> bool:
+        """True when two manifests are the same ranges (so the same entries, laid out alike)."""
+        if len(a.base) != len(b.base) or len(a.delta) != len(b.delta):
+            return False
+        pairs = zip(a.ranges, b.ranges, strict=True)
+        return all(self.range_id(x) == self.range_id(y) for x, y in pairs)
 
 
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="ranges")
@@ -503,7 +642,8 @@ def _read_parquet(path: Path) -> pa.Table:
     """ParquetFile.read is several times faster than read_table for small files; ranges are
     read on our own pool, so Arrow's threads would only add hand-offs."""
     table = pq.ParquetFile(path, pre_buffer=False).read(use_threads=False)
-    return table if table.schema.equals(schema()) else table.select(schema().names).cast(schema())
+    cols = schema_of(table)
+    return table if table.schema.equals(cols) else table.select(cols.names).cast(cols)
 
 
 def upserts_only(changes: pa.Table) -> pa.Table:
@@ -520,7 +660,7 @@ def split_pending(table: pa.Table) -> list[AnyRange]:
     return [PendingRange(table.slice(i, step)) for i in range(0, table.num_rows, step)]
 
 
-def concat(tables: list[pa.Table]) -> pa.Table:
+def concat(tables: list[pa.Table], cols: pa.Schema | None = None) -> pa.Table:
     if not tables:
-        return schema().empty_table()
+        return (cols or schema()).empty_table()
     return pa.concat_tables(tables)

@@ -48,7 +48,7 @@ def test_damaged_object_is_reported_with_its_place(store: Store, how: str, probl
 
 def test_missing_range_is_reported_and_gc_refuses(store: Store) -> None:
     ids = _setup(store)
-    [rng] = store.catalog.ranges(ids["snapshot"])
+    [rng] = store.catalog.manifest(ids["snapshot"]).ranges
     store.manifests.path(rng.id).unlink()
     store.manifests.cache = type(store.manifests.cache)()
     report = store.fsck()
@@ -62,7 +62,7 @@ def test_missing_range_is_reported_and_gc_refuses(store: Store) -> None:
 
 def test_corrupt_range_is_reported(store: Store) -> None:
     ids = _setup(store)
-    [rng] = store.catalog.ranges(ids["snapshot"])
+    [rng] = store.catalog.manifest(ids["snapshot"]).ranges
     path = store.manifests.path(rng.id)
     os.chmod(path, 0o644)
     path.write_bytes(b"PAR1 not really parquet PAR1")
