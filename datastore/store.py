@@ -42,7 +42,7 @@ from datastore.errors import (
 )
 from datastore.maintenance.parts import Parts
 from datastore.maintenance.retention import Dated, KeepRules, kept
-from datastore.storage import arrow
+from datastore.storage import arrow, delta
 from datastore.storage.backend import LocalBackend
 from datastore.storage.content import ContentStore, ImportBatch
 from datastore.storage.locks import flock
@@ -411,7 +411,28 @@ class Store:
         if not staged:  # a clean head is its base; skip building an empty Arrow table
             return base, 0
         upto = max(r["seq"] for r in staged)
-        return self.manifests.apply(base, changes_table(staged)), upto
+        noted = {
+            (r["dir"], r["name"]): delta.prev_entry(r)
+            for r in staged
+            if fresh.base is not None and r["prev_base"] == fresh.base
+        }
+        return self.manifests.apply(base, changes_table(staged), noted), upto
+
+    def _noting_base(self, row: DatasetRow, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows to stage, each noting the entry the base snapshot holds at its path, so a
+        snapshot of a few changes lays them on as a delta without reading the base's
+        ranges (a lookup now reads a range or two per change, mostly cached). More rows
+        than a delta holds will be folded into the base anyway: nothing is noted."""
+        if row.base is None or not rows:
+            return rows
+        base = self.catalog.manifest(row.base)
+        if len(rows) > delta.compact_limit(base.base_rows):
+            return rows
+        found = self.manifests.entries(base, [(r["dir"], r["name"]) for r in rows])
+        return [
+            {**r, **delta.prev_columns(found.get((r["dir"], r["name"]))), "prev_base": row.base}
+            for r in rows
+        ]
 
     def _head_differs(self, row: DatasetRow, head: Manifest) -> bool:
         if not self.catalog.has_staged(row.id):
@@ -605,6 +626,7 @@ class Store:
             staged_rows.extend(self._new_dirs(row, dirs, current))
             self._check_shapes(row, staged_rows, current)
             _check_rules(rules, staged_rows)
+            staged_rows = self._noting_base(row, staged_rows)
             batch.finish()
             if misses:  # objects known from earlier imports were flushed by those imports
                 self.objects.sync()  # loose objects and packs: one filesystem
@@ -874,6 +896,7 @@ class Store:
             out.append((entry, old))
         rows.extend(self._new_dirs(row, _ancestors([f.path for f in files], "")))
         self._check_shapes(row, rows, {e.path: old for e, old in out if old is not None})
+        rows = self._noting_base(row, rows)
         with self.catalog.write(durable=durable) as db:
             self._dataset_in(db, name)
             for entry, old in out if if_absent else ():
@@ -972,7 +995,7 @@ class Store:
         gone = [(r["dir"], r["name"]) for r in rows if r["deleted"]]
         needless = self._not_in_base(row, gone)
         keep = [r for r in rows if not (r["deleted"] and (r["dir"], r["name"]) in needless)]
-        return _HeadChanges(sorted(needless), keep)
+        return _HeadChanges(sorted(needless), self._noting_base(row, keep))
 
     def _stage_changes(self, db: Any, row: DatasetRow, changes: _HeadChanges) -> None:
         self.catalog.unstage(db, row.id, changes.unstage)
@@ -1024,6 +1047,7 @@ class Store:
         ]
         if entry.is_link:
             self._require_format(LINKS_FORMAT)
+        rows = self._noting_base(row, rows)
         with self.catalog.write() as db:
             self._dataset_in(db, name)
             self.catalog.stage(db, row.id, rows)
@@ -1092,9 +1116,10 @@ class Store:
             mtime_ns=mtime_ns if mtime_ns is not None else entry.mtime_ns,
             meta=_with_info(entry.meta, owner, **stamps),
         )
+        rows = self._noting_base(row, [{**changed.row(), "deleted": False}])
         with self.catalog.write() as db:
             self._dataset_in(db, name)  # a concurrent delete must not leave orphan rows
-            self.catalog.stage(db, row.id, [{**changed.row(), "deleted": False}])
+            self.catalog.stage(db, row.id, rows)
         return changed
 
     # snapshots ---------------------------------------------------------------

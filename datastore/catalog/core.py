@@ -22,12 +22,15 @@ from typing import Any
 
 from datastore import names
 from datastore.errors import DatasetNotFound, StoreCorrupt
+from datastore.storage.delta import PREV
 from datastore.storage.lru import BoundedCache
 from datastore.storage.manifest import Manifest, RangeId, RangeRef
 from datastore.storage.packs import BlobRef
 
-SCHEMA_VERSION = 9
-UNSTAGED_KEEP_SECONDS = 3600  # how long a watcher may take to see a dropped staged row
+SCHEMA_VERSION = 10
+UNSTAGED_KEEP_SECONDS = 3600
+#: what a staged row may note of its base: the snapshot, and its entry at the path
+NOTED = ("prev_base", *PREV)  # how long a watcher may take to see a dropped staged row
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -239,6 +242,16 @@ MIGRATIONS: dict[int, str] = {
     # a snapshot's manifest may be a base and a delta over it (datastore/storage/delta.py)
     9: """
     ALTER TABLE snapshot_ranges ADD COLUMN delta INTEGER NOT NULL DEFAULT 0;
+    """,
+    # a staged row notes the entry its base snapshot holds at the path (delta.py)
+    10: """
+    ALTER TABLE staged ADD COLUMN prev_base TEXT;
+    ALTER TABLE staged ADD COLUMN prev_kind TEXT;
+    ALTER TABLE staged ADD COLUMN prev_object TEXT;
+    ALTER TABLE staged ADD COLUMN prev_size INTEGER;
+    ALTER TABLE staged ADD COLUMN prev_mode INTEGER;
+    ALTER TABLE staged ADD COLUMN prev_mtime_ns INTEGER;
+    ALTER TABLE staged ADD COLUMN prev_meta TEXT;
     """,
 }
 
@@ -693,7 +706,9 @@ class Catalog:
             (len(rows),),
         ).fetchone()[0] - len(rows)
         db.executemany(
-            "INSERT OR REPLACE INTO staged VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO staged (dataset_id, dir, name, kind, object, size, mode,"
+            " mtime_ns, meta, deleted, seq, prev_base, prev_kind, prev_object, prev_size,"
+            " prev_mode, prev_mtime_ns, prev_meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     dataset_id,
@@ -707,15 +722,18 @@ class Catalog:
                     r["meta"] or "",
                     int(r["deleted"]),
                     seq + i + 1,
+                    *(r.get(c) for c in NOTED),
                 )
                 for i, r in enumerate(rows)
             ],
         )
 
     def staged(self, dataset_id: str, db: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
+        """A head's staged rows, with what each noted of its base (``NOTED``)."""
         rows = (db or self.db).execute(
-            "SELECT dir, name, kind, object, size, mode, mtime_ns, meta, deleted, seq"
-            " FROM staged WHERE dataset_id=? ORDER BY dir, name",
+            "SELECT dir, name, kind, object, size, mode, mtime_ns, meta, deleted, seq, "
+            + ", ".join(NOTED)
+            + " FROM staged WHERE dataset_id=? ORDER BY dir, name",
             (dataset_id,),
         )
         return [_staged(r) for r in rows]
@@ -1229,7 +1247,8 @@ def _snapshot(r: sqlite3.Row) -> SnapshotRow:
 
 
 def _staged(r: sqlite3.Row) -> dict[str, Any]:
-    return {
+    noted = dict(zip(NOTED, r[10:], strict=True)) if len(r) > 10 else {}
+    return noted | {
         "dir": r[0],
         "name": r[1],
         "kind": r[2],

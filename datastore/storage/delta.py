@@ -84,19 +84,25 @@ def extend(
     changes: pa.Table,
     base_entries: Callable[[Sequence[Key]], dict[Key, dict[str, Any]]],
     schema: pa.Schema,
+    noted: dict[Key, dict[str, Any] | None] | None = None,
 ) -> pa.Table:
     """The delta after ``changes`` (sorted staged rows): the old delta's rows at other
-    keys, and each change with the base's entry at its key (the old delta's prev where it
-    held the key, else looked up in the base). A change that leaves a key as the base has
-    it (a removal of a key the base lacks, an entry equal to the base's) drops out."""
+    keys, and each change with the base's entry at its key: the old delta's prev where
+    it held the key, else what staging ``noted`` (the base's entry, or None where it has
+    none), else looked up in the base. A change that leaves a key as the base has it (a
+    removal of a key the base lacks, an entry equal to the base's) drops out."""
+    noted = noted or {}
     held = {(r["dir"], r["name"]): r for r in old.to_pylist()}
     rows = changes.to_pylist()
-    found = base_entries([k for r in rows if (k := (r["dir"], r["name"])) not in held])
+    keys = [(r["dir"], r["name"]) for r in rows]
+    found = base_entries([k for k in keys if k not in held and k not in noted])
     out = dict(held)
-    for r in rows:
-        key = (r["dir"], r["name"])
+    for key, r in zip(keys, rows, strict=True):
         before = held.get(key)
-        prev = {p: before[p] for p in PREV} if before is not None else _prev(found.get(key))
+        if before is not None:
+            prev = {p: before[p] for p in PREV}
+        else:
+            prev = prev_columns(noted[key] if key in noted else found.get(key))
         row = {n: r[n] for n in schema.names if n in r} | prev
         if _unchanged(row):
             out.pop(key, None)
@@ -105,10 +111,18 @@ def extend(
     return pa.Table.from_pylist([out[k] for k in sorted(out)], schema=schema)
 
 
-def _prev(entry: dict[str, Any] | None) -> dict[str, Any]:
+def prev_columns(entry: dict[str, Any] | None) -> dict[str, Any]:
+    """An entry (or its absence) as a delta row's prev columns."""
     if entry is None:
         return dict.fromkeys(PREV)
     return {p: entry[f] for p, f in zip(PREV, ENTRY_FIELDS, strict=True)}
+
+
+def prev_entry(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The entry a row's prev columns describe (None: there was none)."""
+    if row["prev_kind"] is None:
+        return None
+    return {f: row[p] for p, f in zip(PREV, ENTRY_FIELDS, strict=True)}
 
 
 def _unchanged(row: dict[str, Any]) -> bool:

@@ -535,18 +535,33 @@ class ManifestStore:
         for piece, changes in self.layout(manifest):
             yield self.piece(piece, changes)
 
-    def apply(self, manifest: Manifest, changes: pa.Table) -> Manifest:
+    def apply(
+        self,
+        manifest: Manifest,
+        changes: pa.Table,
+        noted: dict[Key, dict[str, Any] | None] | None = None,
+    ) -> Manifest:
         """The manifest with sorted staged changes laid on: a longer delta while it stays
         under :func:`delta.compact_limit`, else the delta and the changes folded into the
-        base (rewriting only the ranges they touch)."""
+        base (rewriting only the ranges they touch). ``noted``: the manifest's entry (or
+        None) at changed keys, where already known; the rest are looked up."""
         if changes.num_rows == 0:
             return manifest
         old = self.delta_table(manifest)
         if old.num_rows + changes.num_rows > delta.compact_limit(manifest.base_rows):
             folded = delta.supersede(old.select(change_schema().names), changes)
             return Manifest(tuple(self._apply_ranges(manifest.base, folded)))
-        rows = delta.extend(old, changes, partial(self._entries, manifest.base), delta_schema())
+        rows = delta.extend(
+            old, changes, partial(self._entries, manifest.base), delta_schema(), noted
+        )
         return Manifest(manifest.base, tuple(split_pending(rows)))
+
+    def entries(self, manifest: Manifest, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
+        """The entries a manifest holds at ``keys`` (keys it lacks left out)."""
+        changed = self._entries(manifest.delta, keys)
+        found = self._entries(manifest.base, [k for k in keys if k not in changed])
+        found.update((k, row) for k, row in changed.items() if not row["deleted"])
+        return found
 
     def _entries(
         self, ranges: Sequence[AnyRange], keys: Sequence[Key]

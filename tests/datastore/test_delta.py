@@ -140,3 +140,42 @@ def test_fsck_names_the_paths_a_delta_references(store: Store) -> None:
     report = store.fsck()
     [problem] = [p for p in report["problems"] if p["kind"] == "object"]
     assert problem["affected"] == [{"dataset": "d", "snapshot": v1.row.id, "path": "d05/f05.txt"}]
+
+
+@pytest.mark.usefixtures("small_ranges")
+def test_a_snapshot_of_noted_changes_looks_up_nothing_in_the_base(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed(store)
+    store.snapshot("d", tag="v0")
+    store.put_bytes("d", "d01/f01.txt", b"changed")
+    store.rm("d", ["d02/f02.txt"])
+    store.mkdir("d", "d03/sub")
+    store.put_bytes("d", "d04/new.txt", b"new")
+    asked: list[object] = []
+    looked_up = store.manifests._entries
+    monkeypatch.setattr(
+        store.manifests,
+        "_entries",
+        lambda ranges, keys: asked.extend(keys) or looked_up(ranges, keys),
+    )
+    snap, _ = store.snapshot("d", tag="v1")
+    assert asked == []
+    assert snap.row.file_count == 300
+    assert store.diff("d@v0", "d@v1")["summary"]["modified"] == 1
+
+
+@pytest.mark.usefixtures("small_ranges")
+def test_a_note_made_against_another_base_is_looked_up_again(store: Store) -> None:
+    _seed(store)
+    v0, _ = store.snapshot("d", tag="v0")
+    store.put_bytes("d", "d00/f00.txt", b"changed")
+    store.snapshot("d", tag="v1")
+    row = store.dataset("d")
+    gone = store.stat("d", "d00/f01.txt")
+    stale = {**gone.row(), "deleted": True, "prev_base": v0.row.id, **delta.prev_columns(None)}
+    with store.catalog.write() as db:  # as if staged against v0 while v1 was being taken
+        store.catalog.stage(db, row.id, [stale])
+    snap, created = store.snapshot("d", tag="v2")
+    assert created and snap.row.file_count == 299
+    assert store.diff("d@v1", "d@v2")["summary"]["removed"] == 1
