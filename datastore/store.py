@@ -165,7 +165,8 @@ class Store:
     def __init__(self, root: Path, hasher: HasherFactory = default_hasher) -> None:
         self.root = Path(root)
         self.objects = ObjectStore(self.root / "objects", hasher)
-        self.manifests = ManifestStore(self.root / "manifests", hasher)
+        self.ranges = LocalBackend(self.root / "manifests", suffix=".parquet")
+        self.manifests = ManifestStore(self.ranges, hasher)
         self.catalog = Catalog(self.root / "catalog.db")
         self.packs = LocalBackend(self.root / "packs")
         self.content = ContentStore(
@@ -188,7 +189,7 @@ class Store:
             self._check_format(fmt)
             # a copy that drops empty directories (git, some sync tools) loses the temp
             # and lock directories and unused object prefixes: make them again
-            scratch = (self.objects.tmp, self.manifests.tmp, self.packs.root / "tmp", self.locks)
+            scratch = (self.objects.tmp, self.locks, *(b.root / "tmp" for b in self.backends))
             if not all(d.is_dir() for d in scratch):
                 self._make_dirs()
             self.catalog.init()
@@ -237,10 +238,14 @@ class Store:
             self.catalog.forget_unsynced(db, covered)
         return True
 
+    @property
+    def backends(self) -> tuple[LocalBackend, ...]:
+        return (self.packs, self.ranges)
+
     def _make_dirs(self) -> None:
         self.objects.init()
-        self.packs.init()
-        self.manifests.init()
+        for backend in self.backends:
+            backend.init()
         self.locks.mkdir(exist_ok=True)
 
     def _write_format(self, fmt: Path) -> None:

@@ -43,9 +43,9 @@ def collect(
             )
         live = live_objects(parts)
         dead_ranges = [
-            rid
-            for rid in parts.manifests.iter_ids()
-            if rid not in live_ranges and _older(parts.manifests.path(rid), cutoff)
+            stored.key
+            for stored in parts.manifests.backend.list()
+            if stored.key not in live_ranges and stored.mtime < cutoff
         ]
         candidates: list[str] = list(parts.objects.iter_ids())
         dead_objects: list[tuple[str, int]] = []
@@ -70,7 +70,7 @@ def collect(
                 [oid for oid, _ in dead_objects] + dead_blobs + dead_lists
             )
             for rid in dead_ranges:
-                parts.manifests.path(rid).unlink(missing_ok=True)
+                parts.manifests.backend.delete(rid)
         repacking = repack(parts, live_blobs, cutoff, dry_run)
         loose = [
             oid for oid in candidates if oid in live and _older(parts.objects.path(oid), cutoff)
@@ -96,14 +96,18 @@ def _stale_temps(parts: Parts, cutoff: float, dry_run: bool) -> int:
     """Remove scratch files older than ``cutoff`` that no writer holds open (a temp its
     writer holds is in flight, however old); how many."""
     temp_cutoff = min(cutoff, time.time() - TEMP_MIN_AGE)
-    temps = [*parts.objects.iter_temp(), *(parts.manifests.root / "tmp").iterdir()]
     removed = sum(
-        1 for p in temps if _older(p, temp_cutoff) and parts.objects.remove_idle_temp(p, dry_run)
+        1
+        for p in parts.objects.iter_temp()
+        if _older(p, temp_cutoff) and parts.objects.remove_idle_temp(p, dry_run)
     )
-    packs = parts.content.packs
-    return removed + sum(
-        1 for t in packs.temps() if t.mtime < temp_cutoff and packs.remove_idle_temp(t.key, dry_run)
-    )
+    for backend in (parts.content.packs, parts.manifests.backend):
+        removed += sum(
+            1
+            for t in backend.temps()
+            if t.mtime < temp_cutoff and backend.remove_idle_temp(t.key, dry_run)
+        )
+    return removed
 
 
 def _with_chunks(parts: Parts, live: set[str]) -> tuple[set[str], list[str]]:

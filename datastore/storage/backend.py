@@ -1,10 +1,10 @@
-"""Where a store's write-once files live: the interface packs (and later manifest ranges)
-are stored through, and its local-directory implementation.
+"""Where a store's write-once files live: the interface packs and manifest ranges are
+stored through, and its local-directory implementation.
 
 Everything a remote backend must offer is here: put-if-absent of a finished file, a
-read of a byte range, a listing, a delete. Names are ids (32 hex digits); placement
-fans out by their first two digits, as objects do. Nothing above this module names a
-file of the store it manages.
+read of a byte range, a stat, a listing, a delete. Names are ids (32 hex digits);
+placement fans out by their first two digits, as objects do. Nothing above this module
+names a file of the store it manages.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ class Backend(ABC):
     """Write-once files named by id."""
 
     @abstractmethod
+    def init(self) -> None:
+        """Make what a first write needs (idempotent)."""
+
+    @abstractmethod
     def new_temp(self, label: str) -> tuple[str, int]:
         """A local scratch file (path, descriptor open for writing) that becomes a stored
         file through :meth:`put_if_absent`; locked against gc while its descriptor is open."""
@@ -44,7 +48,13 @@ class Backend(ABC):
     @abstractmethod
     def put_if_absent(self, temp: str, key: str, durable: bool) -> bool:
         """Store a finished temp file as ``key``; False (and the temp dropped) when the
-        key was already there: a key names its content, so the stored file is the same."""
+        key was already there: a key names its content, so the stored file is the same.
+        Either way the file's modification time is now: gc's grace period counts from
+        the last put, so a file a writer is about to reference again is not swept."""
+
+    @abstractmethod
+    def stat(self, key: str) -> Stored | None:
+        """Size and modification time of a stored file (None when absent)."""
 
     @abstractmethod
     def open_fd(self, key: str) -> int:
@@ -76,17 +86,19 @@ class Backend(ABC):
 
 
 class LocalBackend(Backend):
-    """A directory: ``ab/cdef...`` files, mode 0444, and ``tmp/`` for files being written."""
+    """A directory: ``ab/cdef...`` files (with ``suffix``, e.g. ``.parquet``), mode 0444,
+    and ``tmp/`` for files being written."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, suffix: str = "") -> None:
         self.root = root
         self._root = str(root)
+        self.suffix = suffix
 
     def init(self) -> None:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
 
     def place(self, key: str) -> str:
-        return f"{self._root}/{key[:2]}/{key[2:]}"
+        return f"{self._root}/{key[:2]}/{key[2:]}{self.suffix}"
 
     def new_temp(self, label: str) -> tuple[str, int]:
         name = f"{label}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(6)}"
@@ -99,6 +111,7 @@ class LocalBackend(Backend):
         target = self.place(key)
         if os.path.exists(target):
             os.unlink(temp)
+            os.utime(target)
             return False
         if durable:
             fsync_path(temp)
@@ -107,6 +120,13 @@ class LocalBackend(Backend):
         if durable:
             fsync_dir(Path(os.path.dirname(target)))
         return True
+
+    def stat(self, key: str) -> Stored | None:
+        try:
+            st = os.stat(self.place(key))
+        except FileNotFoundError:
+            return None
+        return Stored(key, st.st_size, st.st_mtime)
 
     def open_fd(self, key: str) -> int:
         return os.open(self.place(key), os.O_RDONLY)
@@ -129,7 +149,9 @@ class LocalBackend(Backend):
             if len(sub.name) != 2 or not sub.is_dir():
                 continue
             for entry in os.scandir(sub.path):
-                key = sub.name + entry.name
+                if not entry.name.endswith(self.suffix):
+                    continue
+                key = sub.name + entry.name[: len(entry.name) - len(self.suffix)]
                 if len(key) == 32 and all(c in "0123456789abcdef" for c in key):
                     st = entry.stat()
                     yield Stored(key, st.st_size, st.st_mtime)

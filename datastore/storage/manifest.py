@@ -14,28 +14,24 @@ on every machine and with every Parquet writer.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache, partial
-from pathlib import Path
 from typing import Any, NewType, TypeVar
 
 from datastore.errors import InvalidPath, StoreCorrupt
 from datastore.storage import delta
 from datastore.storage.arrow import pa, pc, pq
+from datastore.storage.backend import Backend
 from datastore.storage.lru import BoundedCache
 from datastore.storage.objects import (
     HasherFactory,
     ObjectId,
     default_hasher,
-    fsync_dir,
-    fsync_path,
-    object_relpath,
-    syncfs,
 )
 
 RangeId = NewType("RangeId", str)
@@ -358,36 +354,19 @@ class RangeCache:
 
 
 class ManifestStore:
-    """Reads and writes ranges under ``manifests/ab/cdef....parquet``."""
+    """Reads and writes ranges through a :class:`Backend` (locally
+    ``manifests/ab/cdef....parquet``), keeping decoded ones in a :class:`RangeCache`."""
 
-    def __init__(self, root: Path, hasher: HasherFactory = default_hasher) -> None:
-        self.root = root
+    def __init__(self, backend: Backend, hasher: HasherFactory = default_hasher) -> None:
+        self.backend = backend
         self.hasher = hasher
         self.cache = RangeCache()
 
-    @property
-    def tmp(self) -> Path:
-        return self.root / "tmp"
-
-    def init(self) -> None:
-        self.tmp.mkdir(parents=True, exist_ok=True)
-
-    def path(self, rid: str) -> Path:
-        return self.root / (object_relpath(rid) + ".parquet")
-
     def exists(self, rid: str) -> bool:
-        return self.path(rid).exists()
+        return self.backend.stat(rid) is not None
 
     def sync(self) -> None:
-        syncfs(self.root)
-
-    def iter_ids(self) -> Iterator[RangeId]:
-        for sub in sorted(self.root.iterdir()):
-            if len(sub.name) != 2 or not sub.is_dir():
-                continue
-            for entry in os.scandir(sub):
-                if entry.name.endswith(".parquet") and len(entry.name) == 38:
-                    yield RangeId(sub.name + entry.name[:-8])
+        self.backend.sync()
 
     def write(self, table: pa.Table, *, durable: bool = True) -> RangeRef:
         return self.write_pending(PendingRange(table), durable=durable)
@@ -396,19 +375,17 @@ class ManifestStore:
         cols = schema_of(rng.table)
         table = rng.table = rng.table.select(cols.names).cast(cols)
         rid = self.range_id(rng)
-        target = self.path(rid)
-        if not target.exists():
-            target.parent.mkdir(exist_ok=True)
-            tmp = self.tmp / f"{rid}.{os.getpid()}.{threading.get_ident()}"
-            pq.write_table(table, tmp, compression="zstd", use_dictionary=["dir", "kind"])
-            if durable:
-                fsync_path(tmp)
-            os.chmod(tmp, 0o444)
-            os.rename(tmp, target)
-            if durable:
-                fsync_dir(target.parent)
-        else:
-            os.utime(target)
+        temp, fd = self.backend.new_temp("range")
+        try:
+            with os.fdopen(os.dup(fd), "wb") as out:
+                pq.write_table(table, out, compression="zstd", use_dictionary=["dir", "kind"])
+            self.backend.put_if_absent(temp, rid, durable)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        finally:
+            os.close(fd)
         self.cache.put(rid, table)
         first = (table["dir"][0].as_py(), table["name"][0].as_py())
         return RangeRef(rid, first, table.num_rows, *file_totals(table))
@@ -419,7 +396,7 @@ class ManifestStore:
         table = self.cache.get(rng.id)
         if table is None:
             try:
-                table = _read_parquet(self.path(rng.id))
+                table = self._decode(rng.id)
             except (OSError, pa.ArrowInvalid) as exc:
                 raise StoreCorrupt(f"manifest range {rng.id} is missing or unreadable") from exc
             self.cache.put(rng.id, table)
@@ -431,10 +408,18 @@ class ManifestStore:
 
     def verify(self, rid: str) -> bool:
         try:
-            table = _read_parquet(self.path(rid))
+            table = self._decode(rid)
         except (OSError, pa.ArrowInvalid):
             return False
         return canonical_id(table, self.hasher) == rid
+
+    def _decode(self, rid: str) -> pa.Table:
+        """ParquetFile.read is several times faster than read_table for small files;
+        ranges are read on our own pool, so Arrow's threads would only add hand-offs."""
+        data = pa.BufferReader(self.backend.get(rid))
+        table = pq.ParquetFile(data, pre_buffer=False).read(use_threads=False)
+        cols = schema_of(table)
+        return table if table.schema.equals(cols) else table.select(cols.names).cast(cols)
 
     # a manifest: base and delta ----------------------------------------------
 
@@ -651,14 +636,6 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     if len(items) < 4:
         return [fn(x) for x in items]
     return list(_POOL.map(fn, items))
-
-
-def _read_parquet(path: Path) -> pa.Table:
-    """ParquetFile.read is several times faster than read_table for small files; ranges are
-    read on our own pool, so Arrow's threads would only add hand-offs."""
-    table = pq.ParquetFile(path, pre_buffer=False).read(use_threads=False)
-    cols = schema_of(table)
-    return table if table.schema.equals(cols) else table.select(cols.names).cast(cols)
 
 
 def upserts_only(changes: pa.Table) -> pa.Table:

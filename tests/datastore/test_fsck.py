@@ -49,7 +49,7 @@ def test_damaged_object_is_reported_with_its_place(store: Store, how: str, probl
 def test_missing_range_is_reported_and_gc_refuses(store: Store) -> None:
     ids = _setup(store)
     [rng] = store.catalog.manifest(ids["snapshot"]).ranges
-    store.manifests.path(rng.id).unlink()
+    os.unlink(store.ranges.place(rng.id))
     store.manifests.cache = type(store.manifests.cache)()
     report = store.fsck()
     assert not report["ok"]
@@ -63,7 +63,7 @@ def test_missing_range_is_reported_and_gc_refuses(store: Store) -> None:
 def test_corrupt_range_is_reported(store: Store) -> None:
     ids = _setup(store)
     [rng] = store.catalog.manifest(ids["snapshot"]).ranges
-    path = store.manifests.path(rng.id)
+    path = Path(store.ranges.place(rng.id))
     os.chmod(path, 0o644)
     path.write_bytes(b"PAR1 not really parquet PAR1")
     store.manifests.cache = type(store.manifests.cache)()
