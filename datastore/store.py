@@ -593,7 +593,7 @@ class Store:
             ThreadPoolExecutor(IMPORT_THREADS) as pool,
             _expire_on_failure(self.objects, written, batch),
         ):
-            cached = [self._cached_object(cache.get(src), st) for src, _, st in plan.files]
+            cached = self._cached_objects(cache, plan.files)
             misses = [item for item, oid in zip(plan.files, cached, strict=True) if oid is None]
             fresh = self._import_files(pool, batch, [src for src, _, _ in misses], written)
             for i, ((src, dest, st), known) in enumerate(zip(plan.files, cached, strict=True)):
@@ -682,19 +682,19 @@ class Store:
         for done in pool.map(store, batches):
             yield from done
 
-    def _cached_object(
-        self, cached: tuple[int, int, int, str] | None, st: os.stat_result
-    ) -> ObjectId | None:
-        if cached is None:
-            return None
-        size, mtime_ns, inode, oid = cached
-        if (size, mtime_ns, inode) == (
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ino,
-        ) and self.content.has(oid, size):
-            return ObjectId(oid)
-        return None  # read again: a damaged object is then repaired by the intact bytes
+    def _cached_objects(
+        self, cache: dict[str, tuple[int, int, int, str]], files: list[_Planned]
+    ) -> list[ObjectId | None]:
+        """Each file's object as the last import stored it, where its (size, mtime,
+        inode) still match and the object is still stored with that size; None: read it
+        again (a damaged object is then repaired by the intact bytes)."""
+        hits: dict[int, str] = {}
+        for i, (src, _, st) in enumerate(files):
+            known = cache.get(src)
+            if known is not None and known[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+                hits[i] = known[3]
+        stored = self.content.has({oid: files[i][2].st_size for i, oid in hits.items()})
+        return [ObjectId(hits[i]) if hits.get(i) in stored else None for i in range(len(files))]
 
     def _file_meta(self, path: str, oid: str, info: dict[str, Any] | None = None) -> str:
         with self.content.reader(oid) as f:
@@ -1467,9 +1467,13 @@ class _NewFile:
     owner: tuple[int, int] | None = None
 
 
+#: a file to import: (source path, dataset path, its stat)
+_Planned = tuple[str, str, os.stat_result]
+
+
 @dataclass
 class _ImportPlan:
-    files: list[tuple[str, str, os.stat_result]]
+    files: list[_Planned]
     dirs: set[str]
     links: list[tuple[str, str, str, os.stat_result]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why)

@@ -1023,16 +1023,21 @@ class Catalog:
 
     def blobs(self, blob_ids: Sequence[str]) -> dict[str, BlobRef]:
         """The index rows of many blobs at once (a chunked object's chunks)."""
-        found: dict[str, BlobRef] = {}
-        for i in range(0, len(blob_ids), 500):
-            part = blob_ids[i : i + 500]
-            for r in self.db.execute(
-                "SELECT id, pack, offset, length, raw_length, codec FROM blobs"
-                f" WHERE id IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                found[r[0]] = BlobRef(*r)
+        select = "SELECT id, pack, offset, length, raw_length, codec FROM blobs"
+        return {r[0]: BlobRef(*r) for r in self._by_ids(select, blob_ids)}
+
+    def indexed_sizes(self, oids: Sequence[str]) -> dict[str, int]:
+        """The sizes of those of ``oids`` the index holds, as blobs or as chunk lists."""
+        found = dict(self._by_ids("SELECT id, raw_length FROM blobs", oids))
+        rest = [o for o in oids if o not in found]
+        found.update(self._by_ids("SELECT id, size FROM chunked", rest))
         return found
+
+    def _by_ids(self, select: str, ids: Sequence[str]) -> Iterator[Any]:
+        """``select`` (whose first column is ``id``) restricted to ``ids``, 500 at a time."""
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            yield from self.db.execute(f"{select} WHERE id IN ({','.join('?' * len(part))})", part)
 
     def chunk_list(self, oid: str) -> tuple[int, bytes] | None:
         """(size, encoded chunk list) of a chunked object."""

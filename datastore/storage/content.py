@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -44,6 +44,8 @@ class BlobIndex(Protocol):
     def blobs(self, blob_ids: Sequence[str]) -> dict[str, BlobRef]: ...
 
     def chunk_list(self, oid: str) -> tuple[int, bytes] | None: ...
+
+    def indexed_sizes(self, oids: Sequence[str]) -> dict[str, int]: ...
 
 
 class ContentStore:
@@ -142,13 +144,22 @@ class ContentStore:
         """Stored with this many bytes (what a write that was never flushed may lack)."""
         return self.objects.has_size(oid, size) or self._indexed_size(oid) == size
 
-    def has(self, oid: str, size: int) -> bool:
-        """Stored whole with this size: what lets an import trust its cache and skip a
-        reread (a loose object, which reads take first, also must have no hard link it
-        may have been written through)."""
-        if self.objects.exists(oid):
-            return self.objects.plausible(oid, size)
-        return self._indexed_size(oid) == size
+    def has(self, sizes: Mapping[str, int]) -> set[str]:
+        """Which objects are stored whole with these sizes: what lets an import trust its
+        cache and skip a reread. A loose object, which reads take first, decides (it also
+        must have no hard link it may have been written through); the others are looked
+        up in the index together."""
+        found: set[str] = set()
+        elsewhere: list[str] = []
+        for oid, size in sizes.items():
+            loose = self.objects.plausible(oid, size)
+            if loose is None:
+                elsewhere.append(oid)
+            elif loose:
+                found.add(oid)
+        indexed = self.index.indexed_sizes(elsewhere)
+        found.update(oid for oid in elsewhere if indexed.get(oid) == sizes[oid])
+        return found
 
     def batch(self) -> ImportBatch:
         return ImportBatch(self)

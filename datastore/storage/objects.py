@@ -88,14 +88,14 @@ class ObjectStore:
     def exists(self, oid: str) -> bool:
         return os.path.exists(self.place(oid))
 
-    def plausible(self, oid: str, size: int) -> bool:
+    def plausible(self, oid: str, size: int) -> bool | None:
         """A cheap check that a stored object may be trusted without rereading its source:
-        present, of the expected size, and with no other hard link (``ds checkout --link``)
-        through which it may have been written."""
+        of the expected size, and with no other hard link (``ds checkout --link``) through
+        which it may have been written; None when it is not here at all."""
         try:
             st = os.stat(self.place(oid))
         except FileNotFoundError:
-            return False
+            return None
         return st.st_size == size and st.st_nlink == 1
 
     def has_size(self, oid: str, size: int) -> bool:
