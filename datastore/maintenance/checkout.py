@@ -22,7 +22,7 @@ from pathlib import Path
 
 from datastore.errors import InvalidRequest
 from datastore.maintenance.parts import Parts
-from datastore.storage.content import ContentStore
+from datastore.storage.content import ContentStore, PackCursor
 from datastore.storage.manifest import KIND_DIR, KIND_LINK, Manifest
 from datastore.storage.reader import ObjectReader, copy_to_fd
 
@@ -63,10 +63,24 @@ def materialize(
     for target, _ in sorted(dirs):
         os.makedirs(target, exist_ok=True)
     placer = _Placer(link)
-    for i, (target, obj, mode, size) in enumerate(files):
-        placer.place(parts.content, obj, target, mode, size)
-        if i % 256 == 0 or i == len(files) - 1:
-            progress(i + 1, len(files))
+    packed = parts.content.packed_whole(sorted({obj for _, obj, _, _ in files}))
+    # packed files in pack order, through one descriptor per pack; then the rest
+    files.sort(
+        key=lambda f: (0, packed[f[1]].pack, packed[f[1]].offset) if f[1] in packed else (1, "", 0)
+    )
+    with PackCursor(parts.content) as cursor:
+        for i, (target, obj, mode, size) in enumerate(files):
+            ref = packed.get(obj)
+            try:
+                if ref is None:
+                    raise FileNotFoundError
+                reader = cursor.reader(ref)
+            except FileNotFoundError:
+                placer.place(parts.content, obj, target, mode, size)
+            else:
+                _copy_reader(reader, target, mode, size)
+            if i % 256 == 0 or i == len(files) - 1:
+                progress(i + 1, len(files))
     for path, target in links:
         os.symlink(target, path)
     for target, mode in dirs:

@@ -28,6 +28,7 @@ from datastore.storage.reader import (
     BytesReader,
     FileReader,
     ObjectReader,
+    SharedFileReader,
     copy_to_fd,
     iter_chunks,
 )
@@ -163,6 +164,45 @@ class ContentStore:
 
     def batch(self) -> ImportBatch:
         return ImportBatch(self)
+
+    def packed_whole(self, oids: Sequence[str]) -> dict[str, BlobRef]:
+        """The blobs of those of ``oids`` kept only as one blob in a pack (no loose copy,
+        which reads would take first), for :class:`PackCursor`."""
+        refs = self.index.blobs(oids)
+        return {oid: ref for oid, ref in refs.items() if not self.objects.exists(oid)}
+
+
+class PackCursor:
+    """Readers of packed blobs that share one descriptor per pack, for a caller going
+    through many small objects in pack order (a checkout: 20,000 files spent a third of
+    their time opening packs and looking up blobs one by one)."""
+
+    def __init__(self, content: ContentStore) -> None:
+        self.content = content
+        self.pack: str | None = None
+        self.fd = -1
+
+    def __enter__(self) -> PackCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
+
+    def reader(self, ref: BlobRef) -> ObjectReader:
+        """The blob's bytes (FileNotFoundError when a repack moved its pack since the
+        lookup: read it through :meth:`ContentStore.reader` then)."""
+        if ref.pack != self.pack:
+            self._release()
+            self.fd = self.content.packs.open_fd(ref.pack)
+            self.pack = ref.pack
+        if ref.codec == codec.RAW:
+            return SharedFileReader(self.fd, ref.raw_length, ref.offset)
+        return BytesReader(_decode(ref, os.pread(self.fd, ref.length, ref.offset)))
+
+    def _release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd, self.pack = -1, None
 
 
 class ChunkedReader(ObjectReader):

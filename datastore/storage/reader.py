@@ -70,6 +70,14 @@ class FileReader(ObjectReader):
             self.fd = -1
 
 
+class SharedFileReader(FileReader):
+    """A raw run of bytes in a file whose descriptor its owner closes (a pack many
+    readers in a row go through: see ``PackCursor``)."""
+
+    def close(self) -> None:
+        self.fd = -1
+
+
 class BytesReader(ObjectReader):
     """An object decoded into memory (a compressed blob: at most one chunk's size)."""
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,27 @@ def test_an_import_packs_small_files_and_every_view_reads_them(
     for rel, data in files.items():
         assert (out / rel).read_bytes() == data
     assert store.fsck()["ok"]
+
+
+def test_checkout_reads_a_blob_again_when_its_pack_moved_after_the_lookup(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout looks up every packed blob first; a repack may move one before the
+    copy reaches it, and that file is then read the ordinary way (looked up again)."""
+    files = _tree(10)
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "src", files)])
+    looked_up = store.content.packed_whole
+
+    def stale(oids: list[str]) -> dict[str, object]:
+        refs = looked_up(oids)
+        moved = sorted(refs)[::2]  # half of them "moved" to a pack that is gone
+        return {o: replace(r, pack="0" * 32) if o in moved else r for o, r in refs.items()}
+
+    monkeypatch.setattr(store.content, "packed_whole", stale)
+    out = tmp_path / "co"
+    assert store.checkout("d", out) == len(files)
+    assert {rel: (out / rel).read_bytes() for rel in files} == files
 
 
 def test_a_second_import_of_the_same_bytes_stores_nothing_new(store: Store, tmp_path: Path) -> None:
