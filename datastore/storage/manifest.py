@@ -269,9 +269,6 @@ class Manifest:
     def base_rows(self) -> int:
         return sum(r.count for r in self.base)
 
-    def __bool__(self) -> bool:
-        return bool(self.base or self.delta)
-
 
 def entries_table(entries: Iterable[Entry]) -> pa.Table:
     return pa.Table.from_pylist([e.row() for e in entries], schema=schema())
@@ -580,7 +577,7 @@ class ManifestStore:
             return list(ranges)
         keys = list(zip(changes["dir"].to_pylist(), changes["name"].to_pylist(), strict=True))
         if not ranges:
-            return split_pending(upserts_only(changes))
+            return split_pending(delta.upserts(changes, schema()))
         firsts = [r.first for r in ranges]
         buckets: dict[int, list[int]] = {}
         for row, key in enumerate(keys):
@@ -644,10 +641,6 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     if len(items) < 4:
         return [fn(x) for x in items]
     return list(_POOL.map(fn, items))
-
-
-def upserts_only(changes: pa.Table) -> pa.Table:
-    return changes.filter(pc.invert(changes["deleted"])).select(schema().names)
 
 
 def split_pending(table: pa.Table) -> list[AnyRange]:
