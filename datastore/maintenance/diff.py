@@ -24,7 +24,7 @@ from datastore.storage.manifest import (
     AnyRange,
     Manifest,
     ManifestStore,
-    RangeRef,
+    as_written,
     concat,
     join_path,
     schema,
@@ -32,22 +32,15 @@ from datastore.storage.manifest import (
 
 
 def diff_manifests(manifests: ManifestStore, a: Manifest, b: Manifest) -> dict[str, Any]:
-    if _same_base(manifests, a, b):
+    if manifests.same_base(a, b):
         left, right = _delta_sides(manifests, a, b)
     else:
         la, lb = manifests.layout(a), manifests.layout(b)
-        shared = _as_written(la) & _as_written(lb)
+        shared = _written_ids(la) & _written_ids(lb)
         left, right = _rest(manifests, la, shared), _rest(manifests, lb, shared)
     left, right = _files(left), _files(right)
     rows = _changed_rows(left, right) if left.num_rows or right.num_rows else []
     return _classify(rows)
-
-
-def _same_base(manifests: ManifestStore, a: Manifest, b: Manifest) -> bool:
-    if len(a.base) != len(b.base):
-        return False
-    pairs = zip(a.base, b.base, strict=True)
-    return all(manifests.range_id(x) == manifests.range_id(y) for x, y in pairs)
 
 
 def _delta_sides(manifests: ManifestStore, a: Manifest, b: Manifest) -> tuple[pa.Table, pa.Table]:
@@ -66,9 +59,9 @@ def _delta_sides(manifests: ManifestStore, a: Manifest, b: Manifest) -> tuple[pa
 Layout = list[tuple[AnyRange | None, pa.Table]]
 
 
-def _as_written(layout: Layout) -> set[str]:
+def _written_ids(layout: Layout) -> set[str]:
     """Ids of the ranges a layout lists unchanged (no delta row in their span)."""
-    return {r.id for r, changes in layout if isinstance(r, RangeRef) and not changes.num_rows}
+    return {r.id for rng, changes in layout if (r := as_written(rng, changes)) is not None}
 
 
 def _rest(manifests: ManifestStore, layout: Layout, shared: set[str]) -> pa.Table:
@@ -76,11 +69,11 @@ def _rest(manifests: ManifestStore, layout: Layout, shared: set[str]) -> pa.Tabl
     written: list[AnyRange] = []
     computed: list[pa.Table] = []
     for rng, changes in layout:
-        if isinstance(rng, RangeRef) and not changes.num_rows:
-            if rng.id not in shared:
-                written.append(rng)
-        else:
+        unchanged = as_written(rng, changes)
+        if unchanged is None:
             computed.append(manifests.piece(rng, changes))
+        elif unchanged.id not in shared:
+            written.append(unchanged)
     return concat(manifests.read_many(written) + computed)
 
 

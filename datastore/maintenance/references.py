@@ -21,6 +21,7 @@ from datastore.storage.manifest import (
     ManifestStore,
     RangeId,
     RangeRef,
+    as_written,
 )
 
 #: (dataset name, snapshot) a piece belongs to, its range id when it is a range as
@@ -47,8 +48,9 @@ def manifest_pieces(
     """A manifest's files piece by piece: (range id, files) for a base range as written,
     (None, files) for a range with the delta's rows laid on (or a delta on no base)."""
     for rng, changes in manifests.layout(manifest):
-        if changes.num_rows == 0 and isinstance(rng, RangeRef):
-            yield rng.id, partial(range_files, manifests, rng.id)
+        unchanged = as_written(rng, changes)
+        if unchanged is not None:
+            yield unchanged.id, partial(range_files, manifests, unchanged.id)
         else:
             yield None, partial(_piece_files, manifests, rng, changes)
 

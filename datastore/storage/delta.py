@@ -64,18 +64,20 @@ def overlay(base: pa.Table, changes: pa.Table, entry: pa.Schema) -> pa.Table:
     rows at other keys, and every change that is not a removal, in key order."""
     if changes.num_rows == 0:
         return base
-    kept = base.filter(pc.invert(pc.is_in(path_keys(base), value_set=path_keys(changes))))
-    upserts = changes.filter(pc.invert(changes["deleted"])).select(entry.names).cast(entry)
-    merged = pa.concat_tables([kept.cast(entry), upserts])
-    return merged.sort_by([("dir", "ascending"), ("name", "ascending")])
+    return _merged(base.cast(entry), upserts(changes, entry), changes)
 
 
 def supersede(older: pa.Table, newer: pa.Table) -> pa.Table:
     """Two sorted change tables as one: ``newer``'s row wins where both hold a key."""
     if older.num_rows == 0:
         return newer
-    kept = older.filter(pc.invert(pc.is_in(path_keys(older), value_set=path_keys(newer))))
-    merged = pa.concat_tables([kept.select(newer.schema.names).cast(newer.schema), newer])
+    return _merged(older.select(newer.schema.names).cast(newer.schema), newer, newer)
+
+
+def _merged(kept: pa.Table, added: pa.Table, keys_of: pa.Table) -> pa.Table:
+    """``kept``'s rows at keys ``keys_of`` does not hold, and ``added``, in key order."""
+    kept = kept.filter(pc.invert(pc.is_in(path_keys(kept), value_set=path_keys(keys_of))))
+    merged = pa.concat_tables([kept, added])
     return merged.sort_by([("dir", "ascending"), ("name", "ascending")])
 
 

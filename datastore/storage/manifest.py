@@ -245,6 +245,12 @@ def file_totals(table: pa.Table) -> tuple[int, int]:
 AnyRange = RangeRef | PendingRange
 
 
+def as_written(rng: AnyRange | None, changes: pa.Table) -> RangeRef | None:
+    """A piece of a manifest's layout that is a range as written (no delta row in its
+    span), which every version listing it shares; None for a piece computed from both."""
+    return rng if isinstance(rng, RangeRef) and changes.num_rows == 0 else None
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """A version's entries: a base of sorted, disjoint ranges and a delta over it
@@ -430,11 +436,7 @@ class ManifestStore:
 
     def lookup(self, manifest: Manifest, path: str) -> Entry | None:
         key = split_path(path)
-        if manifest.delta:
-            change = self._find(manifest.delta, key)
-            if change is not None:
-                return None if change["deleted"] else Entry.from_row(change)
-        found = self._find(manifest.base, key)
+        found = self.entries(manifest, [key]).get(key)
         return None if found is None else Entry.from_row(found)
 
     def _find(self, ranges: Sequence[AnyRange], key: Key) -> dict[str, Any] | None:
@@ -625,10 +627,16 @@ class ManifestStore:
 
     def same(self, a: Manifest, b: Manifest) -> bool:
         """True when two manifests are the same ranges (so the same entries, laid out alike)."""
-        if len(a.base) != len(b.base) or len(a.delta) != len(b.delta):
-            return False
-        pairs = zip(a.ranges, b.ranges, strict=True)
-        return all(self.range_id(x) == self.range_id(y) for x, y in pairs)
+        return self._same_ids(a.base, b.base) and self._same_ids(a.delta, b.delta)
+
+    def same_base(self, a: Manifest, b: Manifest) -> bool:
+        """True when two manifests lay their deltas over the same base ranges."""
+        return self._same_ids(a.base, b.base)
+
+    def _same_ids(self, a: Sequence[AnyRange], b: Sequence[AnyRange]) -> bool:
+        return len(a) == len(b) and all(
+            self.range_id(x) == self.range_id(y) for x, y in zip(a, b, strict=True)
+        )
 
 
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="ranges")
