@@ -15,7 +15,9 @@ import logging
 import os
 import secrets
 import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -34,6 +36,11 @@ from datastore.storage.reader import (
 )
 
 PACKED_MAX = 1 << 20  # files up to this size are one blob in a pack
+CHUNKS_AHEAD = 8  # a large file's chunks in flight on the chunk pool (~4 MiB)
+AHEAD_MIN = 32 << 20  # files from this size have their chunks prepared on the pool
+_CHUNK_POOL = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="chunks")
+Encoded = tuple[int, bytes | memoryview]  # (codec, stored bytes)
+_Prepared = tuple[str, bytes | memoryview, Encoded | None]
 log = logging.getLogger("ds.content")
 
 
@@ -343,18 +350,34 @@ class ImportBatch:
     def _chunks(self, f: BinaryIO) -> tuple[ObjectId, int, bytes]:
         """Cut a large file into chunks, store the new ones, and note its chunk list. A
         chunk is only ever a blob in a pack: a loose object with the same bytes does not
-        count, as a chunk list is read through the index alone."""
-        objects = self.content.objects
-        whole = objects.hasher()
+        count, as a chunk list is read through the index alone.
+
+        This thread reads, cuts and hashes the whole. In a file of AHEAD_MIN bytes or
+        more, up to CHUNKS_AHEAD chunks at a time are hashed, verified against a stored
+        copy or compressed on the chunk pool (zstd and reads let go of the GIL), and land
+        in the pack here, in file order; in a smaller one the hand-offs cost more than
+        they overlap (mixed workload), so each chunk is stored as it is cut."""
+        whole = self.content.objects.hasher()
         chunks: list[tuple[str, int]] = []
         head = b""
-        for data in chunker.cut(f):
-            whole.update(data)
-            head = head or bytes(data[:HEAD_BYTES])
-            cid = objects.hash_bytes(data)
-            if not self._known(cid, data, loose=False):
-                self._append(cid, data)
-            chunks.append((cid, len(data)))
+        pooled = os.fstat(f.fileno()).st_size >= AHEAD_MIN
+        ahead: deque[Future[_Prepared]] = deque()
+        try:
+            for view in chunker.cut(f):
+                whole.update(view)
+                head = head or bytes(view[:HEAD_BYTES])
+                if not pooled:
+                    chunks.append(self._land(self._prepare(view)))
+                    continue
+                ahead.append(_CHUNK_POOL.submit(self._prepare, bytes(view)))
+                if len(ahead) > CHUNKS_AHEAD:
+                    chunks.append(self._land(ahead.popleft().result()))
+            while ahead:
+                chunks.append(self._land(ahead.popleft().result()))
+        finally:  # after a failure, nothing still reads this batch's packs
+            for pending in ahead:
+                pending.cancel()
+            wait(ahead)
         oid = ObjectId(whole.hexdigest())
         size = sum(n for _, n in chunks)
         encoded = chunker.encode(chunks)
@@ -362,6 +385,21 @@ class ImportBatch:
         with self._lock:
             self.chunked[oid] = (size, encoded)
         return oid, size, head
+
+    def _prepare(self, data: bytes | memoryview) -> _Prepared:
+        """A chunk's id, and its stored form unless the store already holds its bytes
+        (verified) or this batch is writing it (checked when it lands)."""
+        cid = self.content.objects.hash_bytes(data)
+        pending = self._pending_same(cid, data)
+        if pending or (pending is None and self._stored_same(cid, data)):
+            return cid, data, None
+        return cid, data, codec.encode(data)
+
+    def _land(self, prepared: _Prepared) -> tuple[str, int]:
+        cid, data, stored = prepared
+        if stored is not None and not self._pending_same(cid, data):
+            self._append(cid, data, stored)
+        return cid, len(data)
 
     def _check_list(self, oid: ObjectId, size: int, encoded: bytes, f: BinaryIO) -> None:
         """An object of this id already chunked differently (other chunker parameters, a
@@ -377,7 +415,8 @@ class ImportBatch:
                 return
         raise HashCollision(f"different content hashes to existing object {oid}; refusing to merge")
 
-    def _append(self, oid: str, data: bytes | memoryview) -> None:
+    def _append(self, oid: str, data: bytes | memoryview, stored: Encoded | None = None) -> None:
+        """Add a blob to this thread's pack (``stored``: already encoded)."""
         tid = threading.get_ident()
         with self._lock:
             writer = self._writers.get(tid)
@@ -385,7 +424,8 @@ class ImportBatch:
                 writer = self._writers[tid] = PackWriter(
                     self.content.packs, self.content.objects.hasher
                 )
-        position = writer.add(oid, data)
+        kind, body = codec.encode(data) if stored is None else stored
+        position = writer.add_stored(oid, kind, body, len(data))
         with self._lock:
             self._pending.setdefault(oid, (writer, position))
             if writer.size >= PACK_TARGET:
@@ -428,15 +468,25 @@ class ImportBatch:
         if loose and objects.exists(oid):
             objects.put_bytes(bytes(data), durable=False)  # compares; repairs a damaged one
             return True
+        pending = self._pending_same(oid, data)
+        return pending if pending is not None else self._stored_same(oid, data)
+
+    def _pending_same(self, oid: str, data: bytes | memoryview) -> bool | None:
+        """Whether this batch's copy of ``oid`` holds these bytes; None: it has none."""
         with self._lock:
             pending = self._pending.get(oid)
-            if pending is not None:
-                mine = (
-                    pending[0].read_back(pending[1])
-                    if isinstance(pending, tuple)
-                    else self.content.read_blob(pending)
-                )
-                return self._same(oid, data, mine)
+            if pending is None:
+                return None
+            mine = (
+                pending[0].read_back(pending[1])
+                if isinstance(pending, tuple)
+                else self.content.read_blob(pending)
+            )
+        return self._same(oid, data, mine)
+
+    def _stored_same(self, oid: str, data: bytes | memoryview) -> bool:
+        """Whether the index's copy of ``oid`` holds these bytes (False when there is
+        none, or it is damaged: these bytes then repair it)."""
         ref = self.content.index.blob(oid)
         if ref is None:
             return False

@@ -53,13 +53,9 @@ class PackWriter:
         self.size = 0
         self._written_back = 0
 
-    def add(self, blob_id: str, data: bytes | memoryview) -> int:
-        """Append one blob (compressed where it pays); its position in this pack."""
-        kind, stored = codec.encode(data)
-        return self.add_stored(blob_id, kind, stored, len(data))
-
     def add_stored(self, blob_id: str, kind: int, stored: bytes | memoryview, raw: int) -> int:
-        """Append a blob already encoded (a repack copies blobs as they are)."""
+        """Append one blob as encoded (:func:`codec.encode`; a repack copies blobs as they
+        are); its position in this pack."""
         self._write(stored)
         self._records.append((blob_id, kind, len(stored), raw, self.size))
         self.size += len(stored)

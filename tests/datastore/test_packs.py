@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from datastore import DatastoreError, HashCollision, Store
-from datastore.storage import chunker
+from datastore.storage import chunker, content
 from datastore.storage.packs import read_header
 from datastore.storage.reader import read_at
 from tests.conftest import ConstantHash, make_tree
@@ -328,6 +328,23 @@ def test_an_insertion_in_a_large_file_stores_the_chunks_around_it(
     assert store.read_bytes("d", "blob.bin") == changed
 
 
+@pytest.mark.parametrize("ahead_min", [0, content.AHEAD_MIN])
+def test_a_large_file_that_repeats_itself_stores_its_chunks_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead_min: int
+) -> None:
+    """Chunks of a large file are prepared several at a time on the chunk pool: a chunk
+    met again while its first copy is still on its way into the pack is stored once all
+    the same (and so it is when each chunk is stored as it is cut)."""
+    monkeypatch.setattr(content, "AHEAD_MIN", ahead_min)
+    block = os.urandom(3 << 20)
+    data = block * 6
+    store.create_dataset("d")
+    store.put("d", [make_tree(tmp_path / "src", {"same.bin": data})])
+    assert _stored_bytes(store.root) <= len(block) + 2 * chunker.CHUNK_MAX
+    assert store.read_bytes("d", "same.bin") == data
+    assert store.fsck()["ok"]
+
+
 def _damage_chunk(store: Store, path: str, n: int) -> str:
     """Flip a byte of the ``n``-th chunk of ``path`` in dataset d; the file's object id."""
     oid = store.stat("d", path).file_object()
@@ -460,9 +477,14 @@ def test_du_counts_a_chunk_two_versions_share_once(store: Store, tmp_path: Path)
     assert v2["exclusive_bytes"] <= chunker.CHUNK_MAX + len(more)
 
 
-def test_a_forced_chunk_collision_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ahead_min", [0, content.AHEAD_MIN])
+def test_a_forced_chunk_collision_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead_min: int
+) -> None:
     """Under a hasher that maps everything to one id, the second chunk of a large file
-    collides with the first: refused, nothing staged."""
+    collides with the first: refused, nothing staged, whether chunks are prepared on the
+    chunk pool or one by one."""
+    monkeypatch.setattr(content, "AHEAD_MIN", ahead_min)
     store = Store.open(tmp_path / "store", hasher=ConstantHash)
     store.create_dataset("d")
     with pytest.raises(HashCollision):
