@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from datastore.present.prometheus import Histogram
     from datastore.storage.manifest import Entry, join_path, split_path
     from datastore.storage.objects import ObjectId, TempFile
-    from datastore.storage.reader import ObjectReader, copy_to_fd, iter_chunks, open_file
+    from datastore.storage.reader import ObjectReader, Run, copy_to_fd, iter_chunks, open_file
     from datastore.store import (
         DEFAULT_DIR_MODE,
         DEFAULT_FILE_MODE,
@@ -81,6 +81,7 @@ _LAZY: dict[str, str] = {
     "ObjectId": "datastore.storage.objects",
     "TempFile": "datastore.storage.objects",
     "ObjectReader": "datastore.storage.reader",
+    "Run": "datastore.storage.reader",
     "copy_to_fd": "datastore.storage.reader",
     "iter_chunks": "datastore.storage.reader",
     "open_file": "datastore.storage.reader",
@@ -148,6 +149,7 @@ __all__ = [
     "ObjectId",
     "TempFile",
     "ObjectReader",
+    "Run",
     "copy_to_fd",
     "iter_chunks",
     "open_file",

@@ -28,6 +28,7 @@ from datastore import (
     InvalidRequest,
     ObjectReader,
     PreconditionFailed,
+    Run,
     Store,
     TempFile,
     iter_chunks,
@@ -358,22 +359,33 @@ class ObjectResponse(web.StreamResponse):
             self.reader.close()
 
     async def _send(self, request: web.BaseRequest, start: int, end: int) -> None:
+        """Raw runs of the object go out with sendfile, the rest read in pieces."""
         loop = asyncio.get_running_loop()
-        span = self.reader.span()
-        if span is not None and request.transport is not None and not self.compression:
-            fd, base = span
-            with open(fd, "rb", closefd=False) as fobj:
-                try:
-                    await loop.sendfile(request.transport, fobj, base + start, end - start)
-                except NotImplementedError:
-                    pass
-                else:
-                    self.file_bytes = end - start
-                    await super().write_eof()
-                    return
-        pieces = iter_chunks(self.reader, start, end)
-        while piece := await loop.run_in_executor(None, next, pieces, b""):
-            await self.write(piece)
+        zero_copy = request.transport is not None and not self.compression
+        pos = start
+        for run in self.reader.runs(start, end):
+            if run.fd is not None and zero_copy:
+                zero_copy = await self._sendfile(request, run)  # False: plain from here on
+                if zero_copy:
+                    pos += run.length
+                    continue
+            pieces = iter_chunks(self.reader, pos, pos + run.length)
+            while piece := await loop.run_in_executor(None, next, pieces, b""):
+                await self.write(piece)
+            pos += run.length
+        await super().write_eof()
+
+    async def _sendfile(self, request: web.BaseRequest, run: Run) -> bool:
+        assert request.transport is not None and run.fd is not None
+        with open(run.fd, "rb", closefd=False) as fobj:
+            try:
+                await asyncio.get_running_loop().sendfile(
+                    request.transport, fobj, run.at, run.length
+                )
+            except NotImplementedError:
+                return False
+        self.file_bytes += run.length
+        return True
 
 
 def _byte_range(rng: str, size: int, oid: str) -> tuple[int, int]:

@@ -16,7 +16,7 @@ import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -30,6 +30,7 @@ from datastore.storage.reader import (
     BytesReader,
     FileReader,
     ObjectReader,
+    Run,
     SharedFileReader,
     copy_to_fd,
     iter_chunks,
@@ -292,8 +293,23 @@ class ChunkedReader(ObjectReader):
                 self._decoded[i] = data
         return data
 
-    def span(self) -> tuple[int, int] | None:
-        return None
+    def runs(self, start: int = 0, end: int | None = None) -> Iterator[Run]:
+        """Raw chunks as runs in their packs; compressed ones, and chunks whose pack a
+        repack moved, through readinto (which looks them up again)."""
+        stop = self.size if end is None else min(end, self.size)
+        pos = start
+        i = bisect.bisect_right(self.starts, start) - 1
+        while pos < stop:
+            ref = self.refs[i]
+            within = pos - self.starts[i]
+            n = min(stop - pos, ref.raw_length - within)
+            try:
+                fd = self._fd(ref.pack) if ref.codec == codec.RAW else None
+            except _Moved:
+                fd = None
+            yield Run(fd, ref.offset + within, n) if fd is not None else Run(None, pos, n)
+            pos += n
+            i += 1
 
     def close(self) -> None:
         with self._lock:

@@ -13,8 +13,18 @@ import io
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import NamedTuple
 
 READ_SIZE = 1 << 20
+
+
+class Run(NamedTuple):
+    """A stretch of an object: ``length`` bytes at ``at`` in the file ``fd`` when they lie
+    raw there, else (``fd`` None) at ``at`` in the object, to be decoded."""
+
+    fd: int | None
+    at: int
+    length: int
 
 
 class ObjectReader(ABC):
@@ -26,10 +36,13 @@ class ObjectReader(ABC):
     def readinto(self, view: memoryview, offset: int) -> int:
         """Fill ``view`` from ``offset``; the bytes read (short only at the end)."""
 
-    @abstractmethod
-    def span(self) -> tuple[int, int] | None:
-        """(descriptor, offset) of a raw, contiguous copy of the whole object, for
-        ``sendfile`` and ``copy_file_range``; None when the bytes must be decoded."""
+    def runs(self, start: int = 0, end: int | None = None) -> Iterator[Run]:
+        """The bytes from ``start`` to ``end`` (default: the end) as consecutive runs,
+        each raw in a file (for ``sendfile`` and ``copy_file_range``) or to be read
+        through :meth:`readinto`; this one says: all of it through readinto."""
+        stop = self.size if end is None else min(end, self.size)
+        if stop > start:
+            yield Run(None, start, stop - start)
 
     @abstractmethod
     def close(self) -> None: ...
@@ -58,8 +71,10 @@ class FileReader(ObjectReader):
             return 0
         return os.preadv(self.fd, [view[:want]], self.offset + offset)
 
-    def span(self) -> tuple[int, int] | None:
-        return self.fd, self.offset
+    def runs(self, start: int = 0, end: int | None = None) -> Iterator[Run]:
+        stop = self.size if end is None else min(end, self.size)
+        if stop > start:
+            yield Run(self.fd, self.offset + start, stop - start)
 
     def advise_sequential(self) -> None:
         os.posix_fadvise(self.fd, self.offset, self.size, os.POSIX_FADV_SEQUENTIAL)
@@ -89,9 +104,6 @@ class BytesReader(ObjectReader):
         n = max(0, min(len(view), self.size - offset))
         view[:n] = self.data[offset : offset + n]
         return n
-
-    def span(self) -> tuple[int, int] | None:
-        return None
 
     def close(self) -> None:
         self.data = b""
@@ -123,27 +135,34 @@ def iter_chunks(reader: ObjectReader, start: int = 0, end: int | None = None) ->
 
 
 def copy_to_fd(reader: ObjectReader, dst: int) -> None:
-    """Write the whole object at the start of ``dst``: in the kernel where the object
-    lies raw in a file (copy_file_range reflinks where the filesystem can), else decoded
-    piece by piece."""
-    span = reader.span()
+    """Write the whole object at the start of ``dst``: in the kernel where its bytes lie
+    raw in a file (a loose object, a raw chunk; copy_file_range reflinks where the
+    filesystem can), else decoded piece by piece."""
     done = 0
-    if span is not None:
-        fd, base = span
-        try:
-            while done < reader.size:
-                n = os.copy_file_range(fd, dst, reader.size - done, base + done, done)
-                if n == 0:
-                    break
-                done += n
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-    for piece in iter_chunks(reader, done):
-        view = memoryview(piece)
-        while view:
-            n = os.pwrite(dst, view, done)
-            view, done = view[n:], done + n
+    for run in reader.runs():
+        copied = 0 if run.fd is None else _copy_range(run.fd, run.at, dst, done, run.length)
+        pos = done + copied
+        for piece in iter_chunks(reader, pos, done + run.length):
+            view = memoryview(piece)
+            while view:
+                n = os.pwrite(dst, view, pos)
+                view, pos = view[n:], pos + n
+        done += run.length
+
+
+def _copy_range(src: int, at: int, dst: int, to: int, length: int) -> int:
+    """copy_file_range as far as it goes; the bytes copied (0 where the kernel cannot)."""
+    done = 0
+    try:
+        while done < length:
+            n = os.copy_file_range(src, dst, length - done, at + done, to + done)
+            if n == 0:
+                break
+            done += n
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    return done
 
 
 class ReaderFile(io.RawIOBase):

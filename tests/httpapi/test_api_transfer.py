@@ -9,11 +9,13 @@ import os
 import random
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
+from datastore.storage import chunker
 from datastore.store import Store
-from tests.conftest import gc_running, wait_until
+from tests.conftest import gc_running, make_tree, wait_until
 from tests.httpapi.api_support import Api, api_fixture, temp_leftovers  # noqa: F401
 
 BLOB = os.urandom(300_000)
@@ -83,6 +85,31 @@ def test_range_requests(loaded: Api) -> None:
     for header in ("bytes=0-0,5-9", "bytes=abc", "items=0-9", "bytes=9-1x", "bytes="):
         r = loaded.get(url, headers={"Range": header})
         assert (r.status, r.body) == (200, BLOB), header
+
+
+def test_a_chunked_file_downloads_whole_and_by_range(api: Api, tmp_path: Path) -> None:
+    """Raw chunks go out with sendfile straight from their packs, compressed ones are
+    decoded in between; ranges start and end inside chunks of both kinds."""
+    text = b"".join(b"%08d,repeated text that compresses well\n" % i for i in range(60_000))
+    data = os.urandom(3 << 20) + text + os.urandom(2 << 20)
+    api.store.create_dataset("c")
+    api.store.put("c", [make_tree(tmp_path / "src", {"big.bin": data})])
+    oid = api.store.stat("c", "big.bin").file_object()
+    listed = api.store.catalog.chunk_list(oid)
+    assert listed is not None
+    codecs = {ref.codec for c, _ in chunker.decode(listed[1]) if (ref := api.store.catalog.blob(c))}
+    assert codecs == {0, 1}  # raw and compressed chunks both
+    url = "/v1/datasets/c/files/big.bin"
+    whole = api.get(url)
+    assert whole.status == 200 and whole.body == data
+    rnd = random.Random(3)
+    for _ in range(12):
+        start = rnd.randrange(len(data))
+        end = min(len(data) - 1, start + rnd.choice([1, 70_000, 1 << 20, 5 << 20]))
+        r = api.get(url, headers={"Range": f"bytes={start}-{end}"})
+        assert r.status == 206 and r.body == data[start : end + 1], (start, end)
+    api.store.checkout("c", tmp_path / "co")
+    assert (tmp_path / "co" / "big.bin").read_bytes() == data
 
 
 def test_head_gives_size_and_etag_without_body(loaded: Api) -> None:
