@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from datastore.present.figures import store_totals, version_summary
     from datastore.present.namespace import Location, Namespace, Node, locate
     from datastore.present.prometheus import Histogram
-    from datastore.storage.manifest import Entry, join_path, split_path
+    from datastore.storage.manifest import KIND_DIR, Entry, join_path, split_path
     from datastore.storage.objects import ObjectId, TempFile
     from datastore.storage.reader import ObjectReader, Run, copy_to_fd, iter_chunks, open_file
     from datastore.store import (
@@ -76,6 +76,7 @@ _LAZY: dict[str, str] = {
     "DEFAULT_FILE_MODE": "datastore.store",
     "default_store_path": "datastore.store",
     "Entry": "datastore.storage.manifest",
+    "KIND_DIR": "datastore.storage.manifest",
     "join_path": "datastore.storage.manifest",
     "split_path": "datastore.storage.manifest",
     "ObjectId": "datastore.storage.objects",
@@ -144,6 +145,7 @@ __all__ = [
     "DEFAULT_FILE_MODE",
     "default_store_path",
     "Entry",
+    "KIND_DIR",
     "join_path",
     "split_path",
     "ObjectId",

@@ -1375,8 +1375,10 @@ class Store:
         version = self.resolve(spec)
         return materialize(self.parts, self.manifest(version), Path(dest), progress, link)
 
-    def head_changes(self, since: int) -> tuple[int, list[tuple[str, str]]]:
-        """(counter, [(dataset, path)]) of head entries staged after counter ``since``.
+    def head_changes(self, since: int) -> tuple[int, list[tuple[str, str, str | None]]]:
+        """(counter, [(dataset, path, kind)]) of head entries staged after counter
+        ``since``; the kind is the entry's (a removal's too), None for a change dropped
+        again (it may have been anything).
 
         For views that cache what they show (the mount's kernel cache): poll with the last
         counter, refresh the paths returned. A snapshot can clear rows before a poll sees
@@ -1388,7 +1390,7 @@ class Store:
             if counter == since:
                 return counter, []
             rows = self.catalog.staged_after(since)
-        return counter, [(name, join_path(d, n)) for name, d, n in rows]
+        return counter, [(name, join_path(d, n), kind) for name, d, n, kind in rows]
 
     def physical_bytes(self) -> int:
         """Bytes the store's content takes, loose objects and packs (for store totals)."""

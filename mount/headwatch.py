@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from datastore import Store
+from datastore import KIND_DIR, Store
 
 from .nodes import NodeCache
 
@@ -36,9 +36,13 @@ class HeadWatch:
     def poll(self) -> list[str]:
         """Tree paths to invalidate (``/NAME/path``, ``/NAME``, ``/NAME@REF``)."""
         self.seq, changed = self.store.head_changes(self.seq)
-        for name, path in changed:  # the mount's own writes too: drop just those nodes
-            self.cache.forget(name, path)
-        out = [f"/{name}/{path}" for name, path in changed]
+        out: set[str] = set()
+        for name, path, kind in changed:  # the mount's own writes too: drop just those nodes
+            dirs = kind in (KIND_DIR, None)  # a directory came or went: its parent's nlink
+            self.cache.forget(name, path, dirs=dirs)
+            out.add(f"/{name}/{path}")
+            if dirs:
+                out.add(f"/{name}/{path.rpartition('/')[0]}".rstrip("/"))
         whole: list[str] = []  # changes beyond single paths: every head node goes
         current = self._datasets()
         for name in self.datasets.keys() | current.keys():
@@ -52,7 +56,7 @@ class HeadWatch:
         whole.extend(self.cache.moved_refs())
         if whole:
             self.cache.forget_heads()
-        return out + whole
+        return sorted(out) + whole
 
     def _moved_base(self, name: str, old: str | None, new: str | None) -> list[str]:
         if old is None or new is None or old == new:

@@ -3,6 +3,7 @@ without a catalog query per entry."""
 
 from __future__ import annotations
 
+import stat as statmod
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,7 @@ class NodeCache:
         self._listings: dict[Key, list[tuple[str, int]]] = {}
         self._seen: dict[str, set[str]] = {}
         self._attr_listings: dict[Key, list[tuple[str, dict[str, Any]]]] = {}
+        self._subdirs: dict[Key, int] = {}  # head directory -> directories in it
 
     def pinned(self, loc: Location) -> Location:
         """``NAME@REF`` as ``NAME@<snapshot id>``; kept until :meth:`moved_refs` sees the
@@ -78,6 +80,22 @@ class NodeCache:
         for name, node in entries:
             self._lease((loc.spec, _join(loc.path, name)), node, expires)
         return entries
+
+    def subdirs(self, loc: Location) -> int:
+        """How many directories ``loc`` holds: a directory's ``st_nlink`` is 2 plus this.
+        Counted from the snapshot's kept listing, or a head's listing, kept until a
+        change that may make or remove a directory in it (:meth:`forget`): a create in
+        a large directory does not list it again."""
+        if loc.ref is not None:
+            return sum(statmod.S_ISDIR(mode) for _, mode in self.listing(loc))
+        key = (loc.spec or "", loc.path)
+        count = self._subdirs.get(key)
+        if count is None:
+            count = sum(node.is_dir for _, node in self.listdir(loc))
+            if len(self._subdirs) >= LISTINGS:
+                self._subdirs.clear()
+            self._subdirs[key] = count
+        return count
 
     def listing(self, loc: Location) -> list[tuple[str, int]]:
         """A snapshot directory's (name, st_mode) list, built once per snapshot."""
@@ -143,20 +161,26 @@ class NodeCache:
                 moved.append(f"/{spec}")
         return moved
 
-    def forget(self, name: str, path: str, subtree: bool = False) -> None:
+    def forget(self, name: str, path: str, subtree: bool = False, dirs: bool = True) -> None:
         """Called after a change the overlay made at ``path`` (and below it, with
-        ``subtree``): those nodes are read fresh again. Nothing else changed with them
-        (a directory's times do not move with its entries), so the rest stay cached."""
+        ``subtree``): those nodes are read fresh again, and with ``dirs`` (a directory may
+        have come or gone there) its parent's count of subdirectories. Nothing else
+        changed with them, so the rest stay cached."""
         self._head.pop((name, path), None)
+        self._subdirs.pop((name, path), None)
+        if dirs:
+            self._subdirs.pop((name, path.rpartition("/")[0]), None)
         if subtree:
             prefix = f"{path}/"
-            for key in [k for k in self._head if k[0] == name and k[1].startswith(prefix)]:
-                del self._head[key]
+            for table in (self._head, self._subdirs):
+                for key in [k for k in table if k[0] == name and k[1].startswith(prefix)]:
+                    del table[key]
 
     def forget_heads(self) -> None:
         """Called when the store changed elsewhere (the CLI, the API): heads are read
         fresh again."""
         self._head.clear()
+        self._subdirs.clear()
 
 
 def _join(parent: str, name: str) -> str:

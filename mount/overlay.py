@@ -162,13 +162,16 @@ class Overlay:
         names.file_path(loc.path)
         return loc, name
 
-    def _entries_changed(self, name: str, path: str, subtree: bool = False) -> None:
+    def _entries_changed(
+        self, name: str, path: str, subtree: bool = False, is_dir: bool = False
+    ) -> None:
         """An entry was made, removed or renamed at ``path``: its cached nodes go (and
-        those below it, with ``subtree``), and its directory's mtime and ctime move, as on
-        a local disk. The times are kept in memory for as long as this mount runs (a
-        stored directory time would make a head that got a file and lost it again differ
-        from its snapshot); an explicit utimens of the directory wins."""
-        self.cache.forget(name, path, subtree)
+        those below it, with ``subtree``; with ``is_dir`` its directory's link count), and
+        its directory's mtime and ctime move, as on a local disk. The times are kept in
+        memory for as long as this mount runs (a stored directory time would make a head
+        that got a file and lost it again differ from its snapshot); an explicit utimens
+        of the directory wins."""
+        self.cache.forget(name, path, subtree, dirs=is_dir)
         self._dir_times[(name, path.rpartition("/")[0])] = time.time_ns()
 
     def _staging(self, key: Key) -> Staging | None:
@@ -196,7 +199,7 @@ class Overlay:
         if loc.is_root:
             mode = statmod.S_IFDIR | 0o555
         size = BLOCK if node.is_dir else node.size
-        nlink = 2 if node.is_dir else 1
+        nlink = 2 + self.cache.subdirs(loc) if node.is_dir else 1
         mtime, ctime = node.mtime_ns or 0, node.ctime_ns
         changed = self._dir_times.get((loc.spec or "", loc.path)) if node.is_dir else None
         if changed is not None:
@@ -562,7 +565,7 @@ class Overlay:
             if st.atime_unstored:
                 self.store.set_attrs(st.name, st.path, atime_ns=st.atime_ns)
                 st.atime_unstored = False
-            self.cache.forget(st.name, st.path)
+            self.cache.forget(st.name, st.path, dirs=False)
 
     def flush(self, fh: int, closer: Callable[[], int | None] | None = None) -> None:
         """A close of one descriptor: publishes when the opener closes (close-then-visible);
@@ -626,7 +629,7 @@ class Overlay:
         owner, extra = self._new_owner(creator, path)
         mode = (statmod.S_IMODE(mode) or DEFAULT_DIR_MODE) | extra
         self.store.mkdir(name, loc.path, mode, owner=owner)
-        self._entries_changed(name, loc.path)
+        self._entries_changed(name, loc.path, is_dir=True)
 
     def rmdir(self, path: str) -> None:
         loc, name = self._head(path)
@@ -636,7 +639,7 @@ class Overlay:
         if self.ns.listdir(loc) or self._pending_under(name, loc.path):
             raise _err(errno.ENOTEMPTY, path)
         self.store.rmdir(name, loc.path)
-        self._entries_changed(name, loc.path)
+        self._entries_changed(name, loc.path, is_dir=True)
 
     def _pending_under(self, name: str, path: str) -> bool:
         prefix = path + "/"
@@ -684,8 +687,9 @@ class Overlay:
         else:
             self._drop_target(dst)
         self._move_stagings(sname, src.path, dst.path)
-        self._entries_changed(sname, src.path, subtree=True)
-        self._entries_changed(sname, dst.path, subtree=True)
+        moved_dir = node is not None and node.is_dir
+        self._entries_changed(sname, src.path, subtree=True, is_dir=moved_dir)
+        self._entries_changed(sname, dst.path, subtree=True, is_dir=moved_dir)
 
     def _check_rename_target(self, dst: Location, node: Node | None) -> None:
         try:
@@ -764,7 +768,7 @@ class Overlay:
         except FileNotFound:
             if st is None:
                 raise
-        self.cache.forget(loc.spec or "", loc.path)
+        self.cache.forget(loc.spec or "", loc.path, dirs=False)
 
     def _attr_target(self, path: str) -> tuple[Location, Staging | None]:
         """chmod/utimens/chown targets: any head path, the dataset directory itself

@@ -770,17 +770,17 @@ class Catalog:
             self.db.execute("SELECT value FROM counters WHERE name='staged_seq'").fetchone()[0]
         )
 
-    def staged_after(self, seq: int) -> list[tuple[str, str, str]]:
-        """(dataset name, dir, name) of staged rows (and dropped ones) numbered after
-        ``seq``."""
+    def staged_after(self, seq: int) -> list[tuple[str, str, str, str | None]]:
+        """(dataset name, dir, name, kind) of staged rows (and dropped ones, whose kind is
+        None) numbered after ``seq``."""
         rows = self.db.execute(
-            "SELECT d.name, s.dir, s.name FROM staged s JOIN datasets d ON d.id=s.dataset_id"
-            " WHERE s.seq>?"
-            " UNION ALL SELECT d.name, u.dir, u.name FROM unstaged u"
+            "SELECT d.name, s.dir, s.name, s.kind FROM staged s"
+            " JOIN datasets d ON d.id=s.dataset_id WHERE s.seq>?"
+            " UNION ALL SELECT d.name, u.dir, u.name, NULL FROM unstaged u"
             " JOIN datasets d ON d.id=u.dataset_id WHERE u.seq>?",
             (seq, seq),
         )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def has_staged(self, dataset_id: str) -> bool:
         row = self.db.execute("SELECT 1 FROM staged WHERE dataset_id=? LIMIT 1", (dataset_id,))

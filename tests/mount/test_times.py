@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mount
 from datastore.store import Store
+from tests.conftest import wait_until
 from tests.mount.test_mount import (  # noqa: F401
     _force_unmount,
     mnt,
@@ -121,3 +122,45 @@ def test_times_set_on_a_file_still_open_for_writing_stand_after_its_close(
     assert (st.st_atime_ns, st.st_mtime_ns) == (7 * NS, 8 * NS)
     entry = Store.open(store_root).stat("sales", "open.txt")
     assert entry.mtime_ns == 8 * NS and entry.info.get("atime_ns") == 7 * NS
+
+
+def test_a_directory_links_count_its_subdirectories(
+    mnt: Path,  # noqa: F811
+    store_root: Path,
+    tmp_path: Path,
+) -> None:
+    """A directory's st_nlink is 2 plus its subdirectories, as on a local disk: mkdir,
+    rmdir and renames move it, in the head and under ``@REF``, and a directory the CLI
+    adds shows in its parent's count within the mount's propagation delay."""
+    top = mnt / "sales"
+    assert os.stat(top).st_nlink == 2
+    (top / "a").mkdir()
+    (top / "b").mkdir()
+    (top / "a" / "x").mkdir()
+    (top / "file").write_text("not a directory")
+    os.symlink("a", top / "link")
+    assert [os.stat(top / p).st_nlink for p in ("", "a", "b", "a/x")] == [4, 3, 2, 2]
+    assert os.lstat(top / "file").st_nlink == 1
+    os.rename(top / "a" / "x", top / "b" / "x")
+    assert (os.stat(top / "a").st_nlink, os.stat(top / "b").st_nlink) == (2, 3)
+    os.rmdir(top / "b" / "x")
+    assert os.stat(top / "b").st_nlink == 2
+    assert os.stat(mnt).st_nlink == 3  # the root: one dataset
+
+    store = Store.open(store_root)
+    store.snapshot("sales", tag="v1")
+    pinned = mnt / "sales@v1"
+    assert [os.stat(pinned / p).st_nlink for p in ("", "a", "b")] == [4, 2, 2]
+    assert sorted(
+        (e.name, e.stat().st_nlink) for e in os.scandir(pinned) if e.is_dir(follow_symlinks=False)
+    ) == [
+        ("a", 2),
+        ("b", 2),
+    ]
+    new = tmp_path / "new" / "c"
+    new.mkdir(parents=True)
+    (new / "f").write_text("from the CLI side")
+    store.put("sales", [tmp_path / "new"])
+    store.close()
+    wait_until(lambda: os.stat(top).st_nlink == 5, timeout=5)
+    assert os.stat(top / "c").st_nlink == 2
