@@ -4,22 +4,25 @@ Sequential read of a large committed file (cold: page cache dropped; warm: secon
 as written through the mount (one whole object) and as imported (chunks in packs),
 sequential write into a head (write + fsync + close, i.e. acknowledged; native gets the
 same fsync), eight readers at once (warm), creating 4 KiB files (a Python loop, then
-``cp -r`` of the same tree), ``find`` with stat over a large tree, first (cold) and
-second pass, a snapshot of a mounted 20,000-file head after 200 changes made through
-the mount, and reading every file of small-many v1 (cold) through the mount against
-``ds checkout`` of the same version and the native tree it was put from. ``tool`` is
-``ds-mount``, ``ds-checkout`` or ``native``.
+``cp -r`` of the same tree; also on an in-memory filesystem on the same FUSE binding,
+``bare-fuse``: what the binding alone allows), ``find`` with stat over a large tree,
+first (cold) and second pass, a snapshot of a mounted 20,000-file head after 200
+changes made through the mount, and reading every file of small-many v1 (cold) through
+the mount against ``ds checkout`` of the same version and the native tree it was put
+from. ``tool`` is ``ds-mount``, ``ds-checkout``, ``bare-fuse`` or ``native``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,28 @@ def read_file(path: Path) -> int:
     finally:
         os.close(fd)
     return total
+
+
+@contextlib.contextmanager
+def bare_fuse(point: Path) -> Iterator[Path]:
+    """An in-memory filesystem on the same FUSE binding as ds's mount
+    (:mod:`benchmarks.barefs`), mounted at ``point`` while the block runs."""
+    point.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.barefs", str(point)])
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(point):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the bare FUSE filesystem did not mount")
+            time.sleep(0.05)
+        yield point
+    finally:
+        subprocess.run(["fusermount3", "-u", str(point)], capture_output=True, check=False)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def make_small_files(root: Path, count: int, size: int = 4096) -> None:
@@ -206,6 +231,13 @@ def run(quick: bool) -> list[dict[str, Any]]:
         t_native = _timed(lambda: copy_tree(native / "small", native / "copied"))
         t_mount = _timed(lambda: copy_tree(native / "small", head / "copied"))
         both("files_per_s", "files/s", small / t_native, small / t_mount, wl)
+        with bare_fuse(work / "bare") as bare:  # what the FUSE binding alone allows
+            t_bare = _timed(lambda: make_small_files(bare / "small", small))
+            rows.append(
+                row(f"create-{small}x4KiB", "bare-fuse", "files_per_s", small / t_bare, "files/s")
+            )
+            t_bare = _timed(lambda: copy_tree(native / "small", bare / "copied"))
+            rows.append(row(wl, "bare-fuse", "files_per_s", small / t_bare, "files/s"))
 
         wl = "snapshot-20000-files-200-changes"
         for i in range(200):

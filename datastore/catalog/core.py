@@ -28,9 +28,9 @@ from datastore.storage.manifest import Manifest, RangeId, RangeRef
 from datastore.storage.packs import BlobRef
 
 SCHEMA_VERSION = 10
-UNSTAGED_KEEP_SECONDS = 3600
+UNSTAGED_KEEP_SECONDS = 3600  # how long a watcher may take to see a dropped staged row
 #: what a staged row may note of its base: the snapshot, and its entry at the path
-NOTED = ("prev_base", *PREV)  # how long a watcher may take to see a dropped staged row
+NOTED = ("prev_base", *PREV)
 
 MIGRATIONS: dict[int, str] = {
     1: """
