@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -26,6 +26,7 @@ from datastore.storage import chunker, codec
 from datastore.storage.backend import Backend
 from datastore.storage.objects import HEAD_BYTES, ObjectId, ObjectStore, missing
 from datastore.storage.packs import PACK_TARGET, BlobRef, PackWriter
+from datastore.storage.pools import shared_pool
 from datastore.storage.reader import (
     BytesReader,
     FileReader,
@@ -39,7 +40,7 @@ from datastore.storage.reader import (
 PACKED_MAX = 1 << 20  # files up to this size are one blob in a pack
 CHUNKS_AHEAD = 8  # a large file's chunks in flight on the chunk pool (~4 MiB)
 AHEAD_MIN = 32 << 20  # files from this size have their chunks prepared on the pool
-_CHUNK_POOL = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="chunks")
+CHUNK_WORKERS = max(2, os.cpu_count() or 2)
 Encoded = tuple[int, bytes | memoryview]  # (codec, stored bytes)
 _Prepared = tuple[str, bytes | memoryview, Encoded | None]
 log = logging.getLogger("ds.content")
@@ -376,6 +377,7 @@ class ImportBatch:
         whole = self.content.objects.hasher()
         chunks: list[tuple[str, int]] = []
         head = b""
+        pool = shared_pool("chunks", CHUNK_WORKERS)
         pooled = os.fstat(f.fileno()).st_size >= AHEAD_MIN
         ahead: deque[Future[_Prepared]] = deque()
         try:
@@ -385,7 +387,7 @@ class ImportBatch:
                 if not pooled:
                     chunks.append(self._land(self._prepare(view)))
                     continue
-                ahead.append(_CHUNK_POOL.submit(self._prepare, bytes(view)))
+                ahead.append(pool.submit(self._prepare, bytes(view)))
                 if len(ahead) > CHUNKS_AHEAD:
                     chunks.append(self._land(ahead.popleft().result()))
             while ahead:

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache, partial
 from typing import Any, NewType, TypeVar
@@ -33,6 +32,7 @@ from datastore.storage.objects import (
     ObjectId,
     default_hasher,
 )
+from datastore.storage.pools import shared_pool
 
 RangeId = NewType("RangeId", str)
 
@@ -639,7 +639,7 @@ class ManifestStore:
         )
 
 
-_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="ranges")
+RANGE_WORKERS = min(4, os.cpu_count() or 1)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -648,7 +648,7 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """Map on the shared range pool; small inputs stay on the calling thread."""
     if len(items) < 4:
         return [fn(x) for x in items]
-    return list(_POOL.map(fn, items))
+    return list(shared_pool("ranges", RANGE_WORKERS).map(fn, items))
 
 
 def split_pending(table: pa.Table) -> list[AnyRange]:
