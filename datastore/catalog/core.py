@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -314,6 +315,18 @@ class _ThreadState:
     datasets: dict[str, DatasetRow | None] = field(default_factory=dict)
 
 
+_OPEN: weakref.WeakSet[Catalog] = weakref.WeakSet()
+_INHERITED: list[sqlite3.Connection] = []  # a forked child's copies of its parent's
+
+
+def _forget_inherited_connections() -> None:
+    for catalog in list(_OPEN):
+        catalog._after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
 class Catalog:
     """One SQLite connection per OS thread; writers serialize with BEGIN IMMEDIATE.
 
@@ -327,6 +340,7 @@ class Catalog:
         self.path = path
         self._threads: dict[int, _ThreadState] = {}
         self._threads_lock = threading.Lock()
+        _OPEN.add(self)
         self._commits = 0  # write transactions this process committed (see dataset())
         self._ranges: BoundedCache[Manifest] = BoundedCache(64)
 
@@ -358,6 +372,15 @@ class Catalog:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=60000")
         return conn
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's connections are never used here (SQLite forbids
+        it; a reused thread id could pick one up) and never closed either (closing a
+        descriptor of the database drops every POSIX lock the child holds on it), so they
+        are kept aside until the child exits."""
+        _INHERITED.extend(state.conn for state in self._threads.values())
+        self._threads = {}
+        self._threads_lock = threading.Lock()
 
     def _forget_dead_threads(self) -> None:
         """Close the connections of threads that have ended (checked when the table grows)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -52,3 +53,36 @@ def test_a_forked_child_imports_and_reads_through_the_pools(
             os._exit(code)
     assert _wait(pid, timeout=120) == 0
     assert store.read_bytes("d", "big2.bin") == big[::-1]
+
+
+def test_a_forked_child_leaves_its_parents_connections_alone(store: Store, tmp_path: Path) -> None:
+    """The child opens its own catalog connections (SQLite forbids using a parent's) and
+    many threads in it do not close the inherited ones (which would drop the child's own
+    locks on the database); parent and child both keep writing."""
+    store.create_dataset("d")
+    readers = [threading.Thread(target=store.list_datasets) for _ in range(4)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    assert store.catalog._threads  # the parent holds connections at the fork
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if store.catalog._threads:
+                os._exit(2)  # an inherited connection could be used or closed here
+            many = [threading.Thread(target=store.list_datasets) for _ in range(40)]
+            for t in many:
+                t.start()
+            for t in many:
+                t.join()
+            store.put("d", [make_tree(tmp_path / "child", {"child.txt": b"child"})])
+            code = 0 if store.read_bytes("d", "child.txt") == b"child" else 3
+        finally:
+            os._exit(code)
+    assert _wait(pid, timeout=120) == 0
+    store.put("d", [make_tree(tmp_path / "parent", {"parent.txt": b"parent"})])
+    assert store.read_bytes("d", "child.txt") == b"child"
+    assert store.read_bytes("d", "parent.txt") == b"parent"
+    assert store.fsck()["ok"]
