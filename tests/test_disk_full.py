@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from datastore.storage.content import AHEAD_MIN
 from datastore.store import Store
 from tests.conftest import DS_BIN, make_tree
 from tests.httpapi.api_support import make_api
@@ -78,4 +79,27 @@ def test_a_full_disk_is_a_clear_error_everywhere_and_gc_frees_it(
     assert _free(small_disk) >= empty - (1 << 20)
     store.put_bytes("d", "after.txt", b"work resumes")
     assert store.read_bytes("d", "kept.txt") == b"acknowledged before the disk filled"
+    assert store.fsck()["ok"]
+
+
+def test_a_large_file_on_a_full_disk_fails_cleanly_on_the_chunk_pool(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """A file large enough to be chunked on the chunk pool (content.AHEAD_MIN) fills the
+    disk part-way: the put is insufficient_storage, nothing is staged, no chunk prepared
+    ahead lands anywhere, and gc gives the space back."""
+    root = small_disk / "store"
+    store = Store.open(root)
+    store.create_dataset("d")
+    empty = _free(small_disk)
+    src = make_tree(tmp_path / "src", {"big.bin": os.urandom(AHEAD_MIN + (8 << 20))})
+    env = {**os.environ, "DS_STORE": str(root)}
+    proc = subprocess.run([DS_BIN, "put", "d", str(src)], capture_output=True, env=env)
+    assert proc.returncode == 11, proc.stderr
+    assert b"disk is full" in proc.stderr and b"[insufficient_storage]" in proc.stderr
+    assert store.ls("d", "", recursive=True) == []
+    assert _temps(store) == [] and store.catalog.blob_count() == 0
+    store.gc()
+    assert _free(small_disk) >= empty - (1 << 20)
+    store.put("d", [make_tree(tmp_path / "small", {"after.bin": os.urandom(1 << 20)})])
     assert store.fsck()["ok"]
