@@ -1,5 +1,6 @@
-"""A writer for the crash tests: puts, imports, links, snapshots and gcs (which pack and
-repack) forever, printing what was acknowledged.
+"""A writer for the crash tests: puts, imports (large files chunked one by one, or on the
+chunk pool by every other seed), links, snapshots and gcs (which pack and repack) forever,
+printing what was acknowledged.
 
 Run as ``python -m tests.datastore.crash_worker STORE SEED``; each line on stdout is printed
 only after the operation returned, so the parent knows exactly what ds acknowledged before the
@@ -13,11 +14,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from datastore.storage import content
 from datastore.store import Store
 
 
 def main(root: str, seed: int, tmp: str) -> None:
     rng = random.Random(seed)
+    if seed % 2:  # every other writer cuts its large files on the chunk pool
+        content.AHEAD_MIN = 0
     store = Store.open(Path(root))
     i = 0
     while True:
