@@ -163,15 +163,15 @@ class Overlay:
         return loc, name
 
     def _entries_changed(
-        self, name: str, path: str, subtree: bool = False, is_dir: bool = False
+        self, name: str, path: str, subtree: bool = False, dirs: bool = False
     ) -> None:
         """An entry was made, removed or renamed at ``path``: its cached nodes go (and
-        those below it, with ``subtree``; with ``is_dir`` its directory's link count), and
-        its directory's mtime and ctime move, as on a local disk. The times are kept in
-        memory for as long as this mount runs (a stored directory time would make a head
-        that got a file and lost it again differ from its snapshot); an explicit utimens
-        of the directory wins."""
-        self.cache.forget(name, path, subtree, dirs=is_dir)
+        those below it, with ``subtree``; with ``dirs``, the entry is a directory, so its
+        parent's link count too), and its directory's mtime and ctime move, as on a local
+        disk. The times are kept in memory for as long as this mount runs (a stored
+        directory time would make a head that got a file and lost it again differ from
+        its snapshot); an explicit utimens of the directory wins."""
+        self.cache.forget(name, path, subtree, dirs=dirs)
         self._dir_times[(name, path.rpartition("/")[0])] = time.time_ns()
 
     def _staging(self, key: Key) -> Staging | None:
@@ -629,7 +629,7 @@ class Overlay:
         owner, extra = self._new_owner(creator, path)
         mode = (statmod.S_IMODE(mode) or DEFAULT_DIR_MODE) | extra
         self.store.mkdir(name, loc.path, mode, owner=owner)
-        self._entries_changed(name, loc.path, is_dir=True)
+        self._entries_changed(name, loc.path, dirs=True)
 
     def rmdir(self, path: str) -> None:
         loc, name = self._head(path)
@@ -639,7 +639,7 @@ class Overlay:
         if self.ns.listdir(loc) or self._pending_under(name, loc.path):
             raise _err(errno.ENOTEMPTY, path)
         self.store.rmdir(name, loc.path)
-        self._entries_changed(name, loc.path, is_dir=True)
+        self._entries_changed(name, loc.path, dirs=True)
 
     def _pending_under(self, name: str, path: str) -> bool:
         prefix = path + "/"
@@ -688,8 +688,8 @@ class Overlay:
             self._drop_target(dst)
         self._move_stagings(sname, src.path, dst.path)
         moved_dir = node is not None and node.is_dir
-        self._entries_changed(sname, src.path, subtree=True, is_dir=moved_dir)
-        self._entries_changed(sname, dst.path, subtree=True, is_dir=moved_dir)
+        self._entries_changed(sname, src.path, subtree=True, dirs=moved_dir)
+        self._entries_changed(sname, dst.path, subtree=True, dirs=moved_dir)
 
     def _check_rename_target(self, dst: Location, node: Node | None) -> None:
         try:

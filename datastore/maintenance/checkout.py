@@ -24,6 +24,7 @@ from datastore.errors import InvalidRequest
 from datastore.maintenance.parts import Parts
 from datastore.storage.content import ContentStore, PackCursor
 from datastore.storage.manifest import KIND_DIR, KIND_LINK, Manifest
+from datastore.storage.packs import BlobRef
 from datastore.storage.reader import ObjectReader, copy_to_fd
 
 FICLONE = 0x40049409
@@ -70,12 +71,8 @@ def materialize(
     )
     with PackCursor(parts.content) as cursor:
         for i, (target, obj, mode, size) in enumerate(files):
-            ref = packed.get(obj)
-            try:
-                if ref is None:
-                    raise FileNotFoundError
-                reader = cursor.reader(ref)
-            except FileNotFoundError:
+            reader = _packed_reader(cursor, packed.get(obj))
+            if reader is None:
                 placer.place(parts.content, obj, target, mode, size)
             else:
                 _copy_reader(reader, target, mode, size)
@@ -128,6 +125,17 @@ class _Placer:
                     raise
                 self.method = "copy"
         _copy(src, dst, mode, size)
+
+
+def _packed_reader(cursor: PackCursor, ref: BlobRef | None) -> ObjectReader | None:
+    """The blob through the cursor's pack; None when it is not packed whole, or a repack
+    moved it since the lookup (the caller then reads it the ordinary way)."""
+    if ref is None:
+        return None
+    try:
+        return cursor.reader(ref)
+    except FileNotFoundError:
+        return None
 
 
 def _copy_reader(reader: ObjectReader, dst: str, mode: int, size: int) -> None:

@@ -297,7 +297,7 @@ class ChunkedReader(ObjectReader):
     def runs(self, start: int = 0, end: int | None = None) -> Iterator[Run]:
         """Raw chunks as runs in their packs; compressed ones, and chunks whose pack a
         repack moved, through readinto (which looks them up again)."""
-        stop = self.size if end is None else min(end, self.size)
+        stop = self.stop_at(end)
         pos = start
         i = bisect.bisect_right(self.starts, start) - 1
         while pos < stop:

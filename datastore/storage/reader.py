@@ -40,9 +40,13 @@ class ObjectReader(ABC):
         """The bytes from ``start`` to ``end`` (default: the end) as consecutive runs,
         each raw in a file (for ``sendfile`` and ``copy_file_range``) or to be read
         through :meth:`readinto`; this one says: all of it through readinto."""
-        stop = self.size if end is None else min(end, self.size)
+        stop = self.stop_at(end)
         if stop > start:
             yield Run(None, start, stop - start)
+
+    def stop_at(self, end: int | None) -> int:
+        """Where a stretch asked to end at ``end`` (None: the end) stops in this object."""
+        return self.size if end is None else min(end, self.size)
 
     @abstractmethod
     def close(self) -> None: ...
@@ -72,7 +76,7 @@ class FileReader(ObjectReader):
         return os.preadv(self.fd, [view[:want]], self.offset + offset)
 
     def runs(self, start: int = 0, end: int | None = None) -> Iterator[Run]:
-        stop = self.size if end is None else min(end, self.size)
+        stop = self.stop_at(end)
         if stop > start:
             yield Run(self.fd, self.offset + start, stop - start)
 
@@ -124,7 +128,7 @@ def read_at(reader: ObjectReader, size: int, offset: int) -> bytes:
 
 def iter_chunks(reader: ObjectReader, start: int = 0, end: int | None = None) -> Iterator[bytes]:
     """The bytes from ``start`` to ``end`` (default: the end) in pieces of READ_SIZE."""
-    stop = reader.size if end is None else min(end, reader.size)
+    stop = reader.stop_at(end)
     pos = start
     while pos < stop:
         piece = read_at(reader, min(READ_SIZE, stop - pos), pos)
